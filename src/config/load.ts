@@ -1,0 +1,152 @@
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { CallbackConfig } from "../domain/models.js";
+import { applyEnvOverrides } from "./env-overrides.js";
+import { ConfigError, ConfigErrors } from "./errors.js";
+import { expandPlaceholders } from "./placeholders.js";
+import { callbacksSchema, documentSchema, type RawCallbacks } from "./schema.js";
+import type { SidecarSettings } from "./settings.js";
+import { checkSemantics } from "./semantics.js";
+
+export const DEFAULT_CONFIG_FILE = "application.yml";
+
+export interface LoadOptions {
+  /** Explicit path (--config); else PYFLY_CONFIG_FILE; else ./application.yml if it exists. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Reads, expands, overrides and validates; throws ConfigErrors naming every bad key path. */
+export function loadSettings(options: LoadOptions = {}): SidecarSettings {
+  const env = options.env ?? process.env;
+  const explicit = options.file ?? env.PYFLY_CONFIG_FILE;
+  const file = explicit ?? DEFAULT_CONFIG_FILE;
+  if (explicit !== undefined && !existsSync(file)) {
+    throw new ConfigErrors([new ConfigError("", `configuration file ${file} does not exist`)]);
+  }
+  const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+  return parseSettings(text, env, file);
+}
+
+export function parseSettings(yamlText: string, env: NodeJS.ProcessEnv, fileName = "<inline>"): SidecarSettings {
+  const document = parseYaml(yamlText, fileName);
+  const errors: ConfigError[] = [];
+  const expanded = expandPlaceholders(document, env, "", errors) as Record<string, unknown>;
+  errors.push(...applyEnvOverrides(expanded, callbacksSchema as unknown as z.ZodType, env));
+  applyConventionalEnv(expanded, env);
+  const result = documentSchema.safeParse(expanded);
+  if (!result.success) {
+    errors.push(...result.error.issues.map((issue) => new ConfigError(formatPath(issue.path), issue.message)));
+  }
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  const raw = (result.data as { pyfly: { callbacks: RawCallbacks } }).pyfly.callbacks;
+  const semanticErrors = checkSemantics(raw);
+  if (semanticErrors.length > 0) throw new ConfigErrors(semanticErrors);
+  return toSettings(raw);
+}
+
+function parseYaml(text: string, fileName: string): Record<string, unknown> {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigErrors(
+      doc.errors.map((e) => {
+        const line = e.linePos?.[0];
+        const where = line ? `${fileName}:${line.line}:${line.col}` : fileName;
+        return new ConfigError("", `${where}: invalid YAML: ${e.message.split("\n")[0]}`);
+      }),
+    );
+  }
+  const value: unknown = doc.toJS() ?? {};
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ConfigErrors([new ConfigError("", `${fileName}: expected a YAML mapping at the top level`)]);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** KAFKA_BROKERS and LOG_LEVEL are what operators reach for first; they win over the file. */
+function applyConventionalEnv(document: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const pyfly = ((document.pyfly ??= {}) as Record<string, unknown>);
+  const callbacks = ((pyfly.callbacks ??= {}) as Record<string, unknown>);
+  if (env.KAFKA_BROKERS) {
+    const kafka = ((callbacks.kafka ??= {}) as Record<string, unknown>);
+    kafka.brokers = env.KAFKA_BROKERS;
+  }
+  if (env.LOG_LEVEL) callbacks["log-level"] = env.LOG_LEVEL;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => {
+    if (typeof key === "number") return `${out}[${key}]`;
+    return out === "" ? String(key) : `${out}.${String(key)}`;
+  }, "");
+}
+
+/** Stable across restarts, so delivery ids derived from it stay stable too. */
+function stableConfigId(tenantId: string, name: string): string {
+  const hex = createHash("sha256").update(`${tenantId}\u0000${name}`).digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+function toSettings(raw: RawCallbacks): SidecarSettings {
+  const k = raw.kafka;
+  return {
+    enabled: raw.enabled,
+    shutdownGraceMs: raw["shutdown-grace"],
+    logLevel: raw["log-level"],
+    http: {
+      timeoutMs: raw.http.timeout,
+      maxConnectionsPerHost: raw.http["max-connections-per-host"],
+      allowPrivateNetworks: raw.http["allow-private-networks"],
+      allowedCidrs: raw.http["allowed-cidrs"],
+      dryRun: raw.http["dry-run"],
+      circuitBreaker: {
+        failureThreshold: raw.http["circuit-breaker"]["failure-threshold"],
+        recoveryTimeoutMs: raw.http["circuit-breaker"]["recovery-timeout"],
+      },
+    },
+    retry: { jitter: raw.retry.jitter, inProcessBudgetMs: raw.retry["in-process-budget"], topic: raw.retry.topic },
+    deadLetter: { topic: raw["dead-letter"].topic },
+    kafka: {
+      brokers: k.brokers,
+      clientId: k["client-id"],
+      groupId: k["group-id"],
+      topics: k.topics,
+      topicPattern: k["topic-pattern"],
+      fromBeginning: k["from-beginning"],
+      tenantHeader: k["tenant-header"],
+      eventTypeHeader: k["event-type-header"],
+      maxInFlight: k["max-in-flight"],
+      maxInFlightPerHost: k["max-in-flight-per-host"],
+      ordering: k.ordering,
+      sessionTimeoutMs: k["session-timeout"],
+      connectionTimeoutMs: k["connection-timeout"],
+      ssl: {
+        enabled: k.ssl.enabled,
+        caFile: k.ssl["ca-file"],
+        certFile: k.ssl["cert-file"],
+        keyFile: k.ssl["key-file"],
+        rejectUnauthorized: k.ssl["reject-unauthorized"],
+      },
+      sasl: { mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password },
+    },
+    server: { port: raw.server.port, host: raw.server.host },
+    executions: { capacity: raw.executions.capacity },
+    configs: raw.configs.map((c) =>
+      CallbackConfig.parse({
+        id: c.id ?? stableConfigId(c["tenant-id"], c.name),
+        tenant_id: c["tenant-id"],
+        name: c.name,
+        enabled: c.enabled,
+        secret: c.secret && c.secret.length > 0 ? c.secret : null,
+        signing_scheme: c["signing-scheme"],
+        additional_secrets: c["additional-secrets"],
+        max_attempts: c["max-attempts"],
+        backoff_ms: c["backoff-ms"],
+        authorized_domains: c["authorized-domains"],
+        subscriptions: c.subscriptions.map((s) => ({ event_type: s["event-type"], target_url: s["target-url"], headers: s.headers })),
+      }),
+    ),
+  };
+}

@@ -1,0 +1,212 @@
+import { z } from "zod";
+import { DURATION_FORMS, parseDurationMs } from "./durations.js";
+
+/*
+ * The configuration as users write it (kebab-case keys under pyfly.callbacks) and as the code reads
+ * it (camelCase settings, snake_case models mirroring pyfly's). Strict objects: a misspelt key is an
+ * error rather than a silently ignored setting. Environment values arrive as strings, so scalars
+ * accept their string spelling too.
+ */
+
+const duration = (defaultMs: number) =>
+  z
+    .unknown()
+    .transform((value, ctx) => {
+      const ms = parseDurationMs(value);
+      if (ms === undefined) {
+        ctx.addIssue({ code: "custom", message: `expected ${DURATION_FORMS}` });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .optional()
+    .transform((ms) => ms ?? defaultMs);
+
+const bool = (defaultValue: boolean) =>
+  z
+    .union([z.boolean(), z.enum(["true", "false", "TRUE", "FALSE", "True", "False"])], {
+      error: "expected true or false",
+    })
+    .transform((v) => (typeof v === "boolean" ? v : v.toLowerCase() === "true"))
+    .optional()
+    .transform((v) => v ?? defaultValue);
+
+const int = (min: number, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, { error: `expected an integer >= ${min}` })], { error: `expected an integer >= ${min}` })
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .int({ error: `expected an integer >= ${min}` })
+        .min(min, { error: `expected an integer >= ${min}` })
+        .max(max, { error: `expected an integer <= ${max}` }),
+    )
+    .optional()
+    .transform((v) => v ?? defaultValue);
+
+const fraction = (defaultValue: number) =>
+  z
+    .union([z.number(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, { error: "expected a number between 0 and 1" })], { error: "expected a number between 0 and 1" })
+    .transform(Number)
+    .pipe(z.number().min(0, { error: "expected a number between 0 and 1" }).max(1, { error: "expected a number between 0 and 1" }))
+    .optional()
+    .transform((v) => v ?? defaultValue);
+
+const text = () => z.string({ error: "expected a string" });
+const nonEmpty = () => text().trim().min(1, { error: "must not be empty" });
+
+/** A list of strings, also written as one comma-separated string (the usual env form). */
+const stringList = (defaultValue: string[]) =>
+  z
+    .union([z.array(nonEmpty()), text()], { error: "expected a list of strings" })
+    .transform((v) =>
+      Array.isArray(v)
+        ? v
+        : v
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s.length > 0),
+    )
+    .optional()
+    .transform((v) => v ?? defaultValue);
+
+// Cast: every field of a section is optional, which the generic signature cannot see.
+const section = <T extends z.ZodRawShape>(shape: T) => z.strictObject(shape).prefault({} as never);
+
+const httpUrl = nonEmpty().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: "custom", message: "expected an absolute http:// or https:// URL" });
+    return;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    ctx.addIssue({ code: "custom", message: `expected an http:// or https:// URL, got scheme ${url.protocol}` });
+  } else if (url.username || url.password) {
+    ctx.addIssue({ code: "custom", message: "credentials in the URL are not allowed; use subscription headers" });
+  }
+});
+
+// RFC 7230 token; values may not smuggle a CR/LF into the request.
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const headerMap = z
+  .record(text(), text(), { error: "expected a map of header names to string values" })
+  .superRefine((headers, ctx) => {
+    for (const [name, value] of Object.entries(headers)) {
+      if (!headerName.test(name)) ctx.addIssue({ code: "custom", path: [name], message: "not a valid HTTP header name" });
+      if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: "custom", path: [name], message: "header value contains CR, LF or NUL" });
+    }
+  })
+  .optional()
+  .transform((v) => v ?? {});
+
+export const SIGNING_SCHEMES = ["pyfly", "standard-webhooks"] as const;
+export const ORDERINGS = ["none", "key", "partition"] as const;
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const subscriptionSchema = z.strictObject({
+  "event-type": nonEmpty(),
+  "target-url": httpUrl,
+  headers: headerMap,
+});
+
+const authorizedDomainSchema = z.strictObject({
+  domain: nonEmpty(),
+  description: text().optional().transform((v) => v ?? ""),
+});
+
+const callbackConfigSchema = z.strictObject({
+  id: nonEmpty().optional(),
+  "tenant-id": nonEmpty(),
+  name: nonEmpty(),
+  enabled: bool(true),
+  secret: text().optional(),
+  "signing-scheme": z.enum(SIGNING_SCHEMES, { error: `expected one of ${SIGNING_SCHEMES.join(", ")}` }).optional().transform((v) => v ?? "pyfly"),
+  "additional-secrets": z.array(nonEmpty(), { error: "expected a list of secrets" }).optional().transform((v) => v ?? []),
+  "max-attempts": int(0, 5, 100),
+  "backoff-ms": int(0, 5000),
+  "authorized-domains": z.array(authorizedDomainSchema, { error: "expected a list" }).optional().transform((v) => v ?? []),
+  subscriptions: z.array(subscriptionSchema, { error: "expected a list" }).optional().transform((v) => v ?? []),
+});
+
+const kafkaSchema = section({
+  brokers: stringList(["localhost:9092"]),
+  "client-id": nonEmpty().optional().transform((v) => v ?? "callback-sidecar"),
+  "group-id": nonEmpty().optional().transform((v) => v ?? "callback-sidecar"),
+  topics: stringList([]),
+  "topic-pattern": nonEmpty()
+    .superRefine((v, ctx) => {
+      try {
+        new RegExp(v);
+      } catch {
+        ctx.addIssue({ code: "custom", message: "not a valid regular expression" });
+      }
+    })
+    .optional(),
+  "from-beginning": bool(false),
+  "tenant-header": nonEmpty().optional().transform((v) => (v ?? "x-tenant-id").toLowerCase()),
+  "event-type-header": nonEmpty().optional().transform((v) => (v ?? "x-event-type").toLowerCase()),
+  "max-in-flight": int(1, 256, 100_000),
+  "max-in-flight-per-host": int(1, 64, 100_000),
+  ordering: z.enum(ORDERINGS, { error: `expected one of ${ORDERINGS.join(", ")}` }).optional().transform((v) => v ?? "none"),
+  "session-timeout": duration(30_000),
+  "connection-timeout": duration(10_000),
+  ssl: section({
+    enabled: bool(false),
+    "ca-file": nonEmpty().optional(),
+    "cert-file": nonEmpty().optional(),
+    "key-file": nonEmpty().optional(),
+    "reject-unauthorized": bool(true),
+  }),
+  sasl: section({
+    mechanism: z.enum(["none", "plain", "scram-sha-256", "scram-sha-512"], { error: "expected one of none, plain, scram-sha-256, scram-sha-512" }).optional().transform((v) => v ?? "none"),
+    username: text().optional(),
+    password: text().optional(),
+  }),
+});
+
+const callbacksSchema = z.strictObject({
+  enabled: bool(false),
+  "shutdown-grace": duration(25_000),
+  "log-level": z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).optional().transform((v) => v ?? "info"),
+  http: section({
+    timeout: duration(10_000),
+    "max-connections-per-host": int(1, 16, 10_000),
+    "allow-private-networks": bool(false),
+    "allowed-cidrs": stringList([]),
+    "dry-run": bool(false),
+    "circuit-breaker": section({
+      "failure-threshold": int(1, 5, 1_000_000),
+      "recovery-timeout": duration(30_000),
+    }),
+  }),
+  retry: section({
+    jitter: fraction(0),
+    "in-process-budget": duration(1_000),
+    topic: nonEmpty().optional().transform((v) => v ?? "callbacks.retry"),
+  }),
+  "dead-letter": section({
+    topic: nonEmpty().optional().transform((v) => v ?? "callbacks.dead-letter"),
+  }),
+  kafka: kafkaSchema,
+  server: section({
+    port: int(0, 8080, 65_535),
+    host: nonEmpty().optional().transform((v) => v ?? "0.0.0.0"),
+  }),
+  executions: section({
+    capacity: int(1, 10_000, 10_000_000),
+  }),
+  configs: z.array(callbackConfigSchema, { error: "expected a list of callback configs" }).optional().transform((v) => v ?? []),
+});
+
+/** The document: only `pyfly.callbacks` is ours; other keys of an application.yml belong to others. */
+export const documentSchema = z
+  .looseObject({
+    pyfly: z.looseObject({ callbacks: callbacksSchema.prefault({}) }, { error: "expected a mapping" }).prefault({}),
+  }, { error: "expected a YAML mapping at the top level" });
+
+export type RawCallbacks = z.output<typeof callbacksSchema>;
+export type RawCallbackConfig = z.output<typeof callbackConfigSchema>;
+export { callbacksSchema };

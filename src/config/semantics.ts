@@ -1,0 +1,55 @@
+import { ConfigError } from "./errors.js";
+import type { RawCallbacks } from "./schema.js";
+
+/** Rules that span several keys, checked once every key on its own is valid. */
+export function checkSemantics(raw: RawCallbacks): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const at = (path: string, problem: string) => errors.push(new ConfigError(`pyfly.callbacks.${path}`, problem));
+
+  const seen = new Map<string, number>();
+  raw.configs.forEach((config, i) => {
+    const key = `${config["tenant-id"]}\u0000${config.name}`;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      at(`configs[${i}].name`, `duplicate config "${config.name}" for tenant "${config["tenant-id"]}" (also at configs[${first}])`);
+    } else {
+      seen.set(key, i);
+    }
+    const hasSecret = config.secret !== undefined && config.secret.length > 0;
+    if (config["signing-scheme"] === "standard-webhooks" && !hasSecret) {
+      at(`configs[${i}].secret`, "signing-scheme standard-webhooks needs a secret");
+    }
+    if (config["additional-secrets"].length > 0) {
+      if (config["signing-scheme"] !== "standard-webhooks") {
+        at(`configs[${i}].additional-secrets`, "secret rotation needs signing-scheme standard-webhooks (pyfly receivers accept one signature)");
+      } else if (!hasSecret) {
+        at(`configs[${i}].additional-secrets`, "additional secrets need a primary secret");
+      }
+    }
+  });
+
+  const kafka = raw.kafka;
+  if (raw.enabled && kafka.topics.length === 0 && kafka["topic-pattern"] === undefined) {
+    at("kafka.topics", "no topic to consume: set kafka.topics or kafka.topic-pattern");
+  }
+  if (kafka.topics.length > 0 && kafka["topic-pattern"] !== undefined) {
+    at("kafka.topic-pattern", "set either kafka.topics or kafka.topic-pattern, not both");
+  }
+  const internal = [
+    ["retry.topic", raw.retry.topic],
+    ["dead-letter.topic", raw["dead-letter"].topic],
+  ] as const;
+  for (const [path, topic] of internal) {
+    if (kafka.topics.includes(topic) || (kafka["topic-pattern"] !== undefined && new RegExp(kafka["topic-pattern"]).test(topic))) {
+      at(path, `topic "${topic}" is also consumed as an event topic; that would loop`);
+    }
+  }
+  if (raw.retry.topic === raw["dead-letter"].topic) {
+    at("dead-letter.topic", "must differ from retry.topic");
+  }
+  const sasl = kafka.sasl;
+  if (sasl.mechanism !== "none" && (!sasl.username || !sasl.password)) {
+    at("kafka.sasl", `mechanism ${sasl.mechanism} needs username and password`);
+  }
+  return errors;
+}

@@ -1,0 +1,39 @@
+import type { CallbackConfig } from "../domain/models.js";
+import type { LOG_LEVELS, ORDERINGS } from "./schema.js";
+
+/** The validated configuration, in the shape the code reads (durations in milliseconds). */
+export interface SidecarSettings {
+  enabled: boolean;
+  shutdownGraceMs: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  http: {
+    timeoutMs: number;
+    maxConnectionsPerHost: number;
+    allowPrivateNetworks: boolean;
+    allowedCidrs: string[];
+    dryRun: boolean;
+    circuitBreaker: { failureThreshold: number; recoveryTimeoutMs: number };
+  };
+  retry: { jitter: number; inProcessBudgetMs: number; topic: string };
+  deadLetter: { topic: string };
+  kafka: {
+    brokers: string[];
+    clientId: string;
+    groupId: string;
+    topics: string[];
+    topicPattern: string | undefined;
+    fromBeginning: boolean;
+    tenantHeader: string;
+    eventTypeHeader: string;
+    maxInFlight: number;
+    maxInFlightPerHost: number;
+    ordering: (typeof ORDERINGS)[number];
+    sessionTimeoutMs: number;
+    connectionTimeoutMs: number;
+    ssl: { enabled: boolean; caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized: boolean };
+    sasl: { mechanism: "none" | "plain" | "scram-sha-256" | "scram-sha-512"; username?: string; password?: string };
+  };
+  server: { port: number; host: string };
+  executions: { capacity: number };
+  configs: CallbackConfig[];
+}

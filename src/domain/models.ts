@@ -1,0 +1,70 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+
+/*
+ * The pyfly.callbacks models, field for field (snake_case, as pyfly serialises them), so executions
+ * read the same whichever implementation produced them. Additions beyond pyfly are marked.
+ */
+
+export const CallbackStatus = z.enum(["PENDING", "DELIVERED", "FAILED"]);
+export type CallbackStatus = z.infer<typeof CallbackStatus>;
+
+export const AuthorizedDomain = z.object({
+  domain: z.string().min(1),
+  description: z.string().default(""),
+});
+export type AuthorizedDomain = z.infer<typeof AuthorizedDomain>;
+
+export const CallbackSubscription = z.object({
+  event_type: z.string().min(1),
+  target_url: z.string().min(1),
+  headers: z.record(z.string(), z.string()).default({}),
+});
+export type CallbackSubscription = z.infer<typeof CallbackSubscription>;
+
+export const SigningScheme = z.enum(["pyfly", "standard-webhooks"]);
+export type SigningScheme = z.infer<typeof SigningScheme>;
+
+export const CallbackConfig = z.object({
+  id: z.string().default(() => randomUUID()),
+  tenant_id: z.string().min(1),
+  name: z.string().min(1),
+  enabled: z.boolean().default(true),
+  subscriptions: z.array(CallbackSubscription).default([]),
+  authorized_domains: z.array(AuthorizedDomain).default([]),
+  secret: z.string().nullable().default(null),
+  max_attempts: z.number().int().default(5),
+  backoff_ms: z.number().int().nonnegative().default(5000),
+  // Beyond pyfly: the signature scheme, and older secrets still signed with during a rotation.
+  signing_scheme: SigningScheme.default("pyfly"),
+  additional_secrets: z.array(z.string()).default([]),
+});
+export type CallbackConfig = z.infer<typeof CallbackConfig>;
+
+/** Where an event came from; for Kafka the record's coordinates. */
+export const EventSource = z.object({
+  topic: z.string(),
+  partition: z.number().int(),
+  offset: z.string(),
+});
+export type EventSource = z.infer<typeof EventSource>;
+
+export const CallbackExecution = z.object({
+  id: z.string().default(() => randomUUID()),
+  config_id: z.string(),
+  event_type: z.string(),
+  target_url: z.string(),
+  payload: z.unknown(),
+  status: CallbackStatus.default("PENDING"),
+  attempts: z.number().int().default(0),
+  last_error: z.string().nullable().default(null),
+  response_status: z.number().int().nullable().default(null),
+  created_at: z.string().default(() => new Date().toISOString()),
+  delivered_at: z.string().nullable().default(null),
+  // Beyond pyfly:
+  tenant_id: z.string(),
+  delivery_id: z.string(),
+  source: EventSource.nullable().default(null),
+  duration_ms: z.number().nullable().default(null),
+});
+export type CallbackExecution = z.infer<typeof CallbackExecution>;

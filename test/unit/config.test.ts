@@ -1,0 +1,169 @@
+import { describe, expect, it } from "vitest";
+import { parseSettings } from "../../src/config/load.js";
+import { ConfigErrors } from "../../src/config/errors.js";
+import { parseDurationMs } from "../../src/config/durations.js";
+
+function errorsOf(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseSettings(yaml, env);
+  } catch (e) {
+    if (e instanceof ConfigErrors) return e.errors.map((x) => x.message);
+    throw e;
+  }
+  throw new Error("expected the configuration to be rejected");
+}
+
+describe("durations", () => {
+  it.each([
+    [5, 5000],
+    [0.5, 500],
+    ["5s", 5000],
+    ["500ms", 500],
+    ["1m", 60_000],
+    ["2h", 7_200_000],
+    ["  10 ", 10_000],
+    ["1.5S", 1500],
+    ["250MS", 250],
+  ])("%j is %d ms", (input, ms) => expect(parseDurationMs(input)).toBe(ms));
+
+  it.each([[-1], ["-5s"], ["5 days"], ["s"], [""], [true], [null], ["1e3"], [Number.NaN]])("%j is not a duration", (input) =>
+    expect(parseDurationMs(input)).toBeUndefined(),
+  );
+});
+
+describe("configuration defaults", () => {
+  it("gives the reference defaults for an empty file", () => {
+    const s = parseSettings("", {});
+    expect(s.enabled).toBe(false);
+    expect(s.http.timeoutMs).toBe(10_000);
+    expect(s.http.circuitBreaker).toEqual({ failureThreshold: 5, recoveryTimeoutMs: 30_000 });
+    expect(s.shutdownGraceMs).toBe(25_000);
+    expect(s.server.port).toBe(8080);
+    expect(s.kafka.tenantHeader).toBe("x-tenant-id");
+    expect(s.configs).toEqual([]);
+  });
+
+  it("reads the reference's example and tenant configs with their defaults", () => {
+    const s = parseSettings(
+      `
+pyfly:
+  callbacks:
+    http:
+      timeout: 5s
+      circuit-breaker:
+        failure-threshold: 3
+        recovery-timeout: 60
+    configs:
+      - tenant-id: acme
+        name: webhook-suite
+        secret: topsecret
+        authorized-domains:
+          - domain: customer.example.com
+        subscriptions:
+          - event-type: OrderPlaced
+            target-url: https://customer.example.com/hooks/orders
+            headers: { X-Team: billing }
+`,
+      {},
+    );
+    expect(s.http.timeoutMs).toBe(5000);
+    expect(s.http.circuitBreaker).toEqual({ failureThreshold: 3, recoveryTimeoutMs: 60_000 });
+    const [config] = s.configs;
+    expect(config).toMatchObject({
+      tenant_id: "acme",
+      name: "webhook-suite",
+      enabled: true,
+      secret: "topsecret",
+      max_attempts: 5,
+      backoff_ms: 5000,
+      signing_scheme: "pyfly",
+      authorized_domains: [{ domain: "customer.example.com", description: "" }],
+      subscriptions: [{ event_type: "OrderPlaced", target_url: "https://customer.example.com/hooks/orders", headers: { "X-Team": "billing" } }],
+    });
+    // Stable: the same tenant and name give the same id on every load.
+    expect(parseSettings("pyfly: {callbacks: {configs: [{tenant-id: acme, name: webhook-suite}]}}", {}).configs[0]?.id).toBe(config?.id);
+  });
+
+  it("leaves keys outside pyfly.callbacks alone", () => {
+    expect(() => parseSettings("server: {port: 1}\npyfly: {web: {port: 2}, callbacks: {enabled: true, kafka: {topics: [a]}}}", {})).not.toThrow();
+  });
+});
+
+describe("environment", () => {
+  const base = `
+pyfly:
+  callbacks:
+    configs:
+      - tenant-id: acme
+        name: main
+        secret: \${ACME_SECRET}
+        backoff-ms: \${ACME_BACKOFF:250}
+`;
+
+  it("expands placeholders, with defaults, and keeps secrets as strings", () => {
+    const s = parseSettings(base, { ACME_SECRET: "0123" });
+    expect(s.configs[0]?.secret).toBe("0123");
+    expect(s.configs[0]?.backoff_ms).toBe(250);
+  });
+
+  it("names the key and variable of an unset placeholder", () => {
+    expect(errorsOf(base, {})).toEqual([
+      "configs[0].secret: environment variable ACME_SECRET is not set and the placeholder has no default",
+    ].map((m) => `pyfly.callbacks.${m}`));
+  });
+
+  it("overrides keys with relaxed names, list items by index", () => {
+    const s = parseSettings(base, {
+      ACME_SECRET: "x",
+      PYFLY_CALLBACKS_HTTP_TIMEOUT: "5s",
+      PYFLY_CALLBACKS_HTTP_CIRCUIT_BREAKER_FAILURE_THRESHOLD: "9",
+      PYFLY_CALLBACKS_ENABLED: "true",
+      PYFLY_CALLBACKS_KAFKA_TOPICS: "orders, invoices",
+      PYFLY_CALLBACKS_CONFIGS_0_SECRET: "from-env",
+      PYFLY_CALLBACKS_CONFIGS_0_MAX_ATTEMPTS: "2",
+      KAFKA_BROKERS: "k1:9092,k2:9092",
+      LOG_LEVEL: "debug",
+    });
+    expect(s.http.timeoutMs).toBe(5000);
+    expect(s.http.circuitBreaker.failureThreshold).toBe(9);
+    expect(s.enabled).toBe(true);
+    expect(s.kafka.topics).toEqual(["orders", "invoices"]);
+    expect(s.configs[0]?.secret).toBe("from-env");
+    expect(s.configs[0]?.max_attempts).toBe(2);
+    expect(s.kafka.brokers).toEqual(["k1:9092", "k2:9092"]);
+    expect(s.logLevel).toBe("debug");
+  });
+
+  it("rejects an environment name that matches no key", () => {
+    expect(errorsOf("", { PYFLY_CALLBACKS_HTTP_TIMEOT: "5s" })).toEqual([
+      "environment PYFLY_CALLBACKS_HTTP_TIMEOT: does not name a pyfly.callbacks key",
+    ]);
+  });
+});
+
+describe("configuration errors name the key path", () => {
+  it.each([
+    ["pyfly: {callbacks: {http: {timeout: -5s}}}", "pyfly.callbacks.http.timeout: expected a number of seconds"],
+    ["pyfly: {callbacks: {http: {timeot: 5s}}}", 'pyfly.callbacks.http: Unrecognized key: "timeot"'],
+    ["pyfly: {callbacks: {enabled: yes-please}}", "pyfly.callbacks.enabled: expected true or false"],
+    ["pyfly: {callbacks: {server: {port: 70000}}}", "pyfly.callbacks.server.port: expected an integer <= 65535"],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, max-attempts: many}]}}", "pyfly.callbacks.configs[0].max-attempts: expected an integer >= 0"],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'ftp://x/'}]}]}}", "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an http:// or https:// URL"],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'not a url'}]}]}}", "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an absolute"],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n}, {tenant-id: a, name: n}]}}", 'pyfly.callbacks.configs[1].name: duplicate config "n" for tenant "a"'],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: standard-webhooks}]}}", "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret"],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: hmac}]}}", "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, standard-webhooks"],
+    ["pyfly: {callbacks: {enabled: true}}", "pyfly.callbacks.kafka.topics: no topic to consume"],
+    ["pyfly: {callbacks: {kafka: {topics: [orders, callbacks.retry]}}}", 'pyfly.callbacks.retry.topic: topic "callbacks.retry" is also consumed'],
+    ["pyfly: [1, 2]", "pyfly: expected a mapping"],
+    ["pyfly: {callbacks: {http: {timeout: 5s}}\n  bad: [", "<inline>:"],
+  ])("%s", (yaml, message) => {
+    const errors = errorsOf(yaml);
+    expect(errors.some((e) => e.startsWith(message)), errors.join("\n")).toBe(true);
+  });
+
+  it("never echoes a secret in an error", () => {
+    const errors = errorsOf("pyfly: {callbacks: {configs: [{tenant-id: a, name: n, secret: [s3cr3t-value]}]}}");
+    expect(errors.join("\n")).not.toContain("s3cr3t-value");
+  });
+});
