@@ -1,5 +1,10 @@
+import { parseCidr } from "../delivery/ssrf/ip-address.js";
+import { signingSecretProblem } from "../delivery/signing/index.js";
 import { ConfigError } from "./errors.js";
 import type { RawCallbacks } from "./schema.js";
+
+// Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
+const TRANSPORT_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "proxy-connection"]);
 
 /** Rules that span several keys, checked once every key on its own is valid. */
 export function checkSemantics(raw: RawCallbacks): ConfigError[] {
@@ -19,6 +24,20 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
     if (config["signing-scheme"] === "standard-webhooks" && !hasSecret) {
       at(`configs[${i}].secret`, "signing-scheme standard-webhooks needs a secret");
     }
+    if (hasSecret) {
+      [config.secret as string, ...config["additional-secrets"]].forEach((secret, j) => {
+        const problem = signingSecretProblem(config["signing-scheme"], secret);
+        // The problem text describes the format only; the secret itself is never repeated.
+        if (problem) at(j === 0 ? `configs[${i}].secret` : `configs[${i}].additional-secrets[${j - 1}]`, problem);
+      });
+    }
+    config.subscriptions.forEach((subscription, j) => {
+      for (const name of Object.keys(subscription.headers)) {
+        if (TRANSPORT_HEADERS.has(name.toLowerCase())) {
+          at(`configs[${i}].subscriptions[${j}].headers.${name}`, "is set by the HTTP client and cannot be configured");
+        }
+      }
+    });
     if (config["additional-secrets"].length > 0) {
       if (config["signing-scheme"] !== "standard-webhooks") {
         at(`configs[${i}].additional-secrets`, "secret rotation needs signing-scheme standard-webhooks (pyfly receivers accept one signature)");
@@ -47,6 +66,13 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
   if (raw.retry.topic === raw["dead-letter"].topic) {
     at("dead-letter.topic", "must differ from retry.topic");
   }
+  raw.http["allowed-cidrs"].forEach((cidr, i) => {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      at(`http.allowed-cidrs[${i}]`, (error as Error).message);
+    }
+  });
   const sasl = kafka.sasl;
   if (sasl.mechanism !== "none" && (!sasl.username || !sasl.password)) {
     at("kafka.sasl", `mechanism ${sasl.mechanism} needs username and password`);

@@ -1,0 +1,174 @@
+import type { CallbackExecution } from "../domain/models.js";
+import { CallbackExecution as ExecutionModel } from "../domain/models.js";
+import { planDeliveries, type PlannedDelivery } from "../domain/routing.js";
+import type { ConfigRepository } from "../repository/config-repository.js";
+import type { ExecutionStore } from "../repository/execution-store.js";
+import { isDomainAuthorized } from "./ssrf/domain-allowlist.js";
+import { prepareEvent, type PreparedEvent } from "./prepared-event.js";
+import { backoffDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
+import { RequestSigner } from "./request-builder.js";
+import type { Sender } from "./sender.js";
+import { targetHostOf } from "./target.js";
+import type { EventSource } from "../domain/models.js";
+
+/** What metrics and logs learn from the dispatcher; they read outcomes, they never steer. */
+export interface DeliveryObserver {
+  attempt(targetHost: string, outcome: AttemptOutcome, durationMs: number): void;
+  final(execution: CallbackExecution, event: PreparedEvent): void;
+}
+
+export interface DispatcherOptions {
+  configs: ConfigRepository;
+  executions: ExecutionStore;
+  sender: Sender;
+  observer?: DeliveryObserver;
+  jitter?: number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  now?: () => number;
+}
+
+export interface DeliverOptions {
+  /** In-process waiting allowed for this delivery; a retry due later is handed back as deferred. */
+  sleepBudgetMs?: number;
+  signal?: AbortSignal;
+}
+
+export type DeliveryResult =
+  | { state: "final"; execution: CallbackExecution }
+  | { state: "deferred"; execution: CallbackExecution; dueAt: number };
+
+export const DOMAIN_NOT_AUTHORIZED = "Domain not authorized";
+
+/**
+ * pyfly's CallbackDispatcher: for each enabled config of the tenant and each matching
+ * subscription, one execution, PENDING first, then final. Deliveries of one event run concurrently.
+ */
+export class Dispatcher {
+  private readonly signer = new RequestSigner();
+  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly now: () => number;
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.sleep = options.sleep ?? abortableSleep;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The library entry point, as in pyfly: retries in process until every delivery is final. */
+  async dispatch(tenantId: string, eventType: string, payload: unknown, source: EventSource | null = null): Promise<CallbackExecution[]> {
+    return this.dispatchJson(tenantId, eventType, JSON.stringify(payload), source);
+  }
+
+  /** Same, from JSON text, so numbers keep their exact spelling. */
+  async dispatchJson(tenantId: string, eventType: string, json: string | Uint8Array, source: EventSource | null = null): Promise<CallbackExecution[]> {
+    const event = prepareEvent(tenantId, eventType, json, source);
+    const results = await Promise.all(this.plan(event).map((planned) => this.deliver(event, planned)));
+    return results.map((r) => r.execution);
+  }
+
+  plan(event: PreparedEvent): PlannedDelivery[] {
+    return planDeliveries(this.options.configs.findByTenant(event.tenantId), event.eventType, event.source);
+  }
+
+  /**
+   * Runs the retry loop for one delivery from `execution.attempts` on (0 for a new one, more for a
+   * retry taken from the retry topic). Returns final, or deferred when the next wait exceeds the
+   * sleep budget (the caller makes that retry durable).
+   */
+  async deliver(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    options: DeliverOptions = {},
+    execution: CallbackExecution = this.newExecution(event, planned),
+  ): Promise<DeliveryResult> {
+    const { config, subscription } = planned;
+    this.options.executions.save(execution);
+    const url = new URL(subscription.target_url);
+    const targetHost = targetHostOf(url);
+
+    if (!isDomainAuthorized(subscription.target_url, config.authorized_domains)) {
+      this.options.observer?.attempt(targetHost, { kind: "rejected", message: DOMAIN_NOT_AUTHORIZED }, 0);
+      return this.finish(event, execution, "FAILED", DOMAIN_NOT_AUTHORIZED);
+    }
+    let budget = options.sleepBudgetMs ?? Number.POSITIVE_INFINITY;
+    while (execution.attempts < config.max_attempts) {
+      const attempt = execution.attempts + 1;
+      const headers = this.signer.headersFor(event, planned, Math.floor(this.now() / 1000));
+      const { outcome, durationMs } = await this.options.sender.send({ url, headers, body: event.body });
+      execution.attempts = attempt;
+      execution.duration_ms = Math.round(durationMs * 1000) / 1000;
+      execution.response_status = outcome.kind === "response" ? outcome.status : null;
+      this.options.observer?.attempt(targetHost, outcome, durationMs);
+
+      const verdict = verdictOf(outcome);
+      if (verdict === "delivered") {
+        execution.last_error = null;
+        execution.delivered_at = new Date(this.now()).toISOString();
+        return this.finish(event, execution, "DELIVERED", null);
+      }
+      execution.last_error = describe(outcome);
+      if (verdict === "final" || attempt >= config.max_attempts) {
+        return this.finish(event, execution, "FAILED", execution.last_error);
+      }
+      const delay = backoffDelayMs(config.backoff_ms, attempt, {
+        jitter: this.options.jitter ?? 0,
+        retryAfterMs: outcome.kind === "response" ? outcome.retryAfterMs : undefined,
+      });
+      if (delay > budget || options.signal?.aborted) {
+        this.options.executions.save(execution);
+        return { state: "deferred", execution, dueAt: this.now() + delay };
+      }
+      budget -= delay;
+      const slept = await this.sleep(delay, options.signal).then(
+        () => true,
+        () => false,
+      );
+      if (!slept) {
+        // Shutting down mid-wait: hand the retry back rather than hold the process open.
+        return { state: "deferred", execution, dueAt: this.now() + delay };
+      }
+    }
+    // max_attempts <= 0, or a retried delivery that arrives with its attempts already spent.
+    return this.finish(event, execution, "FAILED", execution.last_error);
+  }
+
+  newExecution(event: PreparedEvent, planned: PlannedDelivery): CallbackExecution {
+    return ExecutionModel.parse({
+      config_id: planned.config.id,
+      tenant_id: event.tenantId,
+      event_type: event.eventType,
+      target_url: planned.subscription.target_url,
+      payload: event.payload,
+      delivery_id: planned.deliveryId,
+      source: event.source,
+      created_at: new Date(this.now()).toISOString(),
+    });
+  }
+
+  private finish(event: PreparedEvent, execution: CallbackExecution, status: "DELIVERED" | "FAILED", lastError: string | null): DeliveryResult {
+    execution.status = status;
+    execution.last_error = lastError;
+    this.options.executions.save(execution);
+    this.options.observer?.final(execution, event);
+    return { state: "final", execution };
+  }
+}
+
+function describe(outcome: AttemptOutcome): string {
+  return outcome.kind === "response" ? `HTTP ${outcome.status}` : outcome.message;
+}
+
+export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+

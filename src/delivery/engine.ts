@@ -1,0 +1,65 @@
+import type { Logger } from "pino";
+import type { SidecarSettings } from "../config/settings.js";
+import { ConfigRepository } from "../repository/config-repository.js";
+import { ExecutionStore } from "../repository/execution-store.js";
+import { metricsObserver } from "../observability/delivery-metrics.js";
+import type { Metrics } from "../observability/metrics.js";
+import { BreakerRegistry } from "./breaker.js";
+import { Dispatcher } from "./dispatcher.js";
+import { createDryRunSender, createHttpSender, type Sender } from "./sender.js";
+import { createGuardedConnect, type LookupFn } from "./ssrf/guarded-connector.js";
+import { createNetworkPolicy } from "./ssrf/network-policy.js";
+
+export interface DeliveryEngine {
+  dispatcher: Dispatcher;
+  breakers: BreakerRegistry;
+  executions: ExecutionStore;
+  configs: ConfigRepository;
+  close(): Promise<void>;
+}
+
+/** Wires the delivery path from settings: SSRF-guarded connector, breakers, sender, dispatcher. */
+export function createDeliveryEngine(
+  settings: SidecarSettings,
+  logger: Logger,
+  metrics?: Metrics,
+  seams: { lookup?: LookupFn } = {},
+): DeliveryEngine {
+  const breakers = new BreakerRegistry({
+    failureThreshold: settings.http.circuitBreaker.failureThreshold,
+    recoveryTimeoutMs: settings.http.circuitBreaker.recoveryTimeoutMs,
+    onTransition: (targetHost, state) => {
+      metrics?.breakerTransitions.inc({ target_host: targetHost, state });
+      logger.warn({ target_host: targetHost, state }, "circuit breaker transition");
+    },
+  });
+  metrics?.readBreakerStatesFrom(() => breakers.states());
+  const policy = createNetworkPolicy({ allowPrivateNetworks: settings.http.allowPrivateNetworks, allowedCidrs: settings.http.allowedCidrs });
+  const sender: Sender = settings.http.dryRun
+    ? createDryRunSender(logger)
+    : createHttpSender({
+        timeoutMs: settings.http.timeoutMs,
+        maxConnectionsPerHost: settings.http.maxConnectionsPerHost,
+        breakers,
+        connect: createGuardedConnect(policy, { timeoutMs: settings.http.timeoutMs, ...(seams.lookup ? { lookup: seams.lookup } : {}) }),
+      });
+  const executions = new ExecutionStore(settings.executions.capacity);
+  const configs = new ConfigRepository(settings.configs);
+  const dispatcher = new Dispatcher({
+    configs,
+    executions,
+    sender,
+    jitter: settings.retry.jitter,
+    ...(metrics ? { observer: metricsObserver(metrics) } : {}),
+  });
+  return {
+    dispatcher,
+    breakers,
+    executions,
+    configs,
+    async close() {
+      await sender.close();
+      breakers.shutdown();
+    },
+  };
+}

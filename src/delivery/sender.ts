@@ -1,0 +1,121 @@
+import { Agent, errors as undiciErrors } from "undici";
+import type { Logger } from "pino";
+import { isSsrfBlockedError } from "./ssrf/guarded-connector.js";
+import type { AttemptOutcome } from "./retry-policy.js";
+import { parseRetryAfterMs } from "./retry-policy.js";
+import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
+import { targetHostOf } from "./target.js";
+
+export interface OutboundRequest {
+  url: URL;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface AttemptResult {
+  outcome: AttemptOutcome;
+  durationMs: number;
+}
+
+/** Sends one attempt and says what happened; never throws for anything the target did. */
+export interface Sender {
+  send(request: OutboundRequest): Promise<AttemptResult>;
+  close(): Promise<void>;
+}
+
+export interface HttpSenderOptions {
+  timeoutMs: number;
+  maxConnectionsPerHost: number;
+  breakers: BreakerRegistry;
+  /** undici `connect` option: the SSRF-guarded connector. */
+  connect: ConstructorParameters<typeof Agent>[0] extends infer O ? (O extends { connect?: infer C } ? C : never) : never;
+}
+
+// Receivers' response bodies are read only to free the connection; a cap keeps a chatty one cheap.
+const MAX_DRAINED_BODY_BYTES = 64 * 1024;
+
+/**
+ * undici over one shared keep-alive Agent (a per-host connection cap), each attempt inside the
+ * host's circuit breaker, and one deadline for the whole request: connect, send, headers, body.
+ * Redirects are never followed (undici's request does not follow them), so a 3xx reaches the
+ * dispatcher as a final status.
+ */
+export function createHttpSender(options: HttpSenderOptions): Sender {
+  const agent = new Agent({
+    connections: options.maxConnectionsPerHost,
+    connect: options.connect,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+  });
+
+  const post = async (request: OutboundRequest): Promise<AttemptOutcome> => {
+    const signal = AbortSignal.timeout(options.timeoutMs);
+    const response = await agent.request({
+      origin: request.url.origin,
+      path: `${request.url.pathname}${request.url.search}`,
+      method: "POST",
+      headers: request.headers,
+      body: request.body,
+      signal,
+    });
+    await response.body.dump({ limit: MAX_DRAINED_BODY_BYTES, signal });
+    const retryAfter = response.headers["retry-after"];
+    const retryAfterMs =
+      response.statusCode === 429 || response.statusCode === 503
+        ? parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter)
+        : undefined;
+    return retryAfterMs === undefined ? { kind: "response", status: response.statusCode } : { kind: "response", status: response.statusCode, retryAfterMs };
+  };
+
+  return {
+    async send(request) {
+      const started = performance.now();
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await options.breakers.run(targetHostOf(request.url), async () => {
+          try {
+            return await post(request);
+          } catch (error) {
+            // A refused address is the sender's policy, not the host's health: keep it off the breaker.
+            if (isSsrfBlockedError(error)) return { kind: "rejected", message: error.message } as const;
+            throw error;
+          }
+        });
+      } catch (error) {
+        outcome = classifyError(error);
+      }
+      return { outcome, durationMs: performance.now() - started };
+    },
+    close: () => agent.close(),
+  };
+}
+
+export function classifyError(error: unknown): AttemptOutcome {
+  if (error instanceof CircuitOpenError) return { kind: "error", category: "circuit_open", message: error.message };
+  const err = error as { name?: string; code?: string; message?: string };
+  if (
+    err.name === "TimeoutError" ||
+    err.name === "AbortError" ||
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError
+  ) {
+    return { kind: "error", category: "timeout", message: "Request timed out" };
+  }
+  const detail = err.code ? `${err.code}: ${err.message ?? ""}` : (err.message ?? String(error));
+  return { kind: "error", category: "transport_error", message: detail.trim() };
+}
+
+/** pyfly's no-op sender: logs the would-be request and opens no connection (staging, trials). */
+export function createDryRunSender(logger: Logger): Sender {
+  return {
+    async send(request) {
+      logger.info(
+        { target_url: request.url.href, bytes: Buffer.byteLength(request.body), event_type: request.headers["X-Pyfly-Event-Type"] },
+        "dry-run: would POST webhook",
+      );
+      return { outcome: { kind: "response", status: 200 }, durationMs: 0 };
+    },
+    close: async () => undefined,
+  };
+}

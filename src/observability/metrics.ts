@@ -1,0 +1,108 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { BreakerState } from "../delivery/breaker.js";
+import type { AttemptOutcome } from "../delivery/retry-policy.js";
+
+/*
+ * Every metric the sidecar exports, in one registry. Label values stay bounded: target_host is
+ * host:port (never a path or query), tenants and event types come from the configuration's
+ * vocabulary, reasons and outcomes from fixed lists.
+ */
+
+export const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+
+export const SKIP_REASONS = [
+  "missing_tenant",
+  "missing_event_type",
+  "invalid_header",
+  "invalid_json",
+  "unknown_tenant",
+  "no_subscription",
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+export function attemptOutcomeLabel(outcome: AttemptOutcome): string {
+  switch (outcome.kind) {
+    case "response":
+      return `${Math.floor(outcome.status / 100)}xx`;
+    case "error":
+      return outcome.category;
+    case "rejected":
+      return "rejected";
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics() {
+  const registry = new Registry();
+  // The breaker registry owns breaker state; the gauge reads it at scrape time.
+  let breakerStates: () => Map<string, BreakerState> = () => new Map();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const metrics = {
+    registry,
+    eventsConsumed: new Counter({ name: "callbacks_events_consumed_total", help: "Kafka records consumed, by topic", labelNames: ["topic"], registers }),
+    eventsSkipped: new Counter({ name: "callbacks_events_skipped_total", help: "Records that could not be dispatched, by reason", labelNames: ["reason"], registers }),
+    deliveries: new Counter({
+      name: "callbacks_deliveries_total",
+      help: "Final delivery outcomes",
+      labelNames: ["tenant", "event_type", "status"],
+      registers,
+    }),
+    attempts: new Counter({
+      name: "callbacks_delivery_attempts_total",
+      help: "HTTP delivery attempts by outcome (2xx 3xx 4xx 5xx timeout transport_error circuit_open rejected)",
+      labelNames: ["target_host", "outcome"],
+      registers,
+    }),
+    attemptDuration: new Histogram({
+      name: "callbacks_delivery_duration_seconds",
+      help: "Duration of one delivery attempt",
+      labelNames: ["target_host"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    eventLatency: new Histogram({
+      name: "callbacks_event_latency_seconds",
+      help: "From the record's timestamp to a delivery's final outcome",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: "callbacks_circuit_breaker_state",
+      help: "Circuit breaker state per target host (0 closed, 1 half-open, 2 open)",
+      labelNames: ["target_host"],
+      registers,
+      collect() {
+        for (const [host, state] of breakerStates()) this.set({ target_host: host }, BREAKER_STATE_VALUE[state]);
+      },
+    }),
+    breakerTransitions: new Counter({
+      name: "callbacks_circuit_breaker_transitions_total",
+      help: "Circuit breaker transitions per target host and new state",
+      labelNames: ["target_host", "state"],
+      registers,
+    }),
+    inflight: new Gauge({ name: "callbacks_inflight_deliveries", help: "Deliveries in progress", registers }),
+    consumerPaused: new Gauge({ name: "callbacks_consumer_paused", help: "1 while fetching is paused because in-flight work is full", registers }),
+    retriesScheduled: new Counter({
+      name: "callbacks_retries_scheduled_total",
+      help: "Deliveries handed to the retry topic",
+      labelNames: ["target_host"],
+      registers,
+    }),
+    deadLetters: new Counter({
+      name: "callbacks_dead_letters_total",
+      help: "Records and deliveries written to the dead-letter topic",
+      labelNames: ["tenant", "reason"],
+      registers,
+    }),
+    replayed: new Counter({ name: "callbacks_replayed_total", help: "Dead letters replayed, by final status", labelNames: ["status"], registers }),
+    retryBacklog: new Gauge({ name: "callbacks_retry_backlog", help: "Retries read from the retry topic and not yet final", registers }),
+    readBreakerStatesFrom(source: () => Map<string, BreakerState>) {
+      breakerStates = source;
+    },
+  };
+  return metrics;
+}
