@@ -1,0 +1,150 @@
+/**
+ * The I/O seam of the SSRF guard: an undici `connect` function that refuses, before any SYN, to
+ * open a connection the {@link NetworkPolicy} does not allow.
+ *
+ * Where the check sits, and why there:
+ * - DNS names: inside the `lookup` that net/tls call while connecting. The addresses judged are
+ *   the ones the socket then dials, from one resolution, so DNS rebinding (one answer for a
+ *   pre-check, another for the connect) has no window.
+ * - IP literals: net.connect skips `lookup` for them, so they are judged before connecting.
+ * - Backstop: `socket.remoteAddress` is judged once connected, before undici writes a request.
+ *   It never fires unless a path skipped the two checks above.
+ */
+import dns from "node:dns";
+import type { LookupAddress, LookupOptions } from "node:dns";
+import type { Socket } from "node:net";
+import { buildConnector } from "undici";
+import { parseIp } from "./ip-address.js";
+import type { NetworkPolicy } from "./network-policy.js";
+
+/** The shape of `dns.lookup` that net.connect calls (both `all: true` and single answers). */
+export type LookupFn = (
+  hostname: string,
+  options: LookupOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+) => void;
+
+export type Connector = buildConnector.connector;
+export type ConnectorFactory = (options: buildConnector.BuildOptions) => Connector;
+
+export const SSRF_BLOCKED = "ERR_SSRF_BLOCKED";
+
+/**
+ * A refused destination. Not a transport failure: the sender reports it as outcome `rejected`
+ * and must not count it against the circuit breaker (see {@link isSsrfBlockedError}).
+ */
+export class SsrfBlockedError extends Error {
+  readonly code = SSRF_BLOCKED;
+  constructor(
+    /** The host the request named (DNS name or literal). */
+    readonly host: string,
+    /** The address that was refused. */
+    readonly address: string,
+    /** Why, from the policy, e.g. "address 10.0.0.1 is private; set ...". */
+    readonly reason: string,
+  ) {
+    super(`refusing to connect to ${host === address ? host : `${host} (${address})`}: ${reason}`);
+    this.name = "SsrfBlockedError";
+  }
+}
+
+/** Also looks through `cause` chains, in case a caller or undici wraps the connect error. */
+export function isSsrfBlockedError(err: unknown): err is SsrfBlockedError {
+  for (let e = err, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
+    if (e instanceof SsrfBlockedError || (e as { code?: unknown }).code === SSRF_BLOCKED) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Wraps a lookup so that net only ever receives addresses the policy allows.
+ *
+ * Several answers with one refused: the whole name is refused, not filtered. A name mixing public
+ * and internal records is either misconfigured or an attack; filtering would make delivery depend
+ * on record order and family preference, and hide the problem until the allowed records go away.
+ */
+export function createGuardedLookup(policy: NetworkPolicy, lookup: LookupFn = dns.lookup as LookupFn): LookupFn {
+  return (hostname, options, callback) => {
+    lookup(hostname, options, (err, address, family) => {
+      if (err) {
+        callback(err, address, family);
+        return;
+      }
+      const answers: readonly string[] = Array.isArray(address) ? address.map((a) => a.address) : [address];
+      for (const answer of answers) {
+        const decision = policy.check(answer);
+        if (!decision.allowed) {
+          callback(new SsrfBlockedError(hostname, answer, decision.reason), Array.isArray(address) ? [] : "");
+          return;
+        }
+      }
+      callback(null, address, family);
+    });
+  };
+}
+
+// BuildOptions is a union (TLS | TCP | IPC options); a plain Omit would keep only common keys.
+type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+export interface GuardedConnectOptions {
+  /** Resolver seam; defaults to `dns.lookup`. Tests make names resolve to what they need here. */
+  readonly lookup?: LookupFn;
+  /**
+   * Connect timeout (ms), resolution included. An Agent given a `connect` function ignores its own
+   * `connectTimeout`, so pass it here. Default: undici's (10 s).
+   */
+  readonly timeoutMs?: number;
+  /** Further undici connector options (TLS, keep-alive...); `lookup` and `timeout` are ours. */
+  readonly connectorOptions?: Partial<OmitEach<buildConnector.BuildOptions, "lookup" | "timeout">>;
+  /** Seam for unit tests: builds the underlying connector; defaults to undici's `buildConnector`. */
+  readonly connectorFactory?: ConnectorFactory;
+}
+
+/**
+ * An undici `connect` option (`new Agent({ connect: createGuardedConnect(policy) })`). It is
+ * undici's own connector (TLS, servername, session cache, keep-alive unchanged) with the guarded
+ * lookup plugged in; an allow-everything policy gets the plain connector.
+ */
+export function createGuardedConnect(policy: NetworkPolicy, options: GuardedConnectOptions = {}): Connector {
+  const factory = options.connectorFactory ?? (buildConnector as ConnectorFactory);
+  const buildOptions: buildConnector.BuildOptions = { ...options.connectorOptions };
+  if (options.timeoutMs !== undefined) buildOptions.timeout = options.timeoutMs;
+  if (policy.allowsEverything) {
+    return factory(options.lookup ? { ...buildOptions, lookup: options.lookup } : buildOptions);
+  }
+  const base = factory({ ...buildOptions, lookup: createGuardedLookup(policy, options.lookup) });
+
+  return (connectOptions, callback) => {
+    const { hostname } = connectOptions;
+    const refuse = (address: string, reason: string): void => {
+      const err = new SsrfBlockedError(hostname, address, reason);
+      // Callers expect the callback after connect() returns, as with a real socket error.
+      process.nextTick(() => callback(err, null));
+    };
+
+    // parseIp reads every inet_aton spelling too: Node would hand "0x7f.1" to getaddrinfo, which
+    // answers 127.0.0.1 (the guarded lookup would catch that), but judging it here is cheaper.
+    const literal = parseIp(hostname);
+    if (literal !== null) {
+      const decision = policy.check(literal.text);
+      if (!decision.allowed) return refuse(literal.text, decision.reason);
+    }
+
+    base(connectOptions, (err, socket) => {
+      if (err !== null) {
+        callback(err, null);
+        return;
+      }
+      const remote = (socket as Socket).remoteAddress;
+      const decision = remote === undefined ? null : policy.check(remote);
+      if (decision === null || !decision.allowed) {
+        (socket as Socket).destroy();
+        const reason = decision === null ? "the connected peer address is unknown" : decision.reason;
+        callback(new SsrfBlockedError(hostname, remote ?? "unknown", reason), null);
+        return;
+      }
+      callback(null, socket as Socket);
+    });
+  };
+}
