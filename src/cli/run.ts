@@ -1,0 +1,50 @@
+/**
+ * `run`: the sidecar itself. Consumes until SIGTERM/SIGINT, then drains within the shutdown grace,
+ * commits and exits 0. With pyfly.callbacks.enabled false it says so and exits 0 at once.
+ */
+import { startSidecar } from "../main.js";
+import { createLogger } from "../observability/logger.js";
+import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError } from "./common.js";
+
+export const RUN_USAGE = `Usage: callback-sidecar run [--config PATH]
+
+Consumes the configured Kafka topics and delivers signed webhooks; serves /metrics, /healthz,
+/readyz and /executions on pyfly.callbacks.server.port. Stops gracefully on SIGTERM or SIGINT.
+  --config PATH   else $PYFLY_CONFIG_FILE, else ./application.yml`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(argv, CONFIG_OPTION, true);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+  const { settings, file } = loadConfig(values.config);
+  const logger = createLogger(settings.logLevel);
+  if (!settings.enabled) {
+    logger.info({ config: file ?? "(none)" }, "pyfly.callbacks.enabled is false: nothing to do, exiting");
+    logger.flush();
+    return EXIT.OK;
+  }
+  process.on("unhandledRejection", (reason) => {
+    // Unfinished records are uncommitted, so a restart redelivers them: crash rather than limp on.
+    logger.fatal({ err: reason instanceof Error ? reason.message : String(reason) }, "unhandled rejection; exiting");
+    logger.flush();
+    process.exit(EXIT.INTERNAL);
+  });
+
+  const sidecar = await startSidecar(settings, logger);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  logger.info({ signal, grace_ms: settings.shutdownGraceMs }, "stopping: draining in-flight deliveries");
+  // A second signal means "now": exit without waiting for the drain.
+  const forced = (again: NodeJS.Signals) => {
+    logger.warn({ signal: again }, "second signal; exiting without draining");
+    logger.flush();
+    process.exit(EXIT.NEGATIVE);
+  };
+  process.once("SIGTERM", forced);
+  process.once("SIGINT", forced);
+  await sidecar.stop();
+  logger.info("stopped");
+  logger.flush();
+  return EXIT.OK;
+}

@@ -1,0 +1,46 @@
+import { readFileSync } from "node:fs";
+import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from "kafkajs";
+import type { Logger } from "pino";
+import type { SidecarSettings } from "../config/settings.js";
+
+const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
+  [logLevel.ERROR]: "error",
+  [logLevel.WARN]: "warn",
+  [logLevel.INFO]: "info",
+  [logLevel.DEBUG]: "debug",
+};
+
+/** A kafkajs client from `pyfly.callbacks.kafka`, logging through pino. */
+export function createKafka(settings: SidecarSettings["kafka"], logger: Logger): Kafka {
+  const kafkaLogger = logger.child({ component: "kafkajs" });
+  const config: KafkaConfig = {
+    clientId: settings.clientId,
+    brokers: settings.brokers,
+    connectionTimeout: settings.connectionTimeoutMs,
+    // kafkajs' INFO is chatty about routine group work; keep it at debug unless asked for.
+    logLevel: logger.isLevelEnabled("debug") ? logLevel.INFO : logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log }) => {
+        const { message, ...extra } = log;
+        kafkaLogger[LEVELS[level] ?? "info"](extra, message);
+      },
+    retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
+  };
+  if (settings.ssl.enabled) {
+    config.ssl = {
+      rejectUnauthorized: settings.ssl.rejectUnauthorized,
+      ...(settings.ssl.caFile ? { ca: [readFileSync(settings.ssl.caFile, "utf8")] } : {}),
+      ...(settings.ssl.certFile ? { cert: readFileSync(settings.ssl.certFile, "utf8") } : {}),
+      ...(settings.ssl.keyFile ? { key: readFileSync(settings.ssl.keyFile, "utf8") } : {}),
+    };
+  }
+  if (settings.sasl.mechanism !== "none") {
+    config.sasl = {
+      mechanism: settings.sasl.mechanism,
+      username: settings.sasl.username ?? "",
+      password: settings.sasl.password ?? "",
+    } as SASLOptions;
+  }
+  return new Kafka(config);
+}

@@ -1,0 +1,117 @@
+import type { Logger } from "pino";
+import type { CallbackExecution } from "../domain/models.js";
+import type { PlannedDelivery } from "../domain/routing.js";
+import { DOMAIN_NOT_AUTHORIZED, type Dispatcher } from "../delivery/dispatcher.js";
+import type { PreparedEvent } from "../delivery/prepared-event.js";
+import { backoffDelayMs, isRetryableStatus } from "../delivery/retry-policy.js";
+import { targetHostOf } from "../delivery/target.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { HostSlots } from "./concurrency.js";
+import type { RecordContext } from "./consumer-runner.js";
+import { deliveryDeadLetter, retryRecord, type DeliveryHandoff } from "./handoff-records.js";
+import type { RecordHeaders } from "./record-decoder.js";
+import type { DurablePublisher } from "./publisher.js";
+
+export interface DeliveryRunnerDeps {
+  dispatcher: Dispatcher;
+  publisher: DurablePublisher;
+  hostSlots: HostSlots;
+  retryTopic: string;
+  deadLetterTopic: string;
+  inProcessBudgetMs: number;
+  jitter: number;
+  logger: Logger;
+  metrics?: Metrics;
+  now?: () => number;
+}
+
+/** The record a delivery came from, carried into retry and dead-letter records. */
+export interface Origin {
+  headers: RecordHeaders;
+  key: Buffer | string | null;
+}
+
+/**
+ * One delivery inside a record's lifetime, for the event and the retry consumers alike: attempt
+ * it within the short in-process budget, then make the outcome durable. A retry due later goes to
+ * the retry topic and a FAILED delivery to the dead-letter topic; either way the write is
+ * acknowledged before this resolves, so the record's offset may advance.
+ */
+export async function runDelivery(
+  deps: DeliveryRunnerDeps,
+  event: PreparedEvent,
+  planned: PlannedDelivery,
+  context: RecordContext,
+  origin: Origin,
+  execution?: CallbackExecution,
+): Promise<void> {
+  const now = deps.now ?? Date.now;
+  const host = targetHostOf(new URL(planned.subscription.target_url));
+  const current = execution ?? deps.dispatcher.newExecution(event, planned);
+
+  // The host already has its share of in-flight work (slow or dead): don't queue behind it in this
+  // record's lifetime; try again later from the retry topic, without spending an attempt.
+  if (!deps.hostSlots.tryAcquire(host)) {
+    const delay = backoffDelayMs(planned.config.backoff_ms, Math.max(1, current.attempts), { jitter: deps.jitter });
+    await scheduleRetry(deps, event, planned, current, origin, now() + delay, context);
+    return;
+  }
+  let result;
+  try {
+    result = await deps.dispatcher.deliver(event, planned, { sleepBudgetMs: deps.inProcessBudgetMs, signal: context.stopping }, current);
+  } finally {
+    deps.hostSlots.release(host);
+  }
+  if (result.state === "deferred") {
+    await scheduleRetry(deps, event, planned, result.execution, origin, result.dueAt, context);
+  } else if (result.execution.status === "FAILED") {
+    const reason = deadLetterReason(result.execution, planned);
+    const record = deliveryDeadLetter(handoffOf(event, planned, result.execution), event.body, reason, origin.headers, origin.key, now());
+    await deps.publisher.publish(deps.deadLetterTopic, record, context.deadline);
+    deps.metrics?.deadLetters.inc({ tenant: event.tenantId, reason });
+    deps.logger.warn(
+      { tenant: event.tenantId, target_host: host, delivery_id: planned.deliveryId, attempts: result.execution.attempts, reason, last_error: result.execution.last_error },
+      "delivery failed; written to the dead-letter topic",
+    );
+  }
+}
+
+async function scheduleRetry(
+  deps: DeliveryRunnerDeps,
+  event: PreparedEvent,
+  planned: PlannedDelivery,
+  execution: CallbackExecution,
+  origin: Origin,
+  dueAt: number,
+  context: RecordContext,
+): Promise<void> {
+  const record = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key);
+  await deps.publisher.publish(deps.retryTopic, record, context.deadline);
+  deps.metrics?.retriesScheduled.inc({ target_host: targetHostOf(new URL(planned.subscription.target_url)) });
+}
+
+export function handoffOf(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution): DeliveryHandoff {
+  return {
+    deliveryId: planned.deliveryId,
+    executionId: execution.id,
+    configId: planned.config.id,
+    tenantId: event.tenantId,
+    eventType: event.eventType,
+    subscriptionEventType: planned.subscription.event_type,
+    targetUrl: planned.subscription.target_url,
+    attempts: execution.attempts,
+    createdAt: execution.created_at,
+    occurredAt: event.occurredAt,
+    lastError: execution.last_error,
+    responseStatus: execution.response_status,
+    source: event.source,
+  };
+}
+
+/** Why a delivery ended FAILED, in a fixed vocabulary (a metric label). */
+export function deadLetterReason(execution: CallbackExecution, planned: PlannedDelivery): string {
+  if (execution.last_error === DOMAIN_NOT_AUTHORIZED) return "domain_not_authorized";
+  if (execution.response_status !== null && !isRetryableStatus(execution.response_status)) return "final_status";
+  if (execution.attempts >= planned.config.max_attempts) return "attempts_exhausted";
+  return "rejected";
+}

@@ -1,0 +1,65 @@
+/*
+ * The message contract, as a pure function: the tenant and event type come from headers
+ * (x-tenant-id / x-event-type by default, names configurable, matched case-insensitively), with
+ * CloudEvents binary-mode headers (ce_tenantid, ce_type) accepted when ours are absent. The value
+ * is the JSON payload; it is checked later, when it is canonicalised.
+ */
+
+export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
+export type RecordHeaders = Record<string, HeaderValue> | undefined;
+
+export type DecodeFailure = "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json";
+
+export type DecodedRecord =
+  | { ok: true; tenantId: string; eventType: string }
+  | { ok: false; reason: DecodeFailure; detail: string };
+
+export interface HeaderNames {
+  tenant: string;
+  eventType: string;
+}
+
+export const CLOUDEVENTS_HEADERS: HeaderNames = { tenant: "ce_tenantid", eventType: "ce_type" };
+const MAX_HEADER_VALUE_LENGTH = 256;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+type HeaderRead = { value: string } | { missing: true } | { invalid: string };
+
+function readHeader(headers: RecordHeaders, name: string): HeaderRead {
+  const values: (Buffer | string)[] = [];
+  for (const [key, value] of Object.entries(headers ?? {})) {
+    if (key.toLowerCase() !== name || value === undefined) continue;
+    values.push(...(Array.isArray(value) ? value : [value]));
+  }
+  if (values.length === 0) return { missing: true };
+  let decoded: string[];
+  try {
+    decoded = values.map((v) => (typeof v === "string" ? v : utf8.decode(v)));
+  } catch {
+    return { invalid: `header ${name} is not valid UTF-8` };
+  }
+  const distinct = new Set(decoded);
+  if (distinct.size > 1) return { invalid: `header ${name} appears ${values.length} times with different values` };
+  const value = decoded[0] as string;
+  if (value.trim() === "") return { missing: true };
+  if (value.length > MAX_HEADER_VALUE_LENGTH) return { invalid: `header ${name} is longer than ${MAX_HEADER_VALUE_LENGTH} characters` };
+  // Tenants and event types become HTTP headers and metric labels: no control characters.
+  if (/[\u0000-\u001f\u007f]/.test(value)) return { invalid: `header ${name} contains control characters` };
+  return { value };
+}
+
+/** Ours first; CloudEvents only when ours is absent (not when it is present but bad). */
+function pick(headers: RecordHeaders, ours: string, cloudEvents: string): HeaderRead {
+  const read = readHeader(headers, ours);
+  return "missing" in read ? readHeader(headers, cloudEvents) : read;
+}
+
+export function decodeRecordHeaders(headers: RecordHeaders, names: HeaderNames): DecodedRecord {
+  const tenant = pick(headers, names.tenant, CLOUDEVENTS_HEADERS.tenant);
+  if ("invalid" in tenant) return { ok: false, reason: "invalid_header", detail: tenant.invalid };
+  if ("missing" in tenant) return { ok: false, reason: "missing_tenant", detail: `no ${names.tenant} (or ${CLOUDEVENTS_HEADERS.tenant}) header` };
+  const eventType = pick(headers, names.eventType, CLOUDEVENTS_HEADERS.eventType);
+  if ("invalid" in eventType) return { ok: false, reason: "invalid_header", detail: eventType.invalid };
+  if ("missing" in eventType) return { ok: false, reason: "missing_event_type", detail: `no ${names.eventType} (or ${CLOUDEVENTS_HEADERS.eventType}) header` };
+  return { ok: true, tenantId: tenant.value, eventType: eventType.value };
+}

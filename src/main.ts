@@ -1,0 +1,124 @@
+import type { Kafka } from "kafkajs";
+import type { Logger } from "pino";
+import type { SidecarSettings } from "./config/settings.js";
+import { createDeliveryEngine } from "./delivery/engine.js";
+import { abortableSleep } from "./delivery/dispatcher.js";
+import { startAdminServer } from "./http/admin-server.js";
+import { createKafka } from "./kafka/client.js";
+import { HostSlots } from "./kafka/concurrency.js";
+import { ConsumerRunner } from "./kafka/consumer-runner.js";
+import { createEventHandler } from "./kafka/event-handler.js";
+import { DurablePublisher } from "./kafka/publisher.js";
+import { createRetryHandler } from "./kafka/retry-handler.js";
+import { createMetrics } from "./observability/metrics.js";
+
+export interface RunningSidecar {
+  adminPort: number;
+  /** Stops fetching, drains within the shutdown grace, commits, disconnects. */
+  stop(): Promise<void>;
+}
+
+/** Wiring and lifecycle of `callback-sidecar run`; nothing else lives here. */
+export async function startSidecar(settings: SidecarSettings, logger: Logger): Promise<RunningSidecar> {
+  const metrics = createMetrics();
+  const engine = createDeliveryEngine(settings, logger, metrics);
+  const kafka = createKafka(settings.kafka, logger);
+  const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }));
+  const deps = {
+    dispatcher: engine.dispatcher,
+    configs: engine.configs,
+    executions: engine.executions,
+    publisher,
+    hostSlots: new HostSlots(settings.kafka.maxInFlightPerHost),
+    retryTopic: settings.retry.topic,
+    deadLetterTopic: settings.deadLetter.topic,
+    inProcessBudgetMs: settings.retry.inProcessBudgetMs,
+    jitter: settings.retry.jitter,
+    headerNames: { tenant: settings.kafka.tenantHeader, eventType: settings.kafka.eventTypeHeader },
+    logger,
+    metrics,
+  };
+  const common = {
+    kafka,
+    maxInFlight: settings.kafka.maxInFlight,
+    sessionTimeoutMs: settings.kafka.sessionTimeoutMs,
+    logger,
+    metrics,
+  };
+  const events = new ConsumerRunner({
+    ...common,
+    name: "events",
+    groupId: settings.kafka.groupId,
+    topics: settings.kafka.topicPattern !== undefined ? [new RegExp(settings.kafka.topicPattern)] : settings.kafka.topics,
+    fromBeginning: settings.kafka.fromBeginning,
+    ordering: settings.kafka.ordering,
+    handler: createEventHandler(deps),
+  });
+  const retries = new ConsumerRunner({
+    ...common,
+    name: "retries",
+    groupId: `${settings.kafka.groupId}.retry`,
+    topics: [settings.retry.topic],
+    fromBeginning: true,
+    ordering: "none",
+    handler: createRetryHandler(deps),
+  });
+  const admin = await startAdminServer({
+    host: settings.server.host,
+    port: settings.server.port,
+    registry: metrics.registry,
+    executions: engine.executions,
+    isReady: () => events.isReady() && retries.isReady(),
+    logger,
+  });
+
+  const stopping = new AbortController();
+  // Kafka may be down when we start: keep trying (readiness says not ready) rather than exit.
+  const started = (async () => {
+    for (let attempt = 1; !stopping.signal.aborted; attempt++) {
+      try {
+        await ensureTopics(kafka, [settings.retry.topic, settings.deadLetter.topic], logger);
+        await publisher.connect();
+        await events.start();
+        await retries.start();
+        logger.info({ brokers: settings.kafka.brokers, group: settings.kafka.groupId, admin_port: admin.port }, "callback-sidecar consuming");
+        return;
+      } catch (error) {
+        logger.error({ attempt, err: (error as Error).message }, "cannot start consuming yet; retrying");
+        await abortableSleep(Math.min(1000 * attempt, 10_000), stopping.signal).catch(() => undefined);
+      }
+    }
+  })();
+
+  return {
+    adminPort: admin.port,
+    async stop() {
+      const deadlineAt = Date.now() + settings.shutdownGraceMs;
+      stopping.abort();
+      await started;
+      await Promise.allSettled([events.stop(deadlineAt), retries.stop(deadlineAt)]);
+      await publisher.disconnect().catch(() => undefined);
+      await engine.close();
+      await admin.close();
+    },
+  };
+}
+
+/** Creates the retry and dead-letter topics if they are missing; lacking the right is not fatal. */
+async function ensureTopics(kafka: Kafka, topics: string[], logger: Logger): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t));
+    if (missing.length === 0) return;
+    try {
+      await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true });
+      logger.info({ topics: missing }, "created topics");
+    } catch (error) {
+      logger.warn({ topics: missing, err: (error as Error).message }, "could not create topics; create them or allow auto-creation");
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
