@@ -32,11 +32,22 @@ export class CanonicalJsonError extends Error {
   }
 }
 
+/** The canonical text. The output is always ASCII. */
 export function canonicalizeJson(input: string | Uint8Array): string {
+  return canonicalizeJsonBytes(input).toString("latin1");
+}
+
+/**
+ * The canonical text as bytes, ready to sign and send (ASCII, so UTF-8 and Latin-1 agree).
+ * The returned Buffer may be a view on a larger allocation.
+ */
+export function canonicalizeJsonBytes(input: string | Uint8Array): Buffer {
   let text: string;
   if (typeof input === "string") {
     if (input.charCodeAt(0) === 0xfeff) throw new CanonicalJsonError("Unexpected UTF-8 BOM", 0);
-    if (!(input as unknown as { isWellFormed(): boolean }).isWellFormed()) throw new CanonicalJsonError("Lone surrogate in input text", loneSurrogateAt(input));
+    if (!(input as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      throw new CanonicalJsonError("Lone surrogate in input text", loneSurrogateAt(input));
+    }
     text = input;
   } else {
     const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
@@ -47,28 +58,17 @@ export function canonicalizeJson(input: string | Uint8Array): string {
   return new Parser(text).document();
 }
 
-// 0x20..0x7e except '"' and '\\' are written as they are; everything else is escaped.
-const NEEDS_ESCAPE = /[^\x20\x21\x23-\x5b\x5d-\x7e]/g;
-const SHORT_ESCAPES: Record<string, string> = {
-  '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f",
-};
-function escapeChar(ch: string): string {
-  return SHORT_ESCAPES[ch] ?? "\\u" + ch.charCodeAt(0).toString(16).padStart(4, "0");
-}
-
-/** Python's ensure_ascii string encoding; astral characters come out as surrogate pairs. */
-export function pythonAsciiString(s: string): string {
-  return '"' + s.replace(NEEDS_ESCAPE, escapeChar) + '"';
-}
-
 /** Python's `repr(float)`: shortest round-trip digits, exponent form when exp < -4 or exp >= 16. */
 export function pythonFloatRepr(x: number): string {
   if (Number.isNaN(x)) return "NaN";
   if (!Number.isFinite(x)) return x > 0 ? "Infinity" : "-Infinity";
   if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const abs = Math.abs(x);
+  // In this range both write plain decimals with the same digits; Python adds ".0" to integers.
+  if (abs >= 1e-4 && abs < 1e16) return Number.isInteger(x) ? String(x) + ".0" : String(x);
   const sign = x < 0 ? "-" : "";
   // String() gives the same shortest digits as Python's repr, only laid out differently.
-  const s = String(Math.abs(x));
+  const s = String(abs);
   let digits: string;
   let exp: number; // x = d.ddd * 10^exp
   const e = s.indexOf("e");
@@ -122,13 +122,6 @@ function isHighSurrogate(c: number): boolean {
   return c >= 0xd800 && c <= 0xdbff;
 }
 
-interface Entry {
-  key: string;
-  out: string;
-}
-const byUnits = (a: Entry, b: Entry): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-const byCodePoints = (a: Entry, b: Entry): number => compareCodePoints(a.key, b.key);
-
 const enum C {
   Tab = 0x09, Lf = 0x0a, Cr = 0x0d, Space = 0x20, Quote = 0x22, Plus = 0x2b, Comma = 0x2c,
   Minus = 0x2d, Dot = 0x2e, Zero = 0x30, One = 0x31, Nine = 0x39, Colon = 0x3a, E = 0x45,
@@ -136,25 +129,64 @@ const enum C {
   F = 0x66, LowerN = 0x6e, T = 0x74, U = 0x75, LBrace = 0x7b, RBrace = 0x7d,
 }
 
+// Second byte of the two-character escapes Python writes, by code unit.
+const SHORT_ESCAPES = new Map([[0x22, 0x22], [0x5c, 0x5c], [0x0a, 0x6e], [0x0d, 0x72], [0x09, 0x74], [0x08, 0x62], [0x0c, 0x66]]);
+const HEX = Buffer.from("0123456789abcdef", "latin1");
+// Largest write of one step: a \uXXXX escape, or a float repr.
+const SLACK = 32;
+
+/**
+ * Recursive descent (bounded by MAX_DEPTH) writing the ASCII output straight into a byte buffer,
+ * which avoids a string per token. An object's members are written in input order and, unless
+ * already sorted, moved into key order (dropping earlier duplicates) when it closes.
+ */
 class Parser {
   private pos = 0;
-  /** Decoded value of the string parsed last, and whether it has a unit >= 0xD800. */
+  private out: Buffer;
+  private n = 0;
+  private scratch = Buffer.allocUnsafe(0);
+  /** Decoded value of the last key read, and whether it has a unit >= 0xD800. */
   private key = "";
   private keyHasSurrogates = false;
-  private escaped = "";
 
-  constructor(private readonly text: string) {}
+  constructor(private readonly text: string) {
+    this.out = Buffer.allocUnsafe(text.length + (text.length >> 3) + 64);
+  }
 
-  document(): string {
+  document(): Buffer {
     this.skipWs();
-    const out = this.value(0);
+    this.value(0);
     this.skipWs();
     if (this.pos !== this.text.length) this.fail("Extra data");
-    return out;
+    return this.out.subarray(0, this.n);
   }
 
   private fail(reason: string, at = this.pos): never {
     throw new CanonicalJsonError(reason, at);
+  }
+
+  private reserve(bytes: number): void {
+    if (this.n + bytes <= this.out.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.n + bytes));
+    this.out.copy(bigger, 0, 0, this.n);
+    this.out = bigger;
+  }
+
+  private byte(b: number): void {
+    this.reserve(1);
+    this.out[this.n++] = b;
+  }
+
+  private ascii(s: string): void {
+    this.reserve(s.length);
+    if (s.length > 32) {
+      this.n += this.out.write(s, this.n, "latin1");
+      return;
+    }
+    const out = this.out;
+    let n = this.n;
+    for (let i = 0; i < s.length; i++) out[n++] = s.charCodeAt(i);
+    this.n = n;
   }
 
   private skipWs(): void {
@@ -168,163 +200,225 @@ class Parser {
     this.pos = p;
   }
 
-  private value(depth: number): string {
+  private value(depth: number): void {
     const c = this.text.charCodeAt(this.pos);
     switch (c) {
-      case C.Quote: return this.string();
+      case C.Quote: return this.string(false);
       case C.LBrace: return this.object(depth + 1);
       case C.LBracket: return this.array(depth + 1);
-      case C.T: return this.literal("true", "true");
-      case C.F: return this.literal("false", "false");
-      case C.LowerN: return this.literal("null", "null");
-      case C.N: return this.literal("NaN", "NaN");
-      case C.I: return this.literal("Infinity", "Infinity");
+      case C.T: return this.literal("true");
+      case C.F: return this.literal("false");
+      case C.LowerN: return this.literal("null");
+      case C.N: return this.literal("NaN");
+      case C.I: return this.literal("Infinity");
       default:
         if (c === C.Minus || (c >= C.Zero && c <= C.Nine)) return this.number();
         return this.fail("Expecting value");
     }
   }
 
-  private literal(word: string, out: string): string {
+  private literal(word: string): void {
     if (!this.text.startsWith(word, this.pos)) this.fail("Expecting value");
     this.pos += word.length;
-    return out;
+    this.ascii(word);
   }
 
-  private enter(depth: number): void {
+  private enter(depth: number, open: number): void {
     if (depth > MAX_DEPTH) this.fail(`JSON nested deeper than ${MAX_DEPTH} levels`);
+    this.byte(open);
     this.pos++;
     this.skipWs();
   }
 
-  private array(depth: number): string {
-    this.enter(depth);
+  private array(depth: number): void {
+    this.enter(depth, C.LBracket);
     const t = this.text;
-    if (t.charCodeAt(this.pos) === C.RBracket) {
-      this.pos++;
-      return "[]";
+    if (t.charCodeAt(this.pos) !== C.RBracket) {
+      for (;;) {
+        this.value(depth);
+        this.skipWs();
+        const c = t.charCodeAt(this.pos);
+        if (c === C.RBracket) break;
+        if (c !== C.Comma) this.fail("Expecting ',' delimiter");
+        this.byte(C.Comma);
+        this.pos++;
+        this.skipWs();
+      }
     }
-    let out = "[";
-    for (;;) {
-      out += this.value(depth);
-      this.skipWs();
-      const c = t.charCodeAt(this.pos++);
-      if (c === C.RBracket) return out + "]";
-      if (c !== C.Comma) this.fail("Expecting ',' delimiter", this.pos - 1);
-      out += ",";
-      this.skipWs();
-    }
+    this.pos++;
+    this.byte(C.RBracket);
   }
 
-  private object(depth: number): string {
-    this.enter(depth);
+  private object(depth: number): void {
+    this.enter(depth, C.LBrace);
     const t = this.text;
     if (t.charCodeAt(this.pos) === C.RBrace) {
       this.pos++;
-      return "{}";
+      this.byte(C.RBrace);
+      return;
     }
-    const entries: Entry[] = [];
+    const base = this.n;
+    const keys: string[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    let sorted = true;
     let surrogates = false;
     for (;;) {
       if (t.charCodeAt(this.pos) !== C.Quote) this.fail("Expecting property name enclosed in double quotes");
-      const keyOut = this.string();
+      starts.push(this.n);
+      this.string(true);
       const key = this.key;
       surrogates ||= this.keyHasSurrogates;
+      const prev = keys[keys.length - 1];
+      if (sorted && prev !== undefined) sorted = surrogates ? compareCodePoints(prev, key) < 0 : prev < key;
+      keys.push(key);
       this.skipWs();
       if (t.charCodeAt(this.pos) !== C.Colon) this.fail("Expecting ':' delimiter");
       this.pos++;
+      this.byte(C.Colon);
       this.skipWs();
-      entries.push({ key, out: keyOut + ":" + this.value(depth) });
+      this.value(depth);
+      ends.push(this.n);
       this.skipWs();
-      const c = t.charCodeAt(this.pos++);
+      const c = t.charCodeAt(this.pos);
       if (c === C.RBrace) break;
-      if (c !== C.Comma) this.fail("Expecting ',' delimiter", this.pos - 1);
+      if (c !== C.Comma) this.fail("Expecting ',' delimiter");
+      this.byte(C.Comma);
+      this.pos++;
       this.skipWs();
     }
-    // Stable sort keeps duplicates in input order; json.loads keeps the last value.
-    if (entries.length > 1) entries.sort(surrogates ? byCodePoints : byUnits);
-    let out = "{";
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      if (i + 1 < entries.length && entries[i + 1]!.key === e.key) continue;
-      out += out.length === 1 ? e.out : "," + e.out;
-    }
-    return out + "}";
+    this.pos++;
+    if (!sorted) this.sortMembers(base, keys, starts, ends, surrogates);
+    this.byte(C.RBrace);
   }
 
-  /** Returns the ensure_ascii form; leaves the decoded value in this.key. */
-  private string(): string {
+  private sortMembers(base: number, keys: string[], starts: number[], ends: number[], surrogates: boolean): void {
+    const before = surrogates
+      ? (a: number, b: number) => compareCodePoints(keys[a]!, keys[b]!) < 0
+      : (a: number, b: number) => keys[a]! < keys[b]!;
+    let order: number[];
+    if (keys.length <= 16) {
+      // Insertion sort for the usual few members; stable, like Array.sort.
+      order = [0];
+      for (let i = 1; i < keys.length; i++) {
+        let j = i;
+        while (j > 0 && before(i, order[j - 1]!)) j--;
+        order.splice(j, 0, i);
+      }
+    } else {
+      order = keys.map((_, i) => i).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : a - b));
+    }
+    // Stability keeps equal keys in input order, so the last (the one json.loads keeps) is last.
+    const len = this.n - base;
+    if (this.scratch.length < len) this.scratch = Buffer.allocUnsafe(Math.max(len, 2 * this.scratch.length));
+    const tmp = this.scratch;
+    const out = this.out;
+    out.copy(tmp, 0, base, this.n);
+    let w = base;
+    for (let j = 0; j < order.length; j++) {
+      const i = order[j]!;
+      const next = order[j + 1];
+      if (next !== undefined && keys[next] === keys[i]) continue;
+      if (w !== base) out[w++] = C.Comma;
+      const from = starts[i]! - base;
+      const to = ends[i]! - base;
+      if (to - from > 64) w += tmp.copy(out, w, from, to);
+      else for (let k = from; k < to; k++) out[w++] = tmp[k]!;
+    }
+    this.n = w;
+  }
+
+  /** Writes the string's ensure_ascii form; for a key, leaves its decoded value in this.key. */
+  private string(isKey: boolean): void {
     const t = this.text;
     const start = this.pos;
     let p = start + 1;
-    let c = t.charCodeAt(p);
-    // Fast path: printable ASCII without escapes is its own canonical form.
-    while (c >= C.Space && c <= 0x7e && c !== C.Quote && c !== C.Backslash) c = t.charCodeAt(++p);
-    if (c === C.Quote) {
-      this.pos = p + 1;
-      this.key = t.slice(start + 1, p);
-      this.keyHasSurrogates = false;
-      return t.slice(start, p + 1);
-    }
-    let decoded = "";
-    let run = start + 1;
+    this.byte(C.Quote);
+    let out = this.out;
+    let n = this.n;
+    let limit = out.length - SLACK;
+    let decoded = ""; // for keys: the text up to `run`, escapes decoded
+    let run = p;
+    let surrogates = false;
     for (;;) {
-      if (p >= t.length) this.fail("Unterminated string", start);
+      if (n > limit) {
+        this.n = n;
+        this.reserve(SLACK * 2);
+        out = this.out;
+        limit = out.length - SLACK;
+      }
+      let c = t.charCodeAt(p);
+      if (c >= C.Space && c <= 0x7e && c !== C.Quote && c !== C.Backslash) {
+        out[n++] = c;
+        p++;
+        continue;
+      }
       if (c === C.Quote) break;
+      if (c !== c) this.fail("Unterminated string", start); // NaN: past the end
       if (c < C.Space) this.fail("Invalid control character", p);
       if (c === C.Backslash) {
-        decoded += t.slice(run, p);
-        p = this.escape(p);
-        decoded += this.escaped;
-        run = p;
+        const at = p;
+        c = this.escape(p);
+        p += t.charCodeAt(p + 1) === C.U ? 6 : 2;
+        if (isKey) {
+          decoded += t.slice(run, at) + String.fromCharCode(c);
+          run = p;
+        }
+        if (c >= C.Space && c <= 0x7e && c !== C.Quote && c !== C.Backslash) {
+          out[n++] = c;
+          continue;
+        }
       } else {
         p++;
       }
-      c = t.charCodeAt(p);
+      if (c >= 0xd800) surrogates = true;
+      out[n++] = C.Backslash;
+      const short = SHORT_ESCAPES.get(c);
+      if (short !== undefined) {
+        out[n++] = short;
+      } else {
+        out[n++] = C.U;
+        out[n++] = HEX[c >> 12]!;
+        out[n++] = HEX[(c >> 8) & 15]!;
+        out[n++] = HEX[(c >> 4) & 15]!;
+        out[n++] = HEX[c & 15]!;
+      }
     }
-    decoded += t.slice(run, p);
+    this.n = n;
+    this.byte(C.Quote);
     this.pos = p + 1;
-    this.key = decoded;
-    this.keyHasSurrogates = /[\ud800-\udfff]/.test(decoded);
-    return pythonAsciiString(decoded);
+    if (isKey) {
+      // A JS string merges an escaped high+low pair into one character, as Python does; any
+      // other lone half stays a lone half in both.
+      this.key = run === start + 1 ? t.slice(run, p) : decoded + t.slice(run, p);
+      this.keyHasSurrogates = surrogates;
+    }
   }
 
-  /** Decodes the escape at p (the backslash) into this.escaped; returns the next position. */
+  /** Decodes the escape whose backslash is at p to a UTF-16 code unit. */
   private escape(p: number): number {
     const t = this.text;
-    const c = t.charCodeAt(p + 1);
-    let ch: string;
-    switch (c) {
-      case C.Quote: ch = '"'; break;
-      case C.Backslash: ch = "\\"; break;
-      case 0x2f: ch = "/"; break;
-      case 0x62: ch = "\b"; break;
-      case C.F: ch = "\f"; break;
-      case C.LowerN: ch = "\n"; break;
-      case 0x72: ch = "\r"; break;
-      case C.T: ch = "\t"; break;
+    switch (t.charCodeAt(p + 1)) {
+      case C.Quote: return C.Quote;
+      case C.Backslash: return C.Backslash;
+      case 0x2f: return 0x2f;
+      case 0x62: return 0x08;
+      case C.F: return 0x0c;
+      case C.LowerN: return C.Lf;
+      case 0x72: return C.Cr;
+      case C.T: return C.Tab;
       case C.U: {
-        const unit = this.hex4(p + 2);
-        // A JS string merges an escaped high+low pair into one character, as Python does;
-        // any other lone half stays a lone half in both.
-        this.escaped = String.fromCharCode(unit);
-        return p + 6;
+        const h = t.slice(p + 2, p + 6);
+        if (!/^[0-9a-fA-F]{4}$/.test(h)) this.fail("Invalid \\uXXXX escape", p + 1);
+        return parseInt(h, 16);
       }
       default:
         if (p + 1 >= t.length) this.fail("Unterminated string", p);
         return this.fail("Invalid \\escape", p);
     }
-    this.escaped = ch;
-    return p + 2;
   }
 
-  private hex4(p: number): number {
-    const h = this.text.slice(p, p + 4);
-    if (!/^[0-9a-fA-F]{4}$/.test(h)) this.fail("Invalid \\uXXXX escape", p - 1);
-    return parseInt(h, 16);
-  }
-
-  private number(): string {
+  private number(): void {
     const t = this.text;
     const start = this.pos;
     let p = start;
@@ -333,7 +427,7 @@ class Parser {
       if (t.charCodeAt(p) === C.I) {
         if (!t.startsWith("Infinity", p)) this.fail("Expecting value", start);
         this.pos = p + 8;
-        return "-Infinity";
+        return this.ascii("-Infinity");
       }
     }
     let c = t.charCodeAt(p);
@@ -364,9 +458,9 @@ class Parser {
     if (p === intEnd) {
       const digits = p - start - (t.charCodeAt(start) === C.Minus ? 1 : 0);
       if (digits > MAX_INT_DIGITS) this.fail(`Integer has more than ${MAX_INT_DIGITS} digits (Python's limit)`, start);
-      return token === "-0" ? "0" : token;
+      return this.ascii(token === "-0" ? "0" : token);
     }
-    return pythonFloatRepr(Number(token));
+    this.ascii(pythonFloatRepr(Number(token)));
   }
 }
 
