@@ -98,7 +98,6 @@ export function createMetrics() {
       labelNames: ["tenant", "reason"],
       registers,
     }),
-    replayed: new Counter({ name: "callbacks_replayed_total", help: "Dead letters replayed, by final status", labelNames: ["status"], registers }),
     retryBacklog: new Gauge({ name: "callbacks_retry_backlog", help: "Retries read from the retry topic and not yet final", registers }),
     readBreakerStatesFrom(source: () => Map<string, BreakerState>) {
       breakerStates = source;
