@@ -16,7 +16,7 @@ export class RequestSigner {
   private readonly pyflyCache = new WeakMap<PreparedEvent, Map<string, Record<string, string>>>();
 
   headersFor(event: PreparedEvent, planned: PlannedDelivery, timestampSeconds: number): Record<string, string> {
-    const { config, subscription, deliveryId } = planned;
+    const { subscription, deliveryId } = planned;
     const merged = new Map<string, [string, string]>();
     const put = (name: string, value: string) => merged.set(name.toLowerCase(), [name, value]);
 
