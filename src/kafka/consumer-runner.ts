@@ -59,6 +59,8 @@ export class ConsumerRunner {
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs,
+      // kafkajs heartbeats, rejoins and leaves only between fetches: a long fetch wait slows all three.
+      maxWaitTimeInMs: 1_000,
       heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
