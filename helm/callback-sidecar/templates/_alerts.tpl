@@ -1,0 +1,82 @@
+{{/*
+The alert rules; with default values this renders exactly deploy/prometheus/callback-sidecar.rules.yaml
+(test/deploy checks it), so the chart and the plain manifests never drift apart.
+$b / $c add prometheusRule.selector to a bare selector / one that has matchers already.
+*/}}
+{{- define "callback-sidecar.alertRules" -}}
+{{- $r := .Values.prometheusRule -}}
+{{- $b := ternary (printf "{%s}" $r.selector) "" (ne $r.selector "") -}}
+{{- $c := ternary (printf ",%s" $r.selector) "" (ne $r.selector "") -}}
+groups:
+  - name: callback-sidecar
+    rules:
+      - alert: CallbackSidecarCircuitBreakerOpen
+        expr: max by (namespace, pod, target_host) (callbacks_circuit_breaker_state{{ $b }}) == 2
+        for: {{ $r.breakerOpenFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: Circuit breaker to {{`{{ $labels.target_host }}`}} open for {{ $r.breakerOpenFor }}
+          description: >-
+            {{`{{ $labels.pod }}`}} sends nothing to {{`{{ $labels.target_host }}`}}: the host kept failing and its
+            deliveries go to the retry topic or end FAILED. Check the receiver.
+      - alert: CallbackSidecarHighFailureRatio
+        expr: |-
+          (
+            sum by (namespace, tenant) (rate(callbacks_deliveries_total{status="FAILED"{{ $c }}}[10m]))
+            /
+            sum by (namespace, tenant) (rate(callbacks_deliveries_total{{ $b }}[10m]))
+          ) > {{ $r.failureRatio }}
+        for: {{ $r.failureRatioFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: More than {{ mulf $r.failureRatio 100 }}% of deliveries for tenant {{`{{ $labels.tenant }}`}} end FAILED
+          description: >-
+            {{`{{ $value | humanizePercentage }}`}} of final deliveries failed over 10 minutes. Failed deliveries are
+            in the dead-letter topic; replay them once the receiver is fixed.
+      - alert: CallbackSidecarConsumptionStopped
+        expr: |-
+          max by (namespace, pod) (callbacks_consumer_paused{{ $b }}) == 1
+          or
+          (
+            sum by (namespace, pod) (callbacks_inflight_deliveries{{ $b }}) > 0
+            and
+            sum by (namespace, pod) (rate(callbacks_events_consumed_total{{ $b }}[15m])) == 0
+          )
+        for: {{ $r.consumptionStoppedFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: '{{`{{ $labels.pod }}`}} consumes no records'
+          description: >-
+            Fetching is paused (in-flight work is full) or deliveries are in flight while no record has been
+            consumed for {{ $r.consumptionStoppedFor }}. Look for a slow target host and the consumer's lag.
+      - alert: CallbackSidecarMetricsAbsent
+        expr: absent(callbacks_inflight_deliveries{{ $b }})
+        for: {{ $r.consumptionStoppedFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: No callback-sidecar is scraped
+          description: Nothing exports callbacks_inflight_deliveries; the sidecar is down or not scraped.
+      - alert: CallbackSidecarSkippedRecordsRising
+        expr: sum by (namespace, reason) (rate(callbacks_events_skipped_total{{ $b }}[10m])) > {{ $r.skippedRate }}
+        for: {{ $r.skippedFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: Records skipped as {{`{{ $labels.reason }}`}}
+          description: >-
+            Producers send records the sidecar cannot dispatch ({{`{{ $labels.reason }}`}}); they are logged, counted and
+            dead-lettered, never delivered.
+      - alert: CallbackSidecarDeadLettersRising
+        expr: sum by (namespace, tenant, reason) (increase(callbacks_dead_letters_total{{ $b }}[10m])) > 0
+        for: {{ $r.deadLettersFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: Dead letters keep arriving for tenant {{`{{ $labels.tenant }}`}} ({{`{{ $labels.reason }}`}})
+          description: >-
+            Deliveries or records end in the dead-letter topic. Fix the cause, then run callback-sidecar replay.
+{{- end -}}

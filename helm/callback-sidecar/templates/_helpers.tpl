@@ -1,0 +1,237 @@
+{{/*
+Helpers read only .Values, .Release and .Chart. A parent chart that depends on this one calls the
+public ones (container, volumes, podAnnotations, terminationGracePeriodSeconds) with the
+subchart's own context, so names and values match what the subchart rendered:
+  {{- include "callback-sidecar.container" (index .Subcharts "callback-sidecar") | nindent 8 }}
+*/}}
+
+{{- define "callback-sidecar.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "callback-sidecar.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "callback-sidecar.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "callback-sidecar.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "callback-sidecar.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "callback-sidecar.labels" -}}
+{{ include "callback-sidecar.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | default "unknown" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service | default "Helm" }}
+app.kubernetes.io/component: callback-sidecar
+{{- end -}}
+
+{{/* Pods the Service, ServiceMonitor and NetworkPolicy select: ours, or the host app's. */}}
+{{- define "callback-sidecar.podSelector" -}}
+{{- if .Values.podSelectorOverride -}}
+{{ toYaml .Values.podSelectorOverride }}
+{{- else -}}
+{{ include "callback-sidecar.selectorLabels" . }}
+{{- end -}}
+{{- end -}}
+
+{{- define "callback-sidecar.secretName" -}}
+{{- .Values.secret.existingSecret | default (printf "%s-secrets" (include "callback-sidecar.fullname" .)) -}}
+{{- end -}}
+
+{{- define "callback-sidecar.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "callback-sidecar.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "callback-sidecar.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/* CALLBACK_SECRET_<TENANT>: env names are upper snake, whatever the tenant id looks like. */}}
+{{- define "callback-sidecar.secretEnvName" -}}
+{{- printf "CALLBACK_SECRET_%s" (regexReplaceAll "[^A-Za-z0-9]+" . "_" | upper) -}}
+{{- end -}}
+
+{{/*
+One entry per env var a tenant's secrets need: list of dicts {env, tenant, value}. value is only
+known for the chart-created Secret. Fails on values that would render a broken deployment.
+*/}}
+{{- define "callback-sidecar.secretEntries" -}}
+{{- $entries := list -}}
+{{- $seen := dict -}}
+{{- range .Values.tenants -}}
+{{- $tenant := index . "tenant-id" -}}
+{{- $env := include "callback-sidecar.secretEnvName" $tenant -}}
+{{- if hasKey $seen $env -}}
+{{- fail (printf "tenants: %q and %q both map to env %s; rename one" (get $seen $env) $tenant $env) -}}
+{{- end -}}
+{{- $_ := set $seen $env $tenant -}}
+{{- $values := list -}}
+{{- $extra := int (index . "additional-secret-count" | default 0) -}}
+{{- if not $.Values.secret.existingSecret -}}
+{{- $given := index $.Values.secret.hmac $tenant -}}
+{{- if not $given -}}
+{{- fail (printf "secret.hmac.%s is required: every tenant signs with a secret (or set secret.existingSecret)" $tenant) -}}
+{{- end -}}
+{{- $values = kindIs "slice" $given | ternary $given (list $given) -}}
+{{- $extra = sub (len $values) 1 | int -}}
+{{- end -}}
+{{- if and (gt $extra 0) (ne (index . "signing-scheme" | default "pyfly") "standard-webhooks") -}}
+{{- fail (printf "tenant %s: secret rotation (additional secrets) needs signing-scheme standard-webhooks" $tenant) -}}
+{{- end -}}
+{{- $entries = append $entries (dict "env" $env "tenant" $tenant "value" (first $values | default "")) -}}
+{{- range $i, $_ := until $extra -}}
+{{- $value := "" -}}
+{{- if not $.Values.secret.existingSecret }}{{ $value = index $values (add1 $i) }}{{ end -}}
+{{- $entries = append $entries (dict "env" (printf "%s_ADDITIONAL_%d" $env (add1 $i)) "tenant" $tenant "value" $value) -}}
+{{- end -}}
+{{- end -}}
+{{- range $tenant, $_ := .Values.secret.hmac -}}
+{{- if not (hasKey $seen (include "callback-sidecar.secretEnvName" $tenant)) -}}
+{{- fail (printf "secret.hmac.%s has no tenant with that tenant-id" $tenant) -}}
+{{- end -}}
+{{- end -}}
+{{- if include "callback-sidecar.saslEnabled" . -}}
+{{- if and (not .Values.secret.existingSecret) (not .Values.secret.kafkaSaslPassword) -}}
+{{- fail "secret.kafkaSaslPassword is required when config.kafka.sasl.mechanism is not none" -}}
+{{- end -}}
+{{- $entries = append $entries (dict "env" "CALLBACK_KAFKA_SASL_PASSWORD" "value" .Values.secret.kafkaSaslPassword) -}}
+{{- end -}}
+{{- toJson $entries -}}
+{{- end -}}
+
+{{- define "callback-sidecar.saslEnabled" -}}
+{{- $sasl := dig "kafka" "sasl" "mechanism" "none" .Values.config -}}
+{{- if ne $sasl "none" }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The sidecar's application.yml. Secrets are ${ENV} placeholders the sidecar expands at start, so
+the ConfigMap never holds one.
+*/}}
+{{- define "callback-sidecar.applicationYaml" -}}
+{{- $callbacks := deepCopy .Values.config -}}
+{{- $_ := set $callbacks "shutdown-grace" (printf "%ds" (int .Values.shutdownGraceSeconds)) -}}
+{{- $_ = set $callbacks "server" (dict "port" (int .Values.adminPort) "host" "0.0.0.0") -}}
+{{- $kafka := get $callbacks "kafka" | default dict -}}
+{{- if hasKey $kafka "topic-pattern" -}}
+{{- $_ = unset $kafka "topics" -}}
+{{- end -}}
+{{- if include "callback-sidecar.saslEnabled" . -}}
+{{- $_ = set (get $kafka "sasl") "password" "${CALLBACK_KAFKA_SASL_PASSWORD}" -}}
+{{- end -}}
+{{- $configs := list -}}
+{{- $entries := include "callback-sidecar.secretEntries" . | fromJsonArray -}}
+{{- range .Values.tenants -}}
+{{- $tenant := omit . "additional-secret-count" -}}
+{{- $env := include "callback-sidecar.secretEnvName" (index . "tenant-id") -}}
+{{- $_ = set $tenant "secret" (printf "${%s}" $env) -}}
+{{- $additional := list -}}
+{{- range $entries -}}
+{{- if and (eq (.tenant | default "") (index $tenant "tenant-id")) (ne .env $env) -}}
+{{- $additional = append $additional (printf "${%s}" .env) -}}
+{{- end -}}
+{{- end -}}
+{{- if $additional -}}
+{{- $_ = set $tenant "additional-secrets" $additional -}}
+{{- end -}}
+{{- $configs = append $configs $tenant -}}
+{{- end -}}
+{{- $_ = set $callbacks "configs" $configs -}}
+{{- dict "pyfly" (dict "callbacks" $callbacks) | toYaml -}}
+{{- end -}}
+
+{{/* Pod annotations that roll the pods when the config or the chart-created Secret changes. */}}
+{{- define "callback-sidecar.podAnnotations" -}}
+checksum/callback-sidecar-config: {{ include "callback-sidecar.applicationYaml" . | sha256sum }}
+checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . | sha256sum }}
+{{- end -}}
+
+{{- define "callback-sidecar.terminationGracePeriodSeconds" -}}
+{{- add .Values.shutdownGraceSeconds .Values.terminationGraceExtraSeconds -}}
+{{- end -}}
+
+{{/* The container, for this chart's Deployment and for other charts' pod specs. */}}
+{{- define "callback-sidecar.container" -}}
+- name: callback-sidecar
+  image: {{ include "callback-sidecar.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args: ["run"]
+  ports:
+    - name: cb-admin
+      containerPort: {{ .Values.adminPort }}
+      protocol: TCP
+  env:
+    - name: PYFLY_CONFIG_FILE
+      value: /etc/callback-sidecar/application.yml
+    {{- range include "callback-sidecar.secretEntries" . | fromJsonArray }}
+    - name: {{ .env }}
+      valueFrom:
+        secretKeyRef:
+          name: {{ include "callback-sidecar.secretName" $ }}
+          key: {{ .env }}
+    {{- end }}
+    {{- with .Values.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if .Values.probes.liveness.enabled }}
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: cb-admin
+    {{- toYaml (omit .Values.probes.liveness "enabled") | nindent 4 }}
+  {{- end }}
+  {{- if .Values.probes.readiness.enabled }}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: cb-admin
+    {{- toYaml (omit .Values.probes.readiness "enabled") | nindent 4 }}
+  {{- end }}
+  resources:
+    {{- toYaml .Values.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: callback-sidecar-config
+      mountPath: /etc/callback-sidecar
+      readOnly: true
+    - name: callback-sidecar-tmp
+      mountPath: /tmp
+    {{- with .Values.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/* The volumes the container mounts; add them to the same pod spec. */}}
+{{- define "callback-sidecar.volumes" -}}
+- name: callback-sidecar-config
+  configMap:
+    name: {{ include "callback-sidecar.fullname" . }}
+- name: callback-sidecar-tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
