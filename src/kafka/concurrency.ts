@@ -48,21 +48,20 @@ export class Semaphore {
 
 /** Caps each target host's share of in-flight deliveries, so one slow host cannot take them all. */
 export class HostSlots {
-  private readonly used = new Map<string, number>();
+  private readonly hosts = new Map<string, Semaphore>();
 
   constructor(private readonly perHost: number) {}
 
-  tryAcquire(host: string): boolean {
-    const n = this.used.get(host) ?? 0;
-    if (n >= this.perHost) return false;
-    this.used.set(host, n + 1);
-    return true;
+  /** Waits up to `maxWaitMs` for a slot: long enough for a busy host, too short to queue on a dead one. */
+  acquire(host: string, maxWaitMs: number, signal?: AbortSignal): Promise<boolean> {
+    let slots = this.hosts.get(host);
+    if (!slots) this.hosts.set(host, (slots = new Semaphore(this.perHost)));
+    const timeout = AbortSignal.timeout(Math.max(0, maxWaitMs));
+    return slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout);
   }
 
   release(host: string): void {
-    const n = (this.used.get(host) ?? 1) - 1;
-    if (n <= 0) this.used.delete(host);
-    else this.used.set(host, n);
+    this.hosts.get(host)?.release();
   }
 }
 

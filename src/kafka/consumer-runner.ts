@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "pino";
 import type { Metrics } from "../observability/metrics.js";
@@ -55,6 +56,8 @@ export class ConsumerRunner {
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: ConsumerRunnerOptions) {
+    // Every waiting delivery listens to these; hundreds of listeners are expected, not a leak.
+    setMaxListeners(0, this.stopping.signal, this.deadline.signal);
     this.slots = new Semaphore(options.maxInFlight);
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,

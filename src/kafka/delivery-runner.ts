@@ -49,9 +49,10 @@ export async function runDelivery(
   const host = targetHostOf(new URL(planned.subscription.target_url));
   const current = execution ?? deps.dispatcher.newExecution(event, planned);
 
-  // The host already has its share of in-flight work (slow or dead): don't queue behind it in this
-  // record's lifetime; try again later from the retry topic, without spending an attempt.
-  if (!deps.hostSlots.tryAcquire(host)) {
+  // The host keeps its whole share of in-flight work past the in-process budget (slow or dead):
+  // don't queue behind it in this record's lifetime; try again later from the retry topic, without
+  // spending an attempt. A busy but healthy host frees a slot well within the budget.
+  if (!(await deps.hostSlots.acquire(host, deps.inProcessBudgetMs, context.stopping))) {
     const delay = backoffDelayMs(planned.config.backoff_ms, Math.max(1, current.attempts), { jitter: deps.jitter });
     await scheduleRetry(deps, event, planned, current, origin, now() + delay, context);
     return;
