@@ -16,7 +16,6 @@ import { startSidecar } from "../dist/main.js";
 
 const logger = createLogger("silent");
 const report = (name, figures) => console.log(JSON.stringify({ bench: name, ...figures }));
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
 function payloadOf(bytes) {
   // About 110 bytes an item; stop at the requested size.
