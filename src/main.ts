@@ -9,6 +9,7 @@ import { HostSlots } from "./kafka/concurrency.js";
 import { ConsumerRunner } from "./kafka/consumer-runner.js";
 import { createEventHandler } from "./kafka/event-handler.js";
 import { DurablePublisher } from "./kafka/publisher.js";
+import { retryBacklog } from "./kafka/retry-backlog.js";
 import { createRetryHandler } from "./kafka/retry-handler.js";
 import { createMetrics } from "./observability/metrics.js";
 
@@ -38,6 +39,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     logger,
     metrics,
   };
+  const retryGroupId = `${settings.kafka.groupId}.retry`;
   const common = {
     kafka,
     maxInFlight: settings.kafka.maxInFlight,
@@ -57,7 +59,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
   const retries = new ConsumerRunner({
     ...common,
     name: "retries",
-    groupId: `${settings.kafka.groupId}.retry`,
+    groupId: retryGroupId,
     topics: [settings.retry.topic],
     fromBeginning: true,
     ordering: "none",
@@ -72,6 +74,17 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     logger,
   });
 
+  const backlogAdmin = kafka.admin();
+  let backlogConnected = false;
+  metrics.readRetryBacklogFrom(async () => {
+    if (!backlogConnected) return undefined;
+    // A scrape must not hang on an unreachable broker; the last value stays until Kafka answers.
+    return Promise.race([
+      retryBacklog(backlogAdmin, settings.retry.topic, retryGroupId).catch(() => undefined),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2_000).unref()),
+    ]);
+  });
+
   const stopping = new AbortController();
   // Kafka may be down when we start: keep trying (readiness says not ready) rather than exit.
   const started = (async () => {
@@ -81,6 +94,8 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
         await publisher.connect();
         await events.start();
         await retries.start();
+        await backlogAdmin.connect();
+        backlogConnected = true;
         logger.info({ brokers: settings.kafka.brokers, group: settings.kafka.groupId, admin_port: admin.port }, "callback-sidecar consuming");
         return;
       } catch (error) {
@@ -98,6 +113,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
       await started;
       await Promise.allSettled([events.stop(deadlineAt), retries.stop(deadlineAt)]);
       await publisher.disconnect().catch(() => undefined);
+      await backlogAdmin.disconnect().catch(() => undefined);
       await engine.close();
       await admin.close();
     },

@@ -67,7 +67,7 @@ export async function runDelivery(
     await scheduleRetry(deps, event, planned, result.execution, origin, result.dueAt, context);
   } else if (result.execution.status === "FAILED") {
     const reason = deadLetterReason(result.execution, planned);
-    const record = deliveryDeadLetter(handoffOf(event, planned, result.execution), event.body, reason, origin.headers, origin.key, now());
+    const record = deliveryDeadLetter(handoffOf(event, identityOf(planned), result.execution), event.body, reason, origin.headers, origin.key, now());
     await deps.publisher.publish(deps.deadLetterTopic, record, context.deadline);
     deps.metrics?.deadLetters.inc({ tenant: event.tenantId, reason });
     deps.logger.warn(
@@ -86,20 +86,25 @@ async function scheduleRetry(
   dueAt: number,
   context: RecordContext,
 ): Promise<void> {
-  const record = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key);
+  const record = retryRecord(handoffOf(event, identityOf(planned), execution), event.body, dueAt, origin.headers, origin.key);
   await deps.publisher.publish(deps.retryTopic, record, context.deadline);
   deps.metrics?.retriesScheduled.inc({ target_host: targetHostOf(new URL(planned.subscription.target_url)) });
 }
 
-export function handoffOf(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution): DeliveryHandoff {
+/** The delivery's identity: a config id, the subscription's event type and target, a delivery id. */
+export type DeliveryIdentity = { configId: string; subscription: { event_type: string; target_url: string }; deliveryId: string };
+
+export const identityOf = (planned: PlannedDelivery): DeliveryIdentity => ({ configId: planned.config.id, subscription: planned.subscription, deliveryId: planned.deliveryId });
+
+export function handoffOf(event: PreparedEvent, identity: DeliveryIdentity, execution: CallbackExecution): DeliveryHandoff {
   return {
-    deliveryId: planned.deliveryId,
+    deliveryId: identity.deliveryId,
     executionId: execution.id,
-    configId: planned.config.id,
+    configId: identity.configId,
     tenantId: event.tenantId,
     eventType: event.eventType,
-    subscriptionEventType: planned.subscription.event_type,
-    targetUrl: planned.subscription.target_url,
+    subscriptionEventType: identity.subscription.event_type,
+    targetUrl: identity.subscription.target_url,
     attempts: execution.attempts,
     createdAt: execution.created_at,
     occurredAt: event.occurredAt,

@@ -67,8 +67,8 @@ export function createRetryHandler(deps: EventHandlerDeps & { executions: Execut
       execution.status = "FAILED";
       execution.last_error = "Subscription no longer configured";
       deps.executions.save(execution);
-      const planned = { config: config ?? { id: handoff.configId, max_attempts: 0 }, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.targetUrl, headers: {} }, deliveryId: handoff.deliveryId };
-      const record = deliveryDeadLetter(handoffOf(event, planned as never, execution), event.body, "subscription_removed", origin.headers, origin.key, now());
+      const identity = { configId: handoff.configId, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.targetUrl }, deliveryId: handoff.deliveryId };
+      const record = deliveryDeadLetter(handoffOf(event, identity, execution), event.body, "subscription_removed", origin.headers, origin.key, now());
       await deps.publisher.publish(deps.deadLetterTopic, record, context.deadline);
       deps.metrics?.deadLetters.inc({ tenant: deps.configs.hasTenant(handoff.tenantId) ? handoff.tenantId : "unknown", reason: "subscription_removed" });
       return;

@@ -37,6 +37,7 @@ export function createMetrics() {
   const registry = new Registry();
   // The breaker registry owns breaker state; the gauge reads it at scrape time.
   let breakerStates: () => Map<string, BreakerState> = () => new Map();
+  let backlog: () => Promise<number | undefined> = async () => undefined;
   collectDefaultMetrics({ register: registry });
   const registers = [registry];
 
@@ -98,7 +99,18 @@ export function createMetrics() {
       labelNames: ["tenant", "reason"],
       registers,
     }),
-    retryBacklog: new Gauge({ name: "callbacks_retry_backlog", help: "Retries read from the retry topic and not yet final", registers }),
+    retryBacklog: new Gauge({
+      name: "callbacks_retry_backlog",
+      help: "Records in the retry topic not yet committed by the retry consumers",
+      registers,
+      async collect() {
+        const value = await backlog();
+        if (value !== undefined) this.set(value);
+      },
+    }),
+    readRetryBacklogFrom(source: () => Promise<number | undefined>) {
+      backlog = source;
+    },
     readBreakerStatesFrom(source: () => Map<string, BreakerState>) {
       breakerStates = source;
     },

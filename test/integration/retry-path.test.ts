@@ -90,7 +90,7 @@ describe("durable retries and dead letters on the real broker", () => {
   it("exhausted attempts end in the dead-letter topic with everything needed, and replay delivers them", async () => {
     const r = await receiver();
     r.behave({ kind: "respond", status: 500 });
-    const { topics, settings } = await sidecar(`${r.url}/hook`);
+    const { topics, settings, running } = await sidecar(`${r.url}/hook`);
     await produce(topics.events, '{"b":2,"a":"é"}', { "x-tenant-id": "acme", "x-event-type": "InvoicePaid", "x-trace": "t-1" });
     const dead = await eventually(async () => {
       const messages = await readAll(topics.dlq).catch(() => []);
@@ -105,6 +105,14 @@ describe("durable retries and dead letters on the real broker", () => {
     expect(headerText(letter?.headers, H.targetUrl)).toBe(`${r.url}/hook`);
     expect(headerText(letter?.headers, "x-trace")).toBe("t-1");
     expect(headerText(letter?.headers, H.deliveryId)).toBe(r.requests[0]?.headers["x-pyfly-delivery-id"]);
+    const metric = async (name: string) => {
+      const text = await (await fetch(`http://127.0.0.1:${running.adminPort}/metrics`)).text();
+      return text.split("\n").find((line) => line.startsWith(name));
+    };
+    expect(await metric("callbacks_retries_scheduled_total{")).toMatch(/ 2$/);
+    expect(await metric('callbacks_dead_letters_total{tenant="acme",reason="attempts_exhausted"}')).toMatch(/ 1$/);
+    // Both retries were consumed and committed: nothing left behind in the retry topic.
+    expect(await eventually(async () => ((await metric("callbacks_retry_backlog ")) === "callbacks_retry_backlog 0" ? true : undefined))).toBe(true);
 
     r.behave({ kind: "respond", status: 200 });
     const { replayCommand } = await import("../../src/cli/replay.js");
