@@ -45,7 +45,6 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     maxInFlight: settings.kafka.maxInFlight,
     sessionTimeoutMs: settings.kafka.sessionTimeoutMs,
     logger,
-    metrics,
   };
   const events = new ConsumerRunner({
     ...common,
@@ -55,6 +54,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     fromBeginning: settings.kafka.fromBeginning,
     ordering: settings.kafka.ordering,
     handler: createEventHandler(deps),
+    onPausedChange: (paused) => metrics.consumerPaused.set(paused ? 1 : 0),
   });
   const retries = new ConsumerRunner({
     ...common,

@@ -6,6 +6,7 @@
 import { createDeliveryEngine } from "../delivery/engine.js";
 import { prepareEvent } from "../delivery/prepared-event.js";
 import { createKafka } from "../kafka/client.js";
+import { Semaphore } from "../kafka/concurrency.js";
 import { H, HandoffFormatError, headerText, readDeliveryHandoff } from "../kafka/handoff-records.js";
 import { matchesReplayFilter, type ReplayFilter } from "../kafka/replay-filter.js";
 import { readTopicToEnd } from "../kafka/topic-reader.js";
@@ -22,6 +23,8 @@ Re-delivers dead-lettered webhooks (delivery ids kept), one JSON line per dead l
   --dry-run                list what would be replayed; send nothing
 Exit 0 when every replayed delivery was delivered, 1 otherwise.`;
 
+const REPLAY_CONCURRENCY = 16;
+
 const OPTIONS = {
   ...CONFIG_OPTION,
   tenant: { type: "string" },
@@ -30,7 +33,7 @@ const OPTIONS = {
   since: { type: "string" },
   until: { type: "string" },
   "dry-run": { type: "boolean" },
-  help: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
 } as const;
 
 function parseTime(option: string, value: string | undefined): number | undefined {
@@ -62,6 +65,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const kafka = createKafka(settings.kafka, logger);
   const summary = { read: 0, matched: 0, delivered: 0, failed: 0, not_replayable: 0 };
   const replays: Promise<void>[] = [];
+  const slots = new Semaphore(REPLAY_CONCURRENCY);
   try {
     summary.read = await readTopicToEnd(
       kafka,
@@ -90,17 +94,22 @@ export async function replayCommand(argv: string[]): Promise<number> {
         }
         const config = engine.configs.findById(handoff.configId);
         const subscription = config?.subscriptions.find((s) => s.target_url === handoff.targetUrl && s.event_type === handoff.subscriptionEventType);
-        if (!config || !subscription) {
+        if (!config || !config.enabled || !subscription) {
           summary.failed += 1;
           writeOut(JSON.stringify({ ...base, status: "FAILED", last_error: "Subscription no longer configured" }));
           return;
         }
+        // Bounded: a large dead-letter topic must not become thousands of requests at once.
+        await slots.acquire();
         const event = prepareEvent(handoff.tenantId, handoff.eventType, message.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
         replays.push(
-          engine.dispatcher.deliver(event, { config, subscription, deliveryId: handoff.deliveryId }).then(({ execution }) => {
-            summary[execution.status === "DELIVERED" ? "delivered" : "failed"] += 1;
-            writeOut(JSON.stringify({ ...base, status: execution.status, attempts: execution.attempts, last_error: execution.last_error }));
-          }),
+          engine.dispatcher
+            .deliver(event, { config, subscription, deliveryId: handoff.deliveryId })
+            .then(({ execution }) => {
+              summary[execution.status === "DELIVERED" ? "delivered" : "failed"] += 1;
+              writeOut(JSON.stringify({ ...base, status: execution.status, attempts: execution.attempts, last_error: execution.last_error }));
+            })
+            .finally(() => slots.release()),
         );
       },
       `${settings.kafka.groupId}.replay`,

@@ -4,7 +4,7 @@
  */
 import { startSidecar } from "../main.js";
 import { createLogger } from "../observability/logger.js";
-import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError } from "./common.js";
+import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError, writeOut } from "./common.js";
 
 export const RUN_USAGE = `Usage: callback-sidecar run [--config PATH]
 
@@ -13,7 +13,11 @@ Consumes the configured Kafka topics and delivers signed webhooks; serves /metri
   --config PATH   else $PYFLY_CONFIG_FILE, else ./application.yml`;
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, CONFIG_OPTION, true);
+  const { values, positionals } = parseCommandArgs(argv, { ...CONFIG_OPTION, help: { type: "boolean", short: "h" } }, true);
+  if (values.help) {
+    writeOut(RUN_USAGE);
+    return EXIT.OK;
+  }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
   const { settings, file } = loadConfig(values.config);
   const logger = createLogger(settings.logLevel);

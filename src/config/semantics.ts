@@ -1,10 +1,13 @@
 import { parseCidr } from "../delivery/ssrf/ip-address.js";
-import { signingSecretProblem } from "../delivery/signing/index.js";
+import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
+import { isSignatureHeader, signingSecretProblem } from "../delivery/signing/index.js";
 import { ConfigError } from "./errors.js";
 import type { RawCallbacks } from "./schema.js";
 
 // Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
 const TRANSPORT_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "proxy-connection"]);
+
+const IDENTITY_HEADERS = new Set([DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER].map((h) => h.toLowerCase()));
 
 /** Rules that span several keys, checked once every key on its own is valid. */
 export function checkSemantics(raw: RawCallbacks): ConfigError[] {
@@ -33,9 +36,10 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
     }
     config.subscriptions.forEach((subscription, j) => {
       for (const name of Object.keys(subscription.headers)) {
-        if (TRANSPORT_HEADERS.has(name.toLowerCase())) {
-          at(`configs[${i}].subscriptions[${j}].headers.${name}`, "is set by the HTTP client and cannot be configured");
-        }
+        const path = `configs[${i}].subscriptions[${j}].headers.${name}`;
+        if (TRANSPORT_HEADERS.has(name.toLowerCase())) at(path, "is set by the HTTP client and cannot be configured");
+        // Even unsigned, a configured look-alike would let receivers mistake it for ours.
+        if (isSignatureHeader(name) || IDENTITY_HEADERS.has(name.toLowerCase())) at(path, "is set by callback-sidecar and cannot be configured");
       }
     });
     if (config["additional-secrets"].length > 0) {

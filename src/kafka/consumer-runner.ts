@@ -1,7 +1,6 @@
 import { setMaxListeners } from "node:events";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "pino";
-import type { Metrics } from "../observability/metrics.js";
 import { KeyedSequencer, Semaphore } from "./concurrency.js";
 import { OffsetTracker } from "./offset-tracker.js";
 
@@ -29,7 +28,8 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs: number;
   handler: RecordHandler;
   logger: Logger;
-  metrics?: Metrics;
+  /** Told when fetching stops and resumes because in-flight work is full. */
+  onPausedChange?: (paused: boolean) => void;
   commitIntervalMs?: number;
 }
 
@@ -142,7 +142,6 @@ export class ConsumerRunner {
       if (!isRunning() || isStale() || this.stopping.signal.aborted) return;
       if (!(await this.acquireSlot(heartbeat))) return;
       const progress = this.tracker.begin(topic, partition, message.offset);
-      this.options.metrics?.inflight.set(this.slots.inUse);
       const context: RecordContext = { topic, partition, message, stopping: this.stopping.signal, deadline: this.deadline.signal };
       const run = () =>
         this.options.handler(context).then(
@@ -154,7 +153,6 @@ export class ConsumerRunner {
         );
       const done = this.sequenced(topic, partition, message, run).finally(() => {
         this.slots.release();
-        this.options.metrics?.inflight.set(this.slots.inUse);
         if (this.slots.inUse === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
       });
       void done;
@@ -177,7 +175,7 @@ export class ConsumerRunner {
   /** Waits for an in-flight slot, heartbeating so a long wait does not cost group membership. */
   private async acquireSlot(heartbeat: () => Promise<void>): Promise<boolean> {
     if (this.slots.tryAcquire()) return true;
-    this.options.metrics?.consumerPaused.set(1);
+    this.options.onPausedChange?.(true);
     try {
       while (!this.stopping.signal.aborted) {
         const waited = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(HEARTBEAT_WHILE_WAITING_MS)]);
@@ -186,7 +184,7 @@ export class ConsumerRunner {
       }
       return false;
     } finally {
-      this.options.metrics?.consumerPaused.set(0);
+      this.options.onPausedChange?.(false);
     }
   }
 

@@ -6,6 +6,7 @@ import type { PreparedEvent } from "../delivery/prepared-event.js";
 import { backoffDelayMs, isRetryableStatus } from "../delivery/retry-policy.js";
 import { targetHostOf } from "../delivery/target.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { ExecutionStore } from "../repository/execution-store.js";
 import type { HostSlots } from "./concurrency.js";
 import type { RecordContext } from "./consumer-runner.js";
 import { deliveryDeadLetter, retryRecord, type DeliveryHandoff } from "./handoff-records.js";
@@ -14,6 +15,7 @@ import type { DurablePublisher } from "./publisher.js";
 
 export interface DeliveryRunnerDeps {
   dispatcher: Dispatcher;
+  executions: ExecutionStore;
   publisher: DurablePublisher;
   hostSlots: HostSlots;
   retryTopic: string;
@@ -53,14 +55,17 @@ export async function runDelivery(
   // don't queue behind it in this record's lifetime; try again later from the retry topic, without
   // spending an attempt. A busy but healthy host frees a slot well within the budget.
   if (!(await deps.hostSlots.acquire(host, deps.inProcessBudgetMs, context.stopping))) {
+    deps.executions.save(current);
     const delay = backoffDelayMs(planned.config.backoff_ms, Math.max(1, current.attempts), { jitter: deps.jitter });
     await scheduleRetry(deps, event, planned, current, origin, now() + delay, context);
     return;
   }
   let result;
+  deps.metrics?.inflight.inc();
   try {
     result = await deps.dispatcher.deliver(event, planned, { sleepBudgetMs: deps.inProcessBudgetMs, signal: context.stopping }, current);
   } finally {
+    deps.metrics?.inflight.dec();
     deps.hostSlots.release(host);
   }
   if (result.state === "deferred") {

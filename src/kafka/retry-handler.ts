@@ -2,7 +2,6 @@ import { abortableSleep } from "../delivery/dispatcher.js";
 import { CanonicalJsonError } from "../delivery/canonical-json.js";
 import { prepareEvent } from "../delivery/prepared-event.js";
 import { CallbackExecution as ExecutionModel } from "../domain/models.js";
-import type { ExecutionStore } from "../repository/execution-store.js";
 import type { RecordContext, RecordHandler } from "./consumer-runner.js";
 import { handoffOf, runDelivery } from "./delivery-runner.js";
 import { deliveryDeadLetter, HandoffFormatError, readDeliveryHandoff, undispatchableDeadLetter } from "./handoff-records.js";
@@ -13,7 +12,7 @@ import type { EventHandlerDeps } from "./event-handler.js";
  * stopped (same delivery id, same attempt count, same breaker and backoff), under the current
  * configuration of its config and subscription.
  */
-export function createRetryHandler(deps: EventHandlerDeps & { executions: ExecutionStore }): RecordHandler {
+export function createRetryHandler(deps: EventHandlerDeps): RecordHandler {
   const now = deps.now ?? Date.now;
   return async (context: RecordContext) => {
     const { topic, partition, message } = context;
@@ -67,6 +66,7 @@ export function createRetryHandler(deps: EventHandlerDeps & { executions: Execut
       execution.status = "FAILED";
       execution.last_error = "Subscription no longer configured";
       deps.executions.save(execution);
+      deps.metrics?.deliveries.inc({ tenant: handoff.tenantId, event_type: handoff.eventType, status: "FAILED" });
       const identity = { configId: handoff.configId, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.targetUrl }, deliveryId: handoff.deliveryId };
       const record = deliveryDeadLetter(handoffOf(event, identity, execution), event.body, "subscription_removed", origin.headers, origin.key, now());
       await deps.publisher.publish(deps.deadLetterTopic, record, context.deadline);

@@ -4,8 +4,8 @@ import type { AttemptOutcome } from "../delivery/retry-policy.js";
 
 /*
  * Every metric the sidecar exports, in one registry. Label values stay bounded: target_host is
- * host:port (never a path or query), tenants and event types come from the configuration's
- * vocabulary, reasons and outcomes from fixed lists.
+ * host:port of a configured target (never a path or query), tenants are configured tenants (else
+ * "unknown"), event types are capped (BoundedLabel), reasons and outcomes come from fixed lists.
  */
 
 export const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };

