@@ -1,0 +1,324 @@
+import { describe, expect, it } from "vitest";
+import { HostSlots, KeyedSequencer, Semaphore } from "../../src/kafka/concurrency.js";
+
+/** Lets every queued promise callback run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** A promise plus its resolve/reject, for tasks the test finishes by hand. */
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Records when a promise settles, without awaiting it. */
+function track<T>(p: Promise<T>) {
+  const state: { settled: boolean; value?: T } = { settled: false };
+  void p.then((value) => {
+    state.settled = true;
+    state.value = value;
+  });
+  return state;
+}
+
+describe("Semaphore", () => {
+  it("tryAcquire takes slots up to the capacity", () => {
+    const s = new Semaphore(2);
+    expect(s.full).toBe(false);
+    expect(s.tryAcquire()).toBe(true);
+    expect(s.tryAcquire()).toBe(true);
+    expect(s.inUse).toBe(2);
+    expect(s.full).toBe(true);
+    expect(s.tryAcquire()).toBe(false);
+    expect(s.inUse).toBe(2);
+    s.release();
+    expect(s.inUse).toBe(1);
+    expect(s.full).toBe(false);
+    expect(s.tryAcquire()).toBe(true);
+  });
+
+  it("acquire resolves at once while a slot is free", async () => {
+    const s = new Semaphore(1);
+    await expect(s.acquire()).resolves.toBe(true);
+    expect(s.inUse).toBe(1);
+  });
+
+  it("acquire waits for a release when full", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    const waiting = track(s.acquire());
+    await settle();
+    expect(waiting.settled).toBe(false);
+    s.release();
+    await settle();
+    expect(waiting).toEqual({ settled: true, value: true });
+    // The slot passed straight to the waiter: still one in use, none free.
+    expect(s.inUse).toBe(1);
+    expect(s.tryAcquire()).toBe(false);
+  });
+
+  it("hands released slots to waiters in FIFO order, one per release", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    const order: number[] = [];
+    const waiters = [1, 2, 3].map((n) => s.acquire().then(() => order.push(n)));
+    await settle();
+    expect(order).toEqual([]);
+    s.release();
+    await settle();
+    expect(order).toEqual([1]);
+    s.release();
+    await settle();
+    expect(order).toEqual([1, 2]);
+    s.release();
+    await Promise.all(waiters);
+    expect(order).toEqual([1, 2, 3]);
+    expect(s.inUse).toBe(1);
+    s.release();
+    expect(s.inUse).toBe(0);
+  });
+
+  it("a waiter does not jump ahead of tryAcquire callers after a handover", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    const w = track(s.acquire());
+    s.release();
+    // The slot belongs to the waiter now, even before its promise callback runs.
+    expect(s.tryAcquire()).toBe(false);
+    await settle();
+    expect(w.value).toBe(true);
+  });
+
+  it("an aborted waiter resolves false and takes no slot", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    const ac = new AbortController();
+    const p = s.acquire(ac.signal);
+    ac.abort();
+    await expect(p).resolves.toBe(false);
+    expect(s.inUse).toBe(1);
+    s.release();
+    expect(s.inUse).toBe(0);
+    // Nothing leaked: the full capacity is available again.
+    expect(s.tryAcquire()).toBe(true);
+    expect(s.tryAcquire()).toBe(false);
+  });
+
+  it("an aborted waiter is removed from the queue, so the next waiter gets the slot", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    const ac = new AbortController();
+    const first = track(s.acquire(ac.signal));
+    const second = track(s.acquire());
+    ac.abort();
+    await settle();
+    expect(first).toEqual({ settled: true, value: false });
+    s.release();
+    await settle();
+    expect(second).toEqual({ settled: true, value: true });
+    expect(s.inUse).toBe(1);
+  });
+
+  it("an already-aborted signal on a full semaphore resolves false at once", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    await expect(s.acquire(AbortSignal.abort())).resolves.toBe(false);
+    s.release();
+    expect(s.inUse).toBe(0);
+    expect(s.tryAcquire()).toBe(true);
+  });
+
+  it("aborting after being granted changes nothing", async () => {
+    const s = new Semaphore(1);
+    s.tryAcquire();
+    const ac = new AbortController();
+    const p = s.acquire(ac.signal);
+    s.release();
+    await expect(p).resolves.toBe(true);
+    ac.abort();
+    expect(s.inUse).toBe(1);
+  });
+});
+
+describe("HostSlots", () => {
+  it("caps each host at perHost slots", async () => {
+    const slots = new HostSlots(2);
+    await expect(slots.acquire("a:443", 1000)).resolves.toBe(true);
+    await expect(slots.acquire("a:443", 1000)).resolves.toBe(true);
+    await expect(slots.acquire("a:443", 20)).resolves.toBe(false);
+  });
+
+  it("does not let one host's use affect another", async () => {
+    const slots = new HostSlots(1);
+    await expect(slots.acquire("a:443", 1000)).resolves.toBe(true);
+    await expect(slots.acquire("b:443", 0)).resolves.toBe(true);
+    await expect(slots.acquire("a:80", 0)).resolves.toBe(true);
+  });
+
+  it("gives up with false after maxWaitMs", async () => {
+    const slots = new HostSlots(1);
+    await slots.acquire("a:443", 1000);
+    const started = performance.now();
+    await expect(slots.acquire("a:443", 50)).resolves.toBe(false);
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(40);
+    expect(waited).toBeLessThan(1000);
+  });
+
+  it("a timed-out waiter leaks no slot", async () => {
+    const slots = new HostSlots(1);
+    await slots.acquire("a:443", 1000);
+    await expect(slots.acquire("a:443", 10)).resolves.toBe(false);
+    slots.release("a:443");
+    await expect(slots.acquire("a:443", 0)).resolves.toBe(true);
+    await expect(slots.acquire("a:443", 0)).resolves.toBe(false);
+  });
+
+  it("a release hands the slot to a waiting acquire", async () => {
+    const slots = new HostSlots(1);
+    await slots.acquire("a:443", 1000);
+    const waiting = slots.acquire("a:443", 5000);
+    setTimeout(() => slots.release("a:443"), 10);
+    await expect(waiting).resolves.toBe(true);
+  });
+
+  it("a release of one host does not free another's slot", async () => {
+    const slots = new HostSlots(1);
+    await slots.acquire("a:443", 1000);
+    await slots.acquire("b:443", 1000);
+    slots.release("b:443");
+    await expect(slots.acquire("a:443", 20)).resolves.toBe(false);
+    await expect(slots.acquire("b:443", 0)).resolves.toBe(true);
+  });
+
+  it("releasing an unknown host is harmless", () => {
+    expect(() => new HostSlots(1).release("never:1")).not.toThrow();
+  });
+
+  it("stops waiting when the caller's signal aborts", async () => {
+    const slots = new HostSlots(1);
+    await slots.acquire("a:443", 1000);
+    const ac = new AbortController();
+    const p = slots.acquire("a:443", 60_000, ac.signal);
+    setTimeout(() => ac.abort(), 10);
+    const started = performance.now();
+    await expect(p).resolves.toBe(false);
+    expect(performance.now() - started).toBeLessThan(5000);
+    slots.release("a:443");
+    await expect(slots.acquire("a:443", 0)).resolves.toBe(true);
+  });
+
+  it("a negative wait is treated as no wait", async () => {
+    const slots = new HostSlots(1);
+    await slots.acquire("a:443", 1000);
+    await expect(slots.acquire("a:443", -5)).resolves.toBe(false);
+  });
+});
+
+describe("KeyedSequencer", () => {
+  it("runs tasks with the same key one after another, in order", async () => {
+    const seq = new KeyedSequencer();
+    const log: string[] = [];
+    const d1 = deferred();
+    const d2 = deferred();
+    const r1 = seq.run("k", async () => {
+      log.push("start 1");
+      await d1.promise;
+      log.push("end 1");
+      return 1;
+    });
+    const r2 = seq.run("k", async () => {
+      log.push("start 2");
+      await d2.promise;
+      log.push("end 2");
+      return 2;
+    });
+    const r3 = seq.run("k", async () => {
+      log.push("start 3");
+      return 3;
+    });
+    await settle();
+    expect(log).toEqual(["start 1"]);
+    d2.resolve(); // finishing the second's wait early must not let it start before the first ends
+    await settle();
+    expect(log).toEqual(["start 1"]);
+    d1.resolve();
+    await expect(Promise.all([r1, r2, r3])).resolves.toEqual([1, 2, 3]);
+    expect(log).toEqual(["start 1", "end 1", "start 2", "end 2", "start 3"]);
+  });
+
+  it("keeps the order when a task rejects, and passes the rejection to its caller", async () => {
+    const seq = new KeyedSequencer();
+    const log: string[] = [];
+    const d = deferred();
+    const failing = seq.run("k", async () => {
+      log.push("start 1");
+      await d.promise;
+      log.push("end 1");
+      throw new Error("task 1 failed");
+    });
+    const next = seq.run("k", async () => {
+      log.push("start 2");
+      return "two";
+    });
+    await settle();
+    expect(log).toEqual(["start 1"]);
+    d.resolve();
+    await expect(failing).rejects.toThrow("task 1 failed");
+    await expect(next).resolves.toBe("two");
+    expect(log).toEqual(["start 1", "end 1", "start 2"]);
+  });
+
+  it("a task that throws synchronously does not block the key", async () => {
+    const seq = new KeyedSequencer();
+    const bad = seq.run("k", () => {
+      throw new Error("sync");
+    });
+    await expect(bad).rejects.toThrow("sync");
+    await expect(seq.run("k", async () => "after")).resolves.toBe("after");
+  });
+
+  it("runs tasks with different keys in parallel", async () => {
+    const seq = new KeyedSequencer();
+    const log: string[] = [];
+    const a = deferred();
+    const ra = seq.run("a", async () => {
+      log.push("start a");
+      await a.promise;
+      log.push("end a");
+    });
+    const rb = seq.run("b", async () => {
+      log.push("start b");
+      log.push("end b");
+    });
+    await rb;
+    expect(log).toEqual(["start a", "start b", "end b"]);
+    a.resolve();
+    await ra;
+    expect(log).toEqual(["start a", "start b", "end b", "end a"]);
+  });
+
+  it("keeps working for a key after its queue drained", async () => {
+    const seq = new KeyedSequencer();
+    await seq.run("k", async () => 1);
+    await settle();
+    const log: number[] = [];
+    const d = deferred();
+    const r1 = seq.run("k", async () => {
+      await d.promise;
+      log.push(1);
+    });
+    const r2 = seq.run("k", async () => {
+      log.push(2);
+    });
+    await settle();
+    expect(log).toEqual([]);
+    d.resolve();
+    await Promise.all([r1, r2]);
+    expect(log).toEqual([1, 2]);
+  });
+});
