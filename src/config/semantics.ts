@@ -15,6 +15,7 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
   const at = (path: string, problem: string) => errors.push(new ConfigError(`pyfly.callbacks.${path}`, problem));
 
   const seen = new Map<string, number>();
+  const ids = new Map<string, number>();
   raw.configs.forEach((config, i) => {
     const key = `${config["tenant-id"]}\u0000${config.name}`;
     const first = seen.get(key);
@@ -22,6 +23,12 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
       at(`configs[${i}].name`, `duplicate config "${config.name}" for tenant "${config["tenant-id"]}" (also at configs[${first}])`);
     } else {
       seen.set(key, i);
+    }
+    // Retries find their config again by id, and delivery ids derive from it: ids must be unique.
+    if (config.id !== undefined) {
+      const firstId = ids.get(config.id);
+      if (firstId !== undefined) at(`configs[${i}].id`, `duplicate id (also at configs[${firstId}])`);
+      else ids.set(config.id, i);
     }
     const hasSecret = config.secret !== undefined && config.secret.length > 0;
     if (config["signing-scheme"] === "standard-webhooks" && !hasSecret) {

@@ -1,3 +1,4 @@
+import type { CallbackConfig } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { USER_AGENT } from "../version.js";
 import type { PreparedEvent } from "./prepared-event.js";
@@ -13,7 +14,7 @@ export const TENANT_ID_HEADER = "X-Pyfly-Tenant-Id";
  * overrides. A pyfly signature covers only the body, so it is computed once per config and event.
  */
 export class RequestSigner {
-  private readonly pyflyCache = new WeakMap<PreparedEvent, Map<string, Record<string, string>>>();
+  private readonly pyflyCache = new WeakMap<PreparedEvent, Map<CallbackConfig, Record<string, string>>>();
 
   headersFor(event: PreparedEvent, planned: PlannedDelivery, timestampSeconds: number): Record<string, string> {
     const { subscription, deliveryId } = planned;
@@ -39,8 +40,8 @@ export class RequestSigner {
     }
     let perConfig = this.pyflyCache.get(event);
     if (!perConfig) this.pyflyCache.set(event, (perConfig = new Map()));
-    let headers = perConfig.get(config.id);
-    if (!headers) perConfig.set(config.id, (headers = signatureHeaders({ scheme: "pyfly", secrets, body: event.body })));
+    let headers = perConfig.get(config);
+    if (!headers) perConfig.set(config, (headers = signatureHeaders({ scheme: "pyfly", secrets, body: event.body })));
     return headers;
   }
 }

@@ -40,6 +40,7 @@ export class Semaphore {
   }
 
   release(): void {
+    if (this.used === 0) throw new Error("Semaphore released more often than acquired");
     this.used -= 1;
     const next = this.waiters.shift();
     if (next) next();

@@ -147,9 +147,8 @@ export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & {
   };
   const num = (name: string, text: string | undefined): number | null => {
     if (text === undefined) return null;
-    const n = Number(text);
-    if (!Number.isFinite(n)) throw new HandoffFormatError(`header ${name} is not a number`);
-    return n;
+    if (!/^\d+$/.test(text)) throw new HandoffFormatError(`header ${name} is not a non-negative integer`);
+    return Number(text);
   };
   const sourceText = headerText(headers, H.source);
   let source: EventSource | null = null;

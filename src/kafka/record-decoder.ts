@@ -26,9 +26,10 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 type HeaderRead = { value: string } | { missing: true } | { invalid: string };
 
 function readHeader(headers: RecordHeaders, name: string): HeaderRead {
+  const wanted = name.toLowerCase();
   const values: (Buffer | string)[] = [];
   for (const [key, value] of Object.entries(headers ?? {})) {
-    if (key.toLowerCase() !== name || value === undefined) continue;
+    if (key.toLowerCase() !== wanted || value === undefined) continue;
     values.push(...(Array.isArray(value) ? value : [value]));
   }
   if (values.length === 0) return { missing: true };

@@ -151,6 +151,7 @@ describe("configuration errors name the key path", () => {
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'ftp://x/'}]}]}}", "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an http:// or https:// URL"],
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'not a url'}]}]}}", "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an absolute"],
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n}, {tenant-id: a, name: n}]}}", 'pyfly.callbacks.configs[1].name: duplicate config "n" for tenant "a"'],
+    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, id: x}, {tenant-id: a, name: m, id: x}]}}", "pyfly.callbacks.configs[1].id: duplicate id (also at configs[0])"],
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: standard-webhooks}]}}", "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret"],
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: hmac}]}}", "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, standard-webhooks"],
     ["pyfly: {callbacks: {enabled: true}}", "pyfly.callbacks.kafka.topics: no topic to consume"],

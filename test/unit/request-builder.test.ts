@@ -167,10 +167,7 @@ describe("RequestSigner.headersFor", () => {
     });
 
     it("signs two configs that share an id each with its own secret", () => {
-      // Explicit config ids are not checked for uniqueness by config loading (pyfly.callbacks.configs[].id),
-      // so two configs of one tenant can carry the same id.
-      // BUG: src/delivery/request-builder.ts keys its pyfly cache by config.id (RequestSigner.signature,
-      // `perConfig.get(config.id)`), so the second config's deliveries are signed with the FIRST config's secret.
+      // Loading refuses duplicate ids; the signer must not depend on that to pick the right secret.
       const e = event();
       const first = config("same-id", [sub("https://a.example/")], { name: "a", secret: "secret-a" });
       const second = config("same-id", [sub("https://b.example/")], { name: "b", secret: "secret-b" });
