@@ -13,8 +13,8 @@ HELM_K8S_MINOR=37
 KUSTOMIZE_VERSION=v5.8.1
 export CALLBACK_SIDECAR_TOOLS="$TOOLS" HELM="$TOOLS/bin/helm" KUSTOMIZE="$TOOLS/bin/kustomize" DEPLOY_CHECKS=1
 mkdir -p "$TOOLS/bin"
-step() { printf '\n== %s\n' "$*"; }
 started=$SECONDS
+step() { printf '\n== [%ss] %s\n' "$((SECONDS - started))" "$*"; }
 
 step "tools"
 if [[ "$("$HELM" version --template '{{.Version}}' 2>/dev/null)" != "$HELM_VERSION" ]]; then

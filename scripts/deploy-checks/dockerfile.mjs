@@ -350,6 +350,8 @@ async function runFinal(stage, work, { healthTimeoutMs = 60_000 } = {}) {
   ].join("\n");
   console.log(`== run ${[...entry, ...cmd].join(" ")} as ${uid}:${gid}, read-only root, tmpfs /tmp, admin port ${port}, broker 127.0.0.1:${kafkaPort} (absent)`);
   const child = spawn("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script], { stdio: ["ignore", "inherit", "inherit"] });
+  // Listen from the start: an entrypoint that dies early must still be seen to have died.
+  const exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
   try {
     await poll(`http://127.0.0.1:${port}/healthz`, 200, healthTimeoutMs, child);
     console.log("ok: /healthz 200");
@@ -364,13 +366,16 @@ async function runFinal(stage, work, { healthTimeoutMs = 60_000 } = {}) {
   } finally {
     // The kubelet's budget: shutdown-grace (5s here) plus the chart's default 5s of slack.
     const started = Date.now();
-    const exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
-    if (child.exitCode === null) child.kill("SIGTERM");
+    const running = child.exitCode === null && child.signalCode === null;
+    if (running) child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
     const { code, signal } = await exited;
     clearTimeout(timer);
     const took = ((Date.now() - started) / 1000).toFixed(1);
-    if (code === 0) console.log(`ok: SIGTERM -> exit 0 in ${took}s`);
+    if (!running) {
+      console.log(`FAIL: the entrypoint exited on its own with ${code ?? signal}`);
+      process.exitCode = 1;
+    } else if (code === 0) console.log(`ok: SIGTERM -> exit 0 in ${took}s`);
     else {
       const verdict = process.env.REPLAY_SHUTDOWN_CHECK === "warn" ? "WARN" : "FAIL";
       console.log(`${verdict}: SIGTERM -> ${code ?? signal} after ${took}s (want exit 0 within shutdown-grace 5s + 5s)`);
