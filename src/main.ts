@@ -30,7 +30,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     configs: engine.configs,
     executions: engine.executions,
     publisher,
-    hostSlots: new HostSlots(settings.kafka.maxInFlightPerHost),
+    hostSlots: new HostSlots(settings.http.maxConnectionsPerHost),
     retryTopic: settings.retry.topic,
     deadLetterTopic: settings.deadLetter.topic,
     inProcessBudgetMs: settings.retry.inProcessBudgetMs,
@@ -110,7 +110,9 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     async stop() {
       const deadlineAt = Date.now() + settings.shutdownGraceMs;
       stopping.abort();
-      await started;
+      // A start still retrying against an unreachable Kafka has nothing to drain; don't let its
+      // retries outlast the grace.
+      await Promise.race([started, abortableSleep(Math.max(0, deadlineAt - Date.now()))]);
       await Promise.allSettled([events.stop(deadlineAt), retries.stop(deadlineAt)]);
       await publisher.disconnect().catch(() => undefined);
       await backlogAdmin.disconnect().catch(() => undefined);

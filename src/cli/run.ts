@@ -49,6 +49,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   process.once("SIGINT", forced);
   await sidecar.stop();
   logger.info("stopped");
-  logger.flush();
-  return EXIT.OK;
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  // Everything that matters is committed and closed; a Kafka client still retrying a connection
+  // must not keep the process alive past the grace.
+  process.exit(EXIT.OK);
 }

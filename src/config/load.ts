@@ -118,7 +118,6 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
       tenantHeader: k["tenant-header"],
       eventTypeHeader: k["event-type-header"],
       maxInFlight: k["max-in-flight"],
-      maxInFlightPerHost: k["max-in-flight-per-host"],
       ordering: k.ordering,
       sessionTimeoutMs: k["session-timeout"],
       connectionTimeoutMs: k["connection-timeout"],

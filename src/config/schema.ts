@@ -149,7 +149,6 @@ const kafkaSchema = section({
   "tenant-header": nonEmpty().optional().transform((v) => (v ?? "x-tenant-id").toLowerCase()),
   "event-type-header": nonEmpty().optional().transform((v) => (v ?? "x-event-type").toLowerCase()),
   "max-in-flight": int(1, 256, 100_000),
-  "max-in-flight-per-host": int(1, 64, 100_000),
   ordering: z.enum(ORDERINGS, { error: `expected one of ${ORDERINGS.join(", ")}` }).optional().transform((v) => v ?? "none"),
   "session-timeout": duration(30_000),
   "connection-timeout": duration(10_000),
@@ -173,7 +172,9 @@ const callbacksSchema = z.strictObject({
   "log-level": z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).optional().transform((v) => v ?? "info"),
   http: section({
     timeout: duration(10_000),
-    "max-connections-per-host": int(1, 16, 10_000),
+    // Also each host's share of in-flight deliveries: an attempt holds a connection for its whole
+    // life, so no delivery waits for a pooled connection inside its own timeout.
+    "max-connections-per-host": int(1, 32, 10_000),
     "allow-private-networks": bool(false),
     "allowed-cidrs": stringList([]),
     "dry-run": bool(false),

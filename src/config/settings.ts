@@ -26,7 +26,6 @@ export interface SidecarSettings {
     tenantHeader: string;
     eventTypeHeader: string;
     maxInFlight: number;
-    maxInFlightPerHost: number;
     ordering: (typeof ORDERINGS)[number];
     sessionTimeoutMs: number;
     connectionTimeoutMs: number;

@@ -47,22 +47,35 @@ export class Semaphore {
   }
 }
 
-/** Caps each target host's share of in-flight deliveries, so one slow host cannot take them all. */
+/**
+ * Caps each target host's share of in-flight deliveries, so one slow host cannot take them all.
+ * A delivery waits for a slot as long as the host keeps finishing work (busy but healthy); once the
+ * host has finished nothing for `stallMs`, the wait gives up (slow or dead) and the caller hands
+ * the delivery over instead of queueing behind it.
+ */
 export class HostSlots {
-  private readonly hosts = new Map<string, Semaphore>();
+  private readonly hosts = new Map<string, { slots: Semaphore; lastRelease: number }>();
 
-  constructor(private readonly perHost: number) {}
+  constructor(
+    private readonly perHost: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  /** Waits up to `maxWaitMs` for a slot: long enough for a busy host, too short to queue on a dead one. */
-  acquire(host: string, maxWaitMs: number, signal?: AbortSignal): Promise<boolean> {
-    let slots = this.hosts.get(host);
-    if (!slots) this.hosts.set(host, (slots = new Semaphore(this.perHost)));
-    const timeout = AbortSignal.timeout(Math.max(0, maxWaitMs));
-    return slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout);
+  async acquire(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> {
+    let entry = this.hosts.get(host);
+    if (!entry) this.hosts.set(host, (entry = { slots: new Semaphore(this.perHost), lastRelease: this.now() }));
+    for (;;) {
+      const timeout = AbortSignal.timeout(Math.max(1, stallMs));
+      if (await entry.slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout)) return true;
+      if (signal?.aborted || this.now() - entry.lastRelease >= stallMs) return false;
+    }
   }
 
   release(host: string): void {
-    this.hosts.get(host)?.release();
+    const entry = this.hosts.get(host);
+    if (!entry) return;
+    entry.lastRelease = this.now();
+    entry.slots.release();
   }
 }
 

@@ -51,9 +51,9 @@ export async function runDelivery(
   const host = targetHostOf(new URL(planned.subscription.target_url));
   const current = execution ?? deps.dispatcher.newExecution(event, planned);
 
-  // The host keeps its whole share of in-flight work past the in-process budget (slow or dead):
-  // don't queue behind it in this record's lifetime; try again later from the retry topic, without
-  // spending an attempt. A busy but healthy host frees a slot well within the budget.
+  // The host has its whole share in flight and finished nothing for the in-process budget (slow or
+  // dead): don't queue behind it in this record's lifetime; try again later from the retry topic,
+  // without spending an attempt. A busy but healthy host keeps finishing work, so we wait for it.
   if (!(await deps.hostSlots.acquire(host, deps.inProcessBudgetMs, context.stopping))) {
     deps.executions.save(current);
     const delay = backoffDelayMs(planned.config.backoff_ms, Math.max(1, current.attempts), { jitter: deps.jitter });

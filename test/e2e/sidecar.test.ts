@@ -68,14 +68,12 @@ function acme(targets: { eventType: string; url: string }[], extra: Record<strin
 }
 
 /**
- * For tests whose records all go to one receiver: in-flight records no more than the host's share
- * and as many connections as that share, so no delivery waits for a pooled connection inside its
- * timeout or is handed to the retry topic only because the host is busy. With the defaults
- * (max-in-flight 256, max-in-flight-per-host 64, max-connections-per-host 16) a burst to one host
- * does both; the "known bug" tests at the end show what that costs.
+ * For tests whose records all go to one receiver: no more records in flight than the host's share
+ * (its connection cap), so every record's delivery starts at once; the regression tests at the end
+ * cover bursts with the default limits.
  */
 const SINGLE_HOST = {
-  kafka: { "max-in-flight": 64, "max-in-flight-per-host": 64 },
+  kafka: { "max-in-flight": 64 },
   http: { "max-connections-per-host": 64 },
 };
 
@@ -493,16 +491,13 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
 });
 
 /*
- * KNOWN BUGS in src/ (reported; src/ is not ours to edit). Each test states the behaviour the issue
- * asks for and fails today, so it is marked `it.fails`: it passes while the bug is there and turns
- * red once it is fixed -- then drop `.fails`.
+ * Regressions found by these tests: shutdown while Kafka is unreachable, attempts timing out while
+ * queued for a pooled connection, and a busy healthy host bounced through the retry topic.
  */
-describe("known bugs (it.fails until fixed in src/)", () => {
-  // BUG src/main.ts stop(): `await started` waits for the start loop's current attempt, and that
-  // attempt (ensureTopics -> admin.connect()) runs kafkajs' client retries (8 retries, up to 10 s
-  // each, ~40 s) without looking at the stop signal. SIGTERM while Kafka is unreachable exits 0
-  // only after ~41 s, far beyond shutdown-grace (5 s here).
-  it.fails("SIGTERM while Kafka is unreachable exits 0 within the grace", async () => {
+describe("regressions", () => {
+  // A start still retrying against an unreachable Kafka (kafkajs' own retries, ~40 s) must not
+  // hold the process past shutdown-grace (5 s here).
+  it("SIGTERM while Kafka is unreachable exits 0 within the grace", async () => {
     const closed = await refusedPort();
     const sidecar = SidecarProcess.start(
       "no-kafka-stop",
@@ -525,14 +520,10 @@ describe("known bugs (it.fails until fixed in src/)", () => {
     expect(exit.code).toBe(0);
   }, 60_000);
 
-  // BUG src/delivery/sender.ts + limits: the attempt's timeout (AbortSignal.timeout(http.timeout))
-  // starts before undici has a connection for it, and max-in-flight-per-host (64) exceeds
-  // http.max-connections-per-host (16), so up to 48 attempts per host wait in undici's queue on
-  // their own clock. A receiver that answers every request in 300 ms, under a burst, sees 64
-  // timeouts at http.timeout 1s (at the default 10s: any receiver slower than ~2.5 s); five in a
-  // row open its breaker, circuit_open attempts spend max-attempts, and healthy deliveries are
-  // dead-lettered (168 of 200 in a manual run).
-  it.fails("a slow but healthy receiver (300 ms) under a burst is never timed out and gets every delivery", async () => {
+  // An attempt's timeout runs from the moment it starts; if attempts queued for a pooled connection
+  // (more in flight per host than connections), a slow healthy receiver under a burst timed out,
+  // its breaker opened and healthy deliveries were dead-lettered (168 of 200 once).
+  it("a slow but healthy receiver (300 ms) under a burst is never timed out and gets every delivery", async () => {
     const { topic, setup } = await scenario("e2e-slow-healthy");
     const slow = track(await startRecordingReceiver({ delayMs: 300 }));
     const sidecar = SidecarProcess.start("slow-healthy", sidecarConfig({ ...setup, configs: [acme([{ eventType: "OrderPlaced", url: `${slow.url}/orders` }])] }));
@@ -554,15 +545,9 @@ describe("known bugs (it.fails until fixed in src/)", () => {
     expect(m.sum("callbacks_deliveries_total", { status: "FAILED" })).toBe(0);
   }, 90_000);
 
-  // BUG src/kafka/delivery-runner.ts runDelivery(): when the host has its share of in-flight work
-  // (HostSlots full) the delivery goes to the retry topic at once -- a busy healthy host is treated
-  // like a dead one -- and the retry consumer bounces it again while the host is still busy. With
-  // the defaults (256 records in flight, 64 per host) a burst to ONE receiver that answers at once
-  // sends 0.9-2.9 retry-topic writes per delivery (932..2858 for 1000 records over three runs).
-  // When the machine is busy the extra Kafka round trips push attempts past http.timeout, the
-  // healthy host's breaker opens and circuit_open attempts burn max-attempts: 605 of these 1000
-  // deliveries were dead-lettered in one run (0 in a quieter one).
-  it.fails("a burst to one fast receiver with default in-flight limits goes to it, not through the retry topic", async () => {
+  // A busy but healthy host frees a slot within the in-process budget; its deliveries must not be
+  // bounced through the retry topic as if it were dead (0.9-2.9 hand-offs per delivery once).
+  it("a burst to one fast receiver with default in-flight limits goes to it, not through the retry topic", async () => {
     const { topic, setup } = await scenario("e2e-burst");
     const receiver = track(await startRecordingReceiver());
     const sidecar = SidecarProcess.start(

@@ -322,3 +322,32 @@ describe("KeyedSequencer", () => {
     expect(log).toEqual([1, 2]);
   });
 });
+
+describe("HostSlots: busy is not dead", () => {
+  it("keeps waiting past stallMs while the host keeps finishing work", async () => {
+    const slots = new HostSlots(1);
+    const hold = () => new Promise((r) => setTimeout(r, 30));
+    expect(await slots.acquire("busy:80", 50)).toBe(true);
+    // Three deliveries queue ahead of ours, each holding the only slot 30 ms (< stallMs): ours gets
+    // its turn after ~120 ms, more than twice the stall limit, because the host never stalls.
+    const ahead = [1, 2, 3].map(async () => {
+      expect(await slots.acquire("busy:80", 1000)).toBe(true);
+      await hold();
+      slots.release("busy:80");
+    });
+    const ours = slots.acquire("busy:80", 50);
+    await hold();
+    slots.release("busy:80");
+    await Promise.all(ahead);
+    expect(await ours).toBe(true);
+  });
+
+  it("gives up once the host has finished nothing for stallMs", async () => {
+    const slots = new HostSlots(1);
+    expect(await slots.acquire("dead:80", 50)).toBe(true);
+    const started = Date.now();
+    expect(await slots.acquire("dead:80", 50)).toBe(false);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(await slots.acquire("other:80", 50)).toBe(true);
+  });
+});
