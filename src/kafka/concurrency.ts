@@ -65,7 +65,8 @@ export class HostSlots {
     let entry = this.hosts.get(host);
     if (!entry) this.hosts.set(host, (entry = { slots: new Semaphore(this.perHost), lastRelease: this.now() }));
     for (;;) {
-      const timeout = AbortSignal.timeout(Math.max(1, stallMs));
+      // setTimeout's ceiling (~24.8 days) stands in for "no limit".
+      const timeout = AbortSignal.timeout(Math.min(Math.max(1, stallMs), 2 ** 31 - 1));
       if (await entry.slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout)) return true;
       if (signal?.aborted || this.now() - entry.lastRelease >= stallMs) return false;
     }

@@ -9,7 +9,7 @@ import type { Metrics } from "../observability/metrics.js";
 import type { ExecutionStore } from "../repository/execution-store.js";
 import type { HostSlots } from "./concurrency.js";
 import type { RecordContext } from "./consumer-runner.js";
-import { deliveryDeadLetter, retryRecord, type DeliveryHandoff } from "./handoff-records.js";
+import { deliveryDeadLetter, MAX_HANDOFF_VALUE_BYTES, retryRecord, type DeliveryHandoff } from "./handoff-records.js";
 import type { RecordHeaders } from "./record-decoder.js";
 import type { DurablePublisher } from "./publisher.js";
 
@@ -50,11 +50,16 @@ export async function runDelivery(
   const now = deps.now ?? Date.now;
   const host = targetHostOf(new URL(planned.subscription.target_url));
   const current = execution ?? deps.dispatcher.newExecution(event, planned);
+  // A body too large for a Kafka record cannot wait in the retry topic: it waits and retries in
+  // process instead, and is left uncommitted (redelivered) if the sidecar stops meanwhile.
+  const durable = Buffer.byteLength(event.body) <= MAX_HANDOFF_VALUE_BYTES;
+  const budgetMs = durable ? deps.inProcessBudgetMs : Number.POSITIVE_INFINITY;
 
   // The host has its whole share in flight and finished nothing for the in-process budget (slow or
   // dead): don't queue behind it in this record's lifetime; try again later from the retry topic,
   // without spending an attempt. A busy but healthy host keeps finishing work, so we wait for it.
-  if (!(await deps.hostSlots.acquire(host, deps.inProcessBudgetMs, context.stopping))) {
+  if (!(await deps.hostSlots.acquire(host, budgetMs, context.stopping))) {
+    if (!durable) throw new Error("stopped while waiting for the host; record left for redelivery");
     deps.executions.save(current);
     const delay = backoffDelayMs(planned.config.backoff_ms, Math.max(1, current.attempts), { jitter: deps.jitter });
     await scheduleRetry(deps, event, planned, current, origin, now() + delay, context);
@@ -63,12 +68,13 @@ export async function runDelivery(
   let result;
   deps.metrics?.inflight.inc();
   try {
-    result = await deps.dispatcher.deliver(event, planned, { sleepBudgetMs: deps.inProcessBudgetMs, signal: context.stopping }, current);
+    result = await deps.dispatcher.deliver(event, planned, { sleepBudgetMs: budgetMs, signal: context.stopping }, current);
   } finally {
     deps.metrics?.inflight.dec();
     deps.hostSlots.release(host);
   }
   if (result.state === "deferred") {
+    if (!durable) throw new Error("stopped while retrying in process; record left for redelivery");
     await scheduleRetry(deps, event, planned, result.execution, origin, result.dueAt, context);
   } else if (result.execution.status === "FAILED") {
     const reason = deadLetterReason(result.execution, planned);

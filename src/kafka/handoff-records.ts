@@ -25,9 +25,29 @@ export const H = {
   reason: "callback-reason",
   source: "callback-source",
   deadLetteredAt: "callback-dead-lettered-at",
+  valueTruncated: "callback-value-truncated",
+  headersDropped: "callback-headers-dropped",
 } as const;
 
 const OURS = new Set<string>(Object.values(H));
+
+/*
+ * Kafka refuses records above message.max.bytes (about 1 MB by default), and a refused write would
+ * hold its record's offset forever. What we write stays under that: carried headers are capped,
+ * and a dead letter's value is cut (its source coordinates still point at the original record).
+ * A delivery body above the limit never goes to the retry topic (see delivery-runner).
+ */
+export const MAX_HANDOFF_VALUE_BYTES = 900 * 1024;
+const MAX_CARRIED_HEADER_BYTES = 8 * 1024;
+const MAX_CARRIED_HEADERS_TOTAL_BYTES = 64 * 1024;
+
+/** A dead letter's value, cut to fit; the header says how large the original was. */
+function fittedValue(value: Buffer | string): { value: Buffer | string; truncated: Record<string, string> } {
+  const size = Buffer.byteLength(value);
+  if (size <= MAX_HANDOFF_VALUE_BYTES) return { value, truncated: {} };
+  const bytes = typeof value === "string" ? Buffer.from(value) : value;
+  return { value: bytes.subarray(0, MAX_HANDOFF_VALUE_BYTES), truncated: { [H.valueTruncated]: String(size) } };
+}
 
 export interface OutboundRecord {
   key: Buffer | string | null;
@@ -62,11 +82,21 @@ export function headerText(headers: RecordHeaders, name: string): string | undef
 /** The original record's headers, without any of ours (a retried retry carries fresh ones). */
 export function carriedHeaders(headers: RecordHeaders): Record<string, Buffer | string> {
   const out: Record<string, Buffer | string> = {};
+  let total = 0;
+  let dropped = 0;
   for (const [name, value] of Object.entries(headers ?? {})) {
     if (value === undefined || OURS.has(name)) continue;
     // kafkajs gives repeated headers as arrays; one value survives, which is all the contract reads.
-    out[name] = Array.isArray(value) ? (value[0] as Buffer | string) : value;
+    const one = Array.isArray(value) ? (value[0] as Buffer | string) : value;
+    const size = Buffer.byteLength(name) + Buffer.byteLength(one);
+    if (size > MAX_CARRIED_HEADER_BYTES || total + size > MAX_CARRIED_HEADERS_TOTAL_BYTES) {
+      dropped += 1;
+      continue;
+    }
+    total += size;
+    out[name] = one;
   }
+  if (dropped > 0) out[H.headersDropped] = String(dropped);
   return out;
 }
 
@@ -105,10 +135,11 @@ export function deliveryDeadLetter(
   key: Buffer | string | null,
   now: number,
 ): OutboundRecord {
+  const fitted = fittedValue(body);
   return {
     key: key ?? h.deliveryId,
-    value: body,
-    headers: { ...carriedHeaders(original), ...handoffHeaders(h), [H.status]: "FAILED", [H.reason]: reason, [H.deadLetteredAt]: String(now) },
+    value: fitted.value,
+    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...fitted.truncated, [H.status]: "FAILED", [H.reason]: reason, [H.deadLetteredAt]: String(now) },
   };
 }
 
@@ -122,11 +153,13 @@ export function undispatchableDeadLetter(
   detail: string,
   now: number,
 ): OutboundRecord {
+  const fitted = fittedValue(value ?? Buffer.alloc(0));
   return {
     key,
-    value: value ?? Buffer.alloc(0),
+    value: fitted.value,
     headers: {
       ...carriedHeaders(original),
+      ...fitted.truncated,
       [H.status]: "UNDISPATCHABLE",
       [H.reason]: reason,
       [H.lastError]: detail,

@@ -10,6 +10,7 @@ import {
   undispatchableDeadLetter,
   type DeliveryHandoff,
 } from "../../src/kafka/handoff-records.js";
+import { MAX_HANDOFF_VALUE_BYTES } from "../../src/kafka/handoff-records.js";
 import type { RecordHeaders } from "../../src/kafka/record-decoder.js";
 
 const handoff: DeliveryHandoff = {
@@ -266,5 +267,31 @@ describe("readDeliveryHandoff", () => {
   it("reads repeated headers by their first value", () => {
     const read = readDeliveryHandoff({ ...good, [H.attempts]: [Buffer.from("2"), Buffer.from("7")] });
     expect(read.attempts).toBe(2);
+  });
+});
+
+describe("records stay within Kafka's record size", () => {
+  const source = { topic: "orders", partition: 0, offset: "7" };
+
+  it("cuts a dead letter's value above the limit and says how large it was", () => {
+    const big = Buffer.alloc(MAX_HANDOFF_VALUE_BYTES + 10, 0x61);
+    const record = undispatchableDeadLetter(big, {}, null, source, "invalid_json", "too deep", 1);
+    expect(Buffer.byteLength(record.value)).toBe(MAX_HANDOFF_VALUE_BYTES);
+    expect(record.headers[H.valueTruncated]).toBe(String(big.length));
+  });
+
+  it("keeps a value at the limit whole", () => {
+    const exact = Buffer.alloc(MAX_HANDOFF_VALUE_BYTES, 0x61);
+    const record = undispatchableDeadLetter(exact, {}, null, source, "invalid_json", "x", 1);
+    expect(Buffer.byteLength(record.value)).toBe(MAX_HANDOFF_VALUE_BYTES);
+    expect(record.headers[H.valueTruncated]).toBeUndefined();
+  });
+
+  it("drops oversized carried headers and counts them", () => {
+    const headers = { small: Buffer.from("ok"), huge: Buffer.alloc(100 * 1024, 0x62) };
+    const carried = carriedHeaders(headers);
+    expect(carried.small?.toString()).toBe("ok");
+    expect(carried.huge).toBeUndefined();
+    expect(carried[H.headersDropped]).toBe("1");
   });
 });
