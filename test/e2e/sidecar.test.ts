@@ -77,6 +77,23 @@ const SINGLE_HOST = {
   http: { "max-connections-per-host": 64 },
 };
 
+/** A sidecar pointed at a closed port: it serves its admin endpoints while Kafka stays unreachable. */
+async function startWithoutKafka(name: string): Promise<SidecarProcess> {
+  const closed = await refusedPort();
+  return SidecarProcess.start(
+    name,
+    sidecarConfig({
+      brokers: [`127.0.0.1:${closed}`],
+      groupId: unique("e2e-nokafka-group"),
+      topics: ["e2e-nokafka"],
+      retryTopic: "e2e-nokafka.retry",
+      deadLetterTopic: "e2e-nokafka.dlq",
+      configs: [acme([{ eventType: "*", url: "http://127.0.0.1:9/none" }])],
+      callbacks: { kafka: { "connection-timeout": "1s" } },
+    }),
+  );
+}
+
 async function committedOffsets(groupId: string, topic: string): Promise<Map<number, bigint>> {
   const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
   return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
@@ -464,19 +481,7 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
   }, 60_000);
 
   it("/readyz is 503 while Kafka is unreachable, /healthz 200", async () => {
-    const closed = await refusedPort();
-    const sidecar = SidecarProcess.start(
-      "no-kafka",
-      sidecarConfig({
-        brokers: [`127.0.0.1:${closed}`],
-        groupId: unique("e2e-nokafka-group"),
-        topics: ["e2e-nokafka"],
-        retryTopic: "e2e-nokafka.retry",
-        deadLetterTopic: "e2e-nokafka.dlq",
-        configs: [acme([{ eventType: "*", url: "http://127.0.0.1:9/none" }])],
-        callbacks: { kafka: { "connection-timeout": "1s" } },
-      }),
-    );
+    const sidecar = await startWithoutKafka("no-kafka");
     await sidecar.adminPort();
     const until = Date.now() + 3_000;
     while (Date.now() < until) {
@@ -498,19 +503,7 @@ describe("regressions", () => {
   // A start still retrying against an unreachable Kafka (kafkajs' own retries, ~40 s) must not
   // hold the process past shutdown-grace (5 s here).
   it("SIGTERM while Kafka is unreachable exits 0 within the grace", async () => {
-    const closed = await refusedPort();
-    const sidecar = SidecarProcess.start(
-      "no-kafka-stop",
-      sidecarConfig({
-        brokers: [`127.0.0.1:${closed}`],
-        groupId: unique("e2e-nokafka-group"),
-        topics: ["e2e-nokafka"],
-        retryTopic: "e2e-nokafka.retry",
-        deadLetterTopic: "e2e-nokafka.dlq",
-        configs: [acme([{ eventType: "*", url: "http://127.0.0.1:9/none" }])],
-        callbacks: { kafka: { "connection-timeout": "1s" } },
-      }),
-    );
+    const sidecar = await startWithoutKafka("no-kafka-stop");
     await sidecar.adminPort();
     await sleep(2_000);
     const signalledAt = Date.now();
