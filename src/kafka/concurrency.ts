@@ -51,10 +51,12 @@ export class Semaphore {
  * Caps each target host's share of in-flight deliveries, so one slow host cannot take them all.
  * A delivery waits for a slot as long as the host keeps finishing work (busy but healthy); once the
  * host has finished nothing for `stallMs`, the wait gives up (slow or dead) and the caller hands
- * the delivery over instead of queueing behind it.
+ * the delivery over instead of queueing behind it; while it stays stalled, later deliveries are
+ * handed over without waiting.
  */
 export class HostSlots {
-  private readonly hosts = new Map<string, { slots: Semaphore; lastRelease: number }>();
+  // progressAt: the last release, or the moment the host's slots filled up, whichever is later.
+  private readonly hosts = new Map<string, { slots: Semaphore; progressAt: number }>();
 
   constructor(
     private readonly perHost: number,
@@ -63,19 +65,27 @@ export class HostSlots {
 
   async acquire(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> {
     let entry = this.hosts.get(host);
-    if (!entry) this.hosts.set(host, (entry = { slots: new Semaphore(this.perHost), lastRelease: this.now() }));
+    if (!entry) this.hosts.set(host, (entry = { slots: new Semaphore(this.perHost), progressAt: this.now() }));
+    const current = entry;
+    const acquired = () => {
+      if (current.slots.full) current.progressAt = this.now();
+      return true;
+    };
+    if (entry.slots.tryAcquire()) return acquired();
+    // Known to be stalled already: don't make every delivery behind it wait the stall out again.
+    if (this.now() - entry.progressAt >= stallMs) return false;
     for (;;) {
       // setTimeout's ceiling (~24.8 days) stands in for "no limit".
       const timeout = AbortSignal.timeout(Math.min(Math.max(1, stallMs), 2 ** 31 - 1));
-      if (await entry.slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout)) return true;
-      if (signal?.aborted || this.now() - entry.lastRelease >= stallMs) return false;
+      if (await entry.slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout)) return acquired();
+      if (signal?.aborted || this.now() - entry.progressAt >= stallMs) return false;
     }
   }
 
   release(host: string): void {
     const entry = this.hosts.get(host);
     if (!entry) return;
-    entry.lastRelease = this.now();
+    entry.progressAt = this.now();
     entry.slots.release();
   }
 }

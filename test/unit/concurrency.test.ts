@@ -351,3 +351,30 @@ describe("HostSlots: busy is not dead", () => {
     expect(await slots.acquire("other:80", 50)).toBe(true);
   });
 });
+
+describe("HostSlots: a stalled host", () => {
+  it("hands later deliveries over at once while it stays stalled, and waits again once it moves", async () => {
+    const slots = new HostSlots(1);
+    expect(await slots.acquire("dead:80", 40)).toBe(true);
+    expect(await slots.acquire("dead:80", 40)).toBe(false); // waited the stall out
+    const started = Date.now();
+    expect(await slots.acquire("dead:80", 40)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(20);
+    slots.release("dead:80"); // it finished something: healthy again
+    expect(await slots.acquire("dead:80", 40)).toBe(true);
+  });
+});
+
+describe("HostSlots: an idle host is not a stalled one", () => {
+  it("lets a burst after a long idle period wait for the host instead of handing it over", async () => {
+    let clock = 0;
+    const slots = new HostSlots(1, () => clock);
+    expect(await slots.acquire("idle:80", 50)).toBe(true);
+    slots.release("idle:80");
+    clock = 3_600_000; // an hour without traffic
+    expect(await slots.acquire("idle:80", 50)).toBe(true); // fills the host: progress counts from now
+    const waiting = slots.acquire("idle:80", 50);
+    slots.release("idle:80");
+    expect(await waiting).toBe(true);
+  });
+});
