@@ -11,7 +11,7 @@ export interface ReceivedRequest {
 
 /** What the receiver does with a request: answer, hang up, or never answer. */
 export type Behaviour =
-  | { kind: "respond"; status: number; headers?: Record<string, string>; body?: string }
+  | { kind: "respond"; status: number; headers?: Record<string, string>; body?: string; delayMs?: number }
   | { kind: "destroy" }
   | { kind: "hang" };
 
@@ -57,8 +57,12 @@ export async function startReceiver(initial: Behaviour = { kind: "respond", stat
       } else if (b.kind === "hang") {
         hanging.add(res);
       } else {
-        res.writeHead(b.status, b.headers ?? {});
-        res.end(b.body ?? "");
+        const reply = () => {
+          res.writeHead(b.status, b.headers ?? {});
+          res.end(b.body ?? "");
+        };
+        if (b.delayMs) setTimeout(reply, b.delayMs);
+        else reply();
       }
     });
   });
