@@ -41,6 +41,9 @@ export class BreakerRegistry {
    */
   async run<T>(targetHost: string, call: () => Promise<T>): Promise<T> {
     const host = this.hostBreaker(targetHost);
+    // Open (not yet half-open): refuse before opossum builds its error and emits its events; a dead
+    // host subscribed to every event makes this the hot path.
+    if (host.breaker.opened) throw new CircuitOpenError(targetHost);
     try {
       const value = (await host.breaker.fire(call)) as T;
       host.consecutiveFailures = 0;

@@ -75,9 +75,7 @@ export class HostSlots {
     // Known to be stalled already: don't make every delivery behind it wait the stall out again.
     if (this.now() - entry.progressAt >= stallMs) return false;
     for (;;) {
-      // setTimeout's ceiling (~24.8 days) stands in for "no limit".
-      const timeout = AbortSignal.timeout(Math.min(Math.max(1, stallMs), 2 ** 31 - 1));
-      if (await entry.slots.acquire(signal ? AbortSignal.any([signal, timeout]) : timeout)) return acquired();
+      if (await acquireWithin(entry.slots, stallMs, signal)) return acquired();
       if (signal?.aborted || this.now() - entry.progressAt >= stallMs) return false;
     }
   }
@@ -87,6 +85,25 @@ export class HostSlots {
     if (!entry) return;
     entry.progressAt = this.now();
     entry.slots.release();
+  }
+}
+
+/**
+ * One wait for a slot, ended by `timeoutMs` or by `signal`. Built by hand rather than with
+ * AbortSignal.any: the signal lives as long as the consumer and sees thousands of waits, and every
+ * listener put on it is taken off again here.
+ */
+async function acquireWithin(slots: Semaphore, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  const wait = new AbortController();
+  const stop = () => wait.abort();
+  // setTimeout's ceiling (~24.8 days) stands in for "no limit".
+  const timer = setTimeout(stop, Math.min(Math.max(1, timeoutMs), 2 ** 31 - 1));
+  signal?.addEventListener("abort", stop, { once: true });
+  try {
+    return await slots.acquire(wait.signal);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", stop);
   }
 }
 

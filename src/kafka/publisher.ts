@@ -54,16 +54,18 @@ export class DurablePublisher {
   publish(topic: string, record: OutboundRecord, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const pending: Pending = { topic, record, bytes: sizeOf(record), resolve, reject, signal };
-      signal?.addEventListener(
-        "abort",
-        () => {
-          const i = this.queue.indexOf(pending);
-          if (i >= 0) this.queue.splice(i, 1);
-          reject(signal.reason);
-        },
-        { once: true },
-      );
+      // The signal lives as long as the consumer: its listener must go when the write settles.
+      const onAbort = () => {
+        const i = this.queue.indexOf(pending);
+        if (i >= 0) this.queue.splice(i, 1);
+        reject(signal?.reason);
+      };
+      const settle = (fn: () => void) => () => {
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      const pending: Pending = { topic, record, bytes: sizeOf(record), resolve: settle(resolve), reject: (e) => settle(() => reject(e))(), signal };
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.queue.push(pending);
       void this.flush();
     });
