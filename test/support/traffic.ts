@@ -54,7 +54,8 @@ export interface OutRecord {
   id: string;
   key?: string | null;
   value: string | Buffer | null;
-  headers?: Record<string, string | Buffer>;
+  /** An array repeats the header, one entry per value (as kafkajs writes it). */
+  headers?: Record<string, string | Buffer | (string | Buffer)[]>;
   /** Chosen by `produce` (round robin) when absent. */
   partition?: number;
 }
@@ -183,8 +184,11 @@ export interface RecordingReceiver extends RecordingSource {
   close(): Promise<void>;
 }
 
-/** An HTTP receiver that records every request on arrival and answers `status` after `delayMs`. */
-export async function startRecordingReceiver(options: { delayMs?: number; status?: number } = {}): Promise<RecordingReceiver> {
+/**
+ * An HTTP receiver that records every request on arrival and answers `status` after `delayMs`.
+ * `port` (default: a free one) brings a receiver back on the port of one that was down.
+ */
+export async function startRecordingReceiver(options: { delayMs?: number; status?: number; port?: number } = {}): Promise<RecordingReceiver> {
   const requests: ReceivedRequest[] = [];
   let connections = 0;
   let answered = 0;
@@ -203,7 +207,13 @@ export async function startRecordingReceiver(options: { delayMs?: number; status
     });
   });
   server.on("connection", () => (connections += 1));
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
