@@ -173,6 +173,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  await SidecarProcess.killAll();
   await producer?.disconnect();
   await admin?.disconnect();
   if (workDir) rmSync(workDir, { recursive: true, force: true });
@@ -958,6 +959,10 @@ describe("black hole beside a healthy receiver, default retry settings", () => {
             WINDOW_MS + 60_000,
             50,
           );
+        } catch (error) {
+          // A failed hook is not followed by afterEach: don't leave the sidecar running.
+          sidecar.kill("SIGKILL");
+          throw error;
         } finally {
           clearInterval(sampler);
           clearInterval(poller);
@@ -966,8 +971,7 @@ describe("black hole beside a healthy receiver, default retry settings", () => {
         const mine = healthy.requests.slice(from);
         const complete = distinct.size >= n;
         const ms = complete ? lastAt - (mine[0]?.at ?? lastAt) : WINDOW_MS;
-        const metrics = await sidecar.metrics();
-        sidecar.kill("SIGTERM");
+        const metrics = await sidecar.metrics().finally(() => sidecar.kill("SIGTERM"));
         await sidecar.waitExit(20_000).catch(() => undefined);
         // lost = not delivered by the end of the measuring window (the run is stopped there).
         const report = new DeliveryLedger({ healthy: { requests: mine } }).report(`blackhole-${label}`, expectEach(records, "healthy/orders"));
