@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { EventSource } from "../domain/models.js";
 import type { RecordHeaders } from "./record-decoder.js";
 
@@ -26,6 +27,7 @@ export const H = {
   source: "callback-source",
   deadLetteredAt: "callback-dead-lettered-at",
   valueTruncated: "callback-value-truncated",
+  keyHashed: "callback-key-hashed",
   headersDropped: "callback-headers-dropped",
 } as const;
 
@@ -39,7 +41,21 @@ const OURS = new Set<string>(Object.values(H));
  */
 export const MAX_HANDOFF_VALUE_BYTES = 900 * 1024;
 const MAX_CARRIED_HEADER_BYTES = 8 * 1024;
+const MAX_KEY_BYTES = 1024;
+const MAX_ERROR_CHARS = 1024;
 const MAX_CARRIED_HEADERS_TOTAL_BYTES = 64 * 1024;
+
+/**
+ * A key as long as the record it belongs to would cost the producer seconds to hash (kafkajs'
+ * murmur2 is super-linear in its length) and could push the record over the broker's limit: a long
+ * key is replaced by its SHA-256, which keeps "same key, same partition" for the records we write.
+ */
+function boundedKey(key: Buffer | string | null): { key: Buffer | string | null; headers: Record<string, string> } {
+  if (key === null || Buffer.byteLength(key) <= MAX_KEY_BYTES) return { key, headers: {} };
+  return { key: createHash("sha256").update(key).digest("hex"), headers: { [H.keyHashed]: String(Buffer.byteLength(key)) } };
+}
+
+const boundedError = (text: string) => (text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS)}…`);
 
 /** A dead letter's value, cut to fit; the header says how large the original was. */
 function fittedValue(value: Buffer | string): { value: Buffer | string; truncated: Record<string, string> } {
@@ -113,17 +129,18 @@ function handoffHeaders(h: DeliveryHandoff): Record<string, string> {
     [H.createdAt]: h.createdAt,
     [H.occurredAt]: String(h.occurredAt),
   };
-  if (h.lastError !== null) out[H.lastError] = h.lastError;
+  if (h.lastError !== null) out[H.lastError] = boundedError(h.lastError);
   if (h.responseStatus !== null) out[H.responseStatus] = String(h.responseStatus);
   if (h.source !== null) out[H.source] = JSON.stringify(h.source);
   return out;
 }
 
 export function retryRecord(h: DeliveryHandoff, body: string, dueAt: number, original: RecordHeaders, key: Buffer | string | null): OutboundRecord {
+  const bounded = boundedKey(key ?? h.deliveryId);
   return {
-    key: key ?? h.deliveryId,
+    key: bounded.key,
     value: body,
-    headers: { ...carriedHeaders(original), ...handoffHeaders(h), [H.dueAt]: String(dueAt) },
+    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...bounded.headers, [H.dueAt]: String(dueAt) },
   };
 }
 
@@ -136,10 +153,11 @@ export function deliveryDeadLetter(
   now: number,
 ): OutboundRecord {
   const fitted = fittedValue(body);
+  const bounded = boundedKey(key ?? h.deliveryId);
   return {
-    key: key ?? h.deliveryId,
+    key: bounded.key,
     value: fitted.value,
-    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...fitted.truncated, [H.status]: "FAILED", [H.reason]: reason, [H.deadLetteredAt]: String(now) },
+    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...fitted.truncated, ...bounded.headers, [H.status]: "FAILED", [H.reason]: reason, [H.deadLetteredAt]: String(now) },
   };
 }
 
@@ -154,15 +172,17 @@ export function undispatchableDeadLetter(
   now: number,
 ): OutboundRecord {
   const fitted = fittedValue(value ?? Buffer.alloc(0));
+  const bounded = boundedKey(key);
   return {
-    key,
+    key: bounded.key,
     value: fitted.value,
     headers: {
       ...carriedHeaders(original),
       ...fitted.truncated,
+      ...bounded.headers,
       [H.status]: "UNDISPATCHABLE",
       [H.reason]: reason,
-      [H.lastError]: detail,
+      [H.lastError]: boundedError(detail),
       [H.source]: JSON.stringify(source),
       [H.deadLetteredAt]: String(now),
     },

@@ -597,24 +597,10 @@ describe("hostile records", () => {
 });
 
 describe("hostile records: large keys", () => {
-  // BUG: a record key of a few hundred KB blocks the sidecar's event loop for seconds per record,
-  // and a key above ~1 MB can never be written at all. The key is carried unchanged into dead
-  // letters and retry records (src/kafka/handoff-records.ts undispatchableDeadLetter /
-  // deliveryDeadLetter / retryRecord), and src/kafka/publisher.ts sends them with
-  // Partitioners.DefaultPartitioner, whose kafkajs murmur2 (Long arithmetic,
-  // kafkajs/src/producer/partitioners/default/murmur2.js) is super-linear in the key length:
-  // 64 KB 0.24 s, 128 KB 0.6 s, 192 KB 5.5 s, 256 KB 12 s. Nothing runs meanwhile (deliveries,
-  // heartbeats, /healthz, /readyz). Past the session timeout the member is dropped, the record is
-  // redelivered and hashed again: two records with 256 KB keys among 200 valid ones left 137 valid
-  // ones undelivered after 60 s. A dead letter whose key pushes it over the dead-letter topic's
-  // max.message.bytes is refused and retried forever, so its offset never advances. Even one
-  // 192 KB key (~5 s of hashing) makes in-flight deliveries to a healthy receiver time out (here
-  // http.timeout 1 s), opens its breaker, and ends healthy deliveries FAILED in the dead-letter topic
-  // (47 to 200 of 200 in runs here).
-  // Suggested fix: bound the key carried into handoff records (e.g. keys above 1 KB replaced by
-  // their SHA-256 hex, the original length in a header such as callback-key-truncated), and/or pick
-  // the partition in the publisher from a bounded value (the delivery id).
-  it.fails("a record with a 192 KB key is dead-lettered without stalling the sidecar: /healthz keeps answering within 1 s", async () => {
+  // A key of a few hundred KB once blocked the event loop for seconds per record: kafkajs' murmur2
+  // is super-linear in the key length (192 KB: 5.5 s), and the key was carried into dead letters
+  // and retry records. Keys above 1 KB are now replaced by their SHA-256 in what we write.
+  it("a record with a 192 KB key is dead-lettered without stalling the sidecar: /healthz keeps answering within 1 s", async () => {
     const { topic, setup } = await scenario("faults-bigkey");
     const receiver = track(await startRecordingReceiver());
     const sidecar = SidecarProcess.start(
@@ -656,20 +642,10 @@ describe("hostile records: large keys", () => {
 });
 
 describe("hostile records: a dead letter larger than Kafka takes", () => {
-  // BUG: an undispatchable record whose dead letter exceeds the dead-letter topic's record limit
-  // (default message.max.bytes, ~1 MB) blocks every later retry and dead-letter write of the
-  // sidecar, for good. src/kafka/handoff-records.ts cuts the value to 900 KB and carried headers to
-  // 64 KB but carries the key unchanged, so a 2 MB value + 64 KB of headers + a 100 KB key makes a
-  // ~1.06 MB record; Kafka refuses it ("larger than the max message size"), and
-  // src/kafka/publisher.ts (31ee10c) puts the refused batch back at the head of its queue and
-  // retries it forever, so no hand-off queued behind it is ever acknowledged: 0 to 33 of 51 dead
-  // letters written after 20-30 s (31ee10c, 474765d), and every record waiting for a hand-off (a
-  // dead letter, a retry) stays unfinished, holding its partition's committed offset and an
-  // in-flight slot.
-  // Suggested fix: bound the whole handoff record (key included; e.g. replace a key above 1 KB by
-  // its SHA-256 and say so in a header) so it always fits, and never let one refused record hold
-  // the others back (send it on its own, and dead-letter a reduced form if it is still refused).
-  it.fails("a dead letter made too large by its key does not hold back the other dead letters and deliveries", async () => {
+  // A dead letter made too large by a long key was refused by Kafka and, retried at the head of
+  // the publisher's queue, held back every hand-off behind it. Every record we write is now bounded:
+  // value cut to 900 KB, carried headers to 64 KB, key to 1 KB, error text to 1 KB.
+  it("a dead letter made too large by its key does not hold back the other dead letters and deliveries", async () => {
     const name = unique("faults-bigdlq");
     await admin.createTopics({
       topics: [{ topic: name, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: "max.message.bytes", value: String(32 * MB) }] }],

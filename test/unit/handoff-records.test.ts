@@ -295,3 +295,22 @@ describe("records stay within Kafka's record size", () => {
     expect(carried[H.headersDropped]).toBe("1");
   });
 });
+
+describe("keys stay short", () => {
+  const source = { topic: "orders", partition: 0, offset: "7" };
+
+  it("replaces a key above 1 KB by its SHA-256 and records the original length", () => {
+    const key = "k".repeat(192 * 1024);
+    const record = undispatchableDeadLetter(Buffer.from("x"), {}, key, source, "invalid_json", "x", 1);
+    expect(record.key).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.headers[H.keyHashed]).toBe(String(192 * 1024));
+    // Same key, same replacement: records of one key still share a partition.
+    expect(undispatchableDeadLetter(Buffer.from("y"), {}, key, source, "invalid_json", "y", 2).key).toBe(record.key);
+  });
+
+  it("keeps a short key as it is", () => {
+    const record = undispatchableDeadLetter(Buffer.from("x"), {}, "order-1", source, "invalid_json", "x", 1);
+    expect(record.key).toBe("order-1");
+    expect(record.headers[H.keyHashed]).toBeUndefined();
+  });
+});
