@@ -64,6 +64,9 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     fromBeginning: true,
     ordering: "none",
     handler: createRetryHandler(deps),
+    // Fresh events first: while the event consumer is saturated, retries (due or not) keep a small
+    // share, so a dead endpoint's retry churn cannot slow healthy deliveries. Retries wait in Kafka.
+    yieldTo: { busy: () => events.saturated, share: Math.max(4, Math.floor(settings.kafka.maxInFlight / 16)) },
   });
   const admin = await startAdminServer({
     host: settings.server.host,

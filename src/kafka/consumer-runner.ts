@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "pino";
+import { abortableSleep } from "../delivery/dispatcher.js";
 import { KeyedSequencer, Semaphore } from "./concurrency.js";
 import { OffsetTracker } from "./offset-tracker.js";
 
@@ -28,12 +29,18 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs: number;
   handler: RecordHandler;
   logger: Logger;
+  /**
+   * Gives another consumer precedence: while `busy()` says it is saturated, this one keeps at most
+   * `share` records in flight (the retry consumer yields to fresh events this way).
+   */
+  yieldTo?: { busy: () => boolean; share: number };
   /** Told when fetching stops and resumes because in-flight work is full. */
   onPausedChange?: (paused: boolean) => void;
   commitIntervalMs?: number;
 }
 
 const HEARTBEAT_WHILE_WAITING_MS = 1_000;
+const YIELD_RECHECK_MS = 100;
 
 /**
  * Runs a consumer group member with at-least-once processing: records run concurrently up to
@@ -114,6 +121,11 @@ export class ConsumerRunner {
     return this.slots.inUse;
   }
 
+  /** Every in-flight slot taken: fetching has stopped until one frees. */
+  get saturated(): boolean {
+    return this.slots.full;
+  }
+
   /** Stops fetching, lets in-flight work finish until `deadlineAt`, commits what is done, leaves. */
   async stop(deadlineAt: number): Promise<void> {
     this.stopping.abort();
@@ -172,15 +184,28 @@ export class ConsumerRunner {
     }
   }
 
+  private mayTake(): boolean {
+    const y = this.options.yieldTo;
+    return y === undefined || this.slots.inUse < y.share || !y.busy();
+  }
+
   /** Waits for an in-flight slot, heartbeating so a long wait does not cost group membership. */
   private async acquireSlot(heartbeat: () => Promise<void>): Promise<boolean> {
-    if (this.slots.tryAcquire()) return true;
+    if (this.mayTake() && this.slots.tryAcquire()) return true;
     this.options.onPausedChange?.(true);
     try {
+      let beatAt = Date.now();
       while (!this.stopping.signal.aborted) {
-        const waited = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(HEARTBEAT_WHILE_WAITING_MS)]);
-        if (await this.slots.acquire(waited)) return true;
-        await heartbeat();
+        if (this.mayTake()) {
+          const waited = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(YIELD_RECHECK_MS)]);
+          if (await this.slots.acquire(waited)) return true;
+        } else {
+          await abortableSleep(YIELD_RECHECK_MS, this.stopping.signal).catch(() => undefined);
+        }
+        if (Date.now() - beatAt >= HEARTBEAT_WHILE_WAITING_MS) {
+          await heartbeat();
+          beatAt = Date.now();
+        }
       }
       return false;
     } finally {
