@@ -35,6 +35,7 @@ import {
   type ProducedRecord,
   type TestTopic,
 } from "../support/traffic.js";
+import { prng } from "../support/prng.js";
 
 const brokers = inject("kafkaBrokers");
 
@@ -401,17 +402,6 @@ describe("fault tests (built sidecar, real broker)", () => {
   }, 150_000);
 });
 
-/** A small seeded PRNG (mulberry32), so a failing hostile mix can be produced again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Outcome = "delivered" | "no_subscription" | "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json" | "unknown_tenant";
 

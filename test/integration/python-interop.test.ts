@@ -12,6 +12,7 @@ import {
   verifyStandardWebhook,
 } from "../../src/delivery/signing/index.js";
 import { ensurePythonVenv, runPython } from "../support/python.js";
+import { prng } from "../support/prng.js";
 
 const PY_CANONICAL = String.raw`
 import json, sys
@@ -66,17 +67,6 @@ const FIXED: string[] = [
   "\ufeff[]", "[1]x", "tru", "True", "\x0b1", "\u00a01", "1".repeat(4301), "[]]", "{1:2}",
 ];
 
-/** mulberry32: small, seedable, good enough for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generator(seed: number) {
   const rnd = prng(seed);

@@ -28,7 +28,7 @@ export interface Receiver {
 }
 
 /** A real HTTP server on 127.0.0.1 that records every request, for integration and e2e tests. */
-export async function startReceiver(initial: Behaviour = { kind: "respond", status: 200 }): Promise<Receiver> {
+export async function startReceiver(initial: Behaviour = { kind: "respond", status: 200 }, options: { port?: number } = {}): Promise<Receiver> {
   let behaviour: Behaviour | ((req: ReceivedRequest, index: number) => Behaviour) = initial;
   const requests: ReceivedRequest[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
@@ -69,7 +69,14 @@ export async function startReceiver(initial: Behaviour = { kind: "respond", stat
   server.on("connection", () => {
     connections += 1;
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  // `port` brings a receiver back on the port of one that was down.
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   const port = (server.address() as AddressInfo).port;
 
   return {

@@ -4,10 +4,8 @@
  * receivers saw into sent / delivered / duplicated / lost for a set of expected deliveries.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from "kafkajs";
-import type { ReceivedRequest } from "./receiver.js";
+import { startReceiver, type Behaviour, type ReceivedRequest, type Receiver } from "./receiver.js";
 
 export const DELIVERY_ID = "x-pyfly-delivery-id";
 
@@ -175,61 +173,12 @@ export interface RecordingSource {
   requests: ReceivedRequest[];
 }
 
-export interface RecordingReceiver extends RecordingSource {
-  url: string;
-  port: number;
-  readonly connections: number;
-  /** Requests answered so far (a slow receiver records on arrival, answers later). */
-  readonly answered: number;
-  close(): Promise<void>;
-}
+export type RecordingReceiver = Receiver;
 
-/**
- * An HTTP receiver that records every request on arrival and answers `status` after `delayMs`.
- * `port` (default: a free one) brings a receiver back on the port of one that was down.
- */
-export async function startRecordingReceiver(options: { delayMs?: number; status?: number; port?: number } = {}): Promise<RecordingReceiver> {
-  const requests: ReceivedRequest[] = [];
-  let connections = 0;
-  let answered = 0;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      requests.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks), at: Date.now() });
-      const reply = () => {
-        answered += 1;
-        res.writeHead(options.status ?? 200);
-        res.end();
-      };
-      if (options.delayMs) setTimeout(reply, options.delayMs);
-      else reply();
-    });
-  });
-  server.on("connection", () => (connections += 1));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    requests,
-    get connections() {
-      return connections;
-    },
-    get answered() {
-      return answered;
-    },
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+/** A receiver that records every request on arrival and answers `status` after `delayMs`. */
+export function startRecordingReceiver(options: { delayMs?: number; status?: number; port?: number } = {}): Promise<RecordingReceiver> {
+  const behaviour: Behaviour = { kind: "respond", status: options.status ?? 200, ...(options.delayMs ? { delayMs: options.delayMs } : {}) };
+  return startReceiver(behaviour, options.port === undefined ? {} : { port: options.port });
 }
 
 /** One delivery the test expects: a record (by id) to a target (`<receiver name><path>`). */

@@ -7,20 +7,10 @@ import {
   verdictOf,
   type AttemptOutcome,
 } from "../../src/delivery/retry-policy.js";
+import { prng as seeded } from "../support/prng.js";
 
 const response = (status: number): AttemptOutcome => ({ kind: "response", status });
 
-/** Deterministic PRNG (mulberry32), so jitter tests are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("verdictOf", () => {
   it.each([200, 201, 202, 204, 250, 299])("%i is delivered", (status) => {
