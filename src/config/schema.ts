@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SIGNATURE_SCHEMES } from "../delivery/signing/index.js";
 import { DURATION_FORMS, parseDurationMs } from "./durations.js";
 
 /*
@@ -102,7 +103,6 @@ const headerMap = z
   .optional()
   .transform((v) => v ?? {});
 
-export const SIGNING_SCHEMES = ["pyfly", "standard-webhooks"] as const;
 export const ORDERINGS = ["none", "key", "partition"] as const;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -123,7 +123,7 @@ const callbackConfigSchema = z.strictObject({
   name: nonEmpty(),
   enabled: bool(true),
   secret: text().optional(),
-  "signing-scheme": z.enum(SIGNING_SCHEMES, { error: `expected one of ${SIGNING_SCHEMES.join(", ")}` }).optional().transform((v) => v ?? "pyfly"),
+  "signing-scheme": z.enum(SIGNATURE_SCHEMES, { error: `expected one of ${SIGNATURE_SCHEMES.join(", ")}` }).optional().transform((v) => v ?? "pyfly"),
   "additional-secrets": z.array(nonEmpty(), { error: "expected a list of secrets" }).optional().transform((v) => v ?? []),
   "max-attempts": int(0, 5, 100),
   "backoff-ms": int(0, 5000),

@@ -93,7 +93,7 @@ export class HostSlots {
  * AbortSignal.any: the signal lives as long as the consumer and sees thousands of waits, and every
  * listener put on it is taken off again here.
  */
-async function acquireWithin(slots: Semaphore, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+export async function acquireWithin(slots: Semaphore, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
   const wait = new AbortController();
   const stop = () => wait.abort();
   // setTimeout's ceiling (~24.8 days) stands in for "no limit".

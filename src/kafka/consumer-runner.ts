@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "pino";
 import { abortableSleep } from "../delivery/dispatcher.js";
-import { KeyedSequencer, Semaphore } from "./concurrency.js";
+import { acquireWithin, KeyedSequencer, Semaphore } from "./concurrency.js";
 import { OffsetTracker } from "./offset-tracker.js";
 
 export interface RecordContext {
@@ -197,8 +197,7 @@ export class ConsumerRunner {
       let beatAt = Date.now();
       while (!this.stopping.signal.aborted) {
         if (this.mayTake()) {
-          const waited = AbortSignal.any([this.stopping.signal, AbortSignal.timeout(YIELD_RECHECK_MS)]);
-          if (await this.slots.acquire(waited)) return true;
+          if (await acquireWithin(this.slots, YIELD_RECHECK_MS, this.stopping.signal)) return true;
         } else {
           await abortableSleep(YIELD_RECHECK_MS, this.stopping.signal).catch(() => undefined);
         }
