@@ -1,0 +1,33 @@
+/*
+ * One error base for the sidecar, after kafkajs' KafkaJSError and undici's UND_ERR_* codes: every
+ * error we raise carries a stable `code` that callers test instead of the message, and says whether
+ * trying again can help. Messages never carry secrets or payloads.
+ */
+
+export type ErrorCode =
+  | "CONFIG_INVALID"
+  | "INVALID_JSON"
+  | "INVALID_HANDOFF_RECORD"
+  | "CIRCUIT_OPEN"
+  | "SSRF_BLOCKED"
+  | "INVALID_CIDR"
+  | "INVALID_REQUEST"
+  | "HANDOFF_REFUSED"
+  | "HANDOFF_ABANDONED"
+  | "USAGE";
+
+export class SidecarError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+export function hasCode(error: unknown, code: ErrorCode): error is SidecarError {
+  return error instanceof SidecarError && error.code === code;
+}
