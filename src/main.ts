@@ -2,7 +2,7 @@ import type { Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import type { SidecarSettings } from "./config/settings.js";
 import { createDeliveryEngine } from "./delivery/engine.js";
-import { abortableSleep } from "./delivery/dispatcher.js";
+import { abortableSleep } from "./shared/abortable-sleep.js";
 import { startAdminServer } from "./http/admin-server.js";
 import { createKafka } from "./kafka/client.js";
 import { HostSlots } from "./kafka/concurrency.js";

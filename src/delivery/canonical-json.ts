@@ -4,7 +4,10 @@
  *
  * Decisions (see the tests for each):
  * - NaN, Infinity and -Infinity literals are accepted and written back, as Python does; a float
- *   literal that overflows (1e400) becomes Infinity, as Python's float() makes it inf.
+ *   literal that overflows (1e400) becomes Infinity, as Python's float() makes it inf. With
+ *   `{ strict: true }` (what the sidecar uses for events) all four are refused instead: they are not
+ *   RFC 8259 JSON, most receivers' parsers reject them, and a signature over a body the receiver
+ *   cannot read helps nobody; the record is dead-lettered where its producer can be found.
  * - Integers keep every digit, but more than 4300 digits is rejected: Python 3.11's default
  *   int_max_str_digits makes json.loads raise for those, so no pyfly receiver could handle them.
  * - Nesting deeper than MAX_DEPTH is rejected. Python raises RecursionError just under 1000 levels
@@ -17,31 +20,36 @@
  * Error offsets count UTF-16 code units of the decoded text (bytes for invalid UTF-8).
  */
 import { isUtf8 } from "node:buffer";
+import { SidecarError } from "../shared/errors.js";
 
 export const MAX_DEPTH = 512;
 /** Python 3.11 `sys.int_info.default_max_str_digits`. */
 export const MAX_INT_DIGITS = 4300;
 
-export class CanonicalJsonError extends Error {
+export class CanonicalJsonError extends SidecarError {
   constructor(
     readonly reason: string,
     readonly offset: number,
   ) {
-    super(`${reason} at offset ${offset}`);
-    this.name = "CanonicalJsonError";
+    super("INVALID_JSON", `${reason} at offset ${offset}`);
   }
 }
 
+export interface CanonicalOptions {
+  /** Refuse NaN, Infinity, -Infinity and numbers that overflow a double (not RFC 8259 JSON). */
+  strict?: boolean;
+}
+
 /** The canonical text. The output is always ASCII. */
-export function canonicalizeJson(input: string | Uint8Array): string {
-  return canonicalizeJsonBytes(input).toString("latin1");
+export function canonicalizeJson(input: string | Uint8Array, options: CanonicalOptions = {}): string {
+  return canonicalizeJsonBytes(input, options).toString("latin1");
 }
 
 /**
  * The canonical text as bytes, ready to sign and send (ASCII, so UTF-8 and Latin-1 agree).
  * The returned Buffer may be a view on a larger allocation.
  */
-export function canonicalizeJsonBytes(input: string | Uint8Array): Buffer {
+export function canonicalizeJsonBytes(input: string | Uint8Array, options: CanonicalOptions = {}): Buffer {
   let text: string;
   if (typeof input === "string") {
     if (input.charCodeAt(0) === 0xfeff) throw new CanonicalJsonError("Unexpected UTF-8 BOM", 0);
@@ -55,7 +63,7 @@ export function canonicalizeJsonBytes(input: string | Uint8Array): Buffer {
     const bom = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf;
     text = buf.toString("utf8", bom ? 3 : 0);
   }
-  return new Parser(text).document();
+  return new Parser(text, options.strict ?? false).document();
 }
 
 /** Python's `repr(float)`: shortest round-trip digits, exponent form when exp < -4 or exp >= 16. */
@@ -149,7 +157,10 @@ class Parser {
   private key = "";
   private keyHasSurrogates = false;
 
-  constructor(private readonly text: string) {
+  constructor(
+    private readonly text: string,
+    private readonly strict: boolean,
+  ) {
     this.out = Buffer.allocUnsafe(text.length + (text.length >> 3) + 64);
   }
 
@@ -219,6 +230,7 @@ class Parser {
 
   private literal(word: string): void {
     if (!this.text.startsWith(word, this.pos)) this.fail("Expecting value");
+    if (this.strict && (word === "NaN" || word === "Infinity")) this.fail(`${word} is not JSON (RFC 8259)`);
     this.pos += word.length;
     this.ascii(word);
   }
@@ -426,6 +438,7 @@ class Parser {
       p++;
       if (t.charCodeAt(p) === C.I) {
         if (!t.startsWith("Infinity", p)) this.fail("Expecting value", start);
+        if (this.strict) this.fail("-Infinity is not JSON (RFC 8259)", start);
         this.pos = p + 8;
         return this.ascii("-Infinity");
       }
@@ -460,7 +473,9 @@ class Parser {
       if (digits > MAX_INT_DIGITS) this.fail(`Integer has more than ${MAX_INT_DIGITS} digits (Python's limit)`, start);
       return this.ascii(token === "-0" ? "0" : token);
     }
-    this.ascii(pythonFloatRepr(Number(token)));
+    const value = Number(token);
+    if (this.strict && !Number.isFinite(value)) this.fail(`${token} overflows a double (JSON numbers must be finite here)`, start);
+    this.ascii(pythonFloatRepr(value));
   }
 }
 

@@ -10,6 +10,7 @@ import { RequestSigner } from "./request-builder.js";
 import type { Sender } from "./sender.js";
 import { targetHostOf } from "./target.js";
 import type { EventSource } from "../domain/models.js";
+import { abortableSleep } from "../shared/abortable-sleep.js";
 
 /** What metrics and logs learn from the dispatcher; they read outcomes, they never steer. */
 export interface DeliveryObserver {
@@ -156,19 +157,3 @@ export class Dispatcher {
 function describe(outcome: AttemptOutcome): string {
   return outcome.kind === "response" ? `HTTP ${outcome.status}` : outcome.message;
 }
-
-export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-

@@ -17,7 +17,11 @@ export interface PreparedEvent {
 // Executions live in a bounded in-memory window; a multi-megabyte payload in each would not be.
 const MAX_KEPT_PAYLOAD_BYTES = 16 * 1024;
 
-/** Throws CanonicalJsonError when the text is not JSON. */
+/**
+ * Throws CanonicalJsonError (code INVALID_JSON) when the text is not RFC 8259 JSON: NaN, Infinity
+ * and overflowing numbers included. The canonical text is then valid JSON, so parsing it back for
+ * the execution record cannot throw.
+ */
 export function prepareEvent(
   tenantId: string,
   eventType: string,
@@ -25,7 +29,7 @@ export function prepareEvent(
   source: EventSource | null = null,
   occurredAt: number = Date.now(),
 ): PreparedEvent {
-  const body = canonicalizeJson(json);
+  const body = canonicalizeJson(json, { strict: true });
   const payload = body.length <= MAX_KEPT_PAYLOAD_BYTES ? JSON.parse(body) : null;
   return { tenantId, eventType, body, payload, source, occurredAt };
 }

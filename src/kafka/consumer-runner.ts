@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
 import type { Logger } from "pino";
-import { abortableSleep } from "../delivery/dispatcher.js";
+import { abortableSleep } from "../shared/abortable-sleep.js";
 import { acquireWithin, KeyedSequencer, Semaphore } from "./concurrency.js";
 import { OffsetTracker } from "./offset-tracker.js";
 

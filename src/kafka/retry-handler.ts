@@ -1,4 +1,4 @@
-import { abortableSleep } from "../delivery/dispatcher.js";
+import { abortableSleep } from "../shared/abortable-sleep.js";
 import { CanonicalJsonError } from "../delivery/canonical-json.js";
 import { prepareEvent } from "../delivery/prepared-event.js";
 import { CallbackExecution as ExecutionModel } from "../domain/models.js";

@@ -173,3 +173,28 @@ describe("canonicalizeJson", () => {
     expect(ms).toBeLessThan(1000);
   });
 });
+
+describe("canonicalizeJson strict (RFC 8259), what the sidecar uses for events", () => {
+  it.each([
+    ['{"a": NaN}', "NaN is not JSON"],
+    ['{"a": Infinity}', "Infinity is not JSON"],
+    ['{"a": -Infinity}', "-Infinity is not JSON"],
+    ['{"a": 1e400}', "1e400 overflows a double"],
+    ['[-1e400]', "-1e400 overflows a double"],
+  ])("refuses %s with a reason and an offset", (input, reason) => {
+    let error: unknown;
+    try {
+      canonicalizeJson(input, { strict: true });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CanonicalJsonError);
+    expect((error as CanonicalJsonError).code).toBe("INVALID_JSON");
+    expect((error as CanonicalJsonError).reason).toContain(reason);
+  });
+
+  it("accepts every finite number, as the lenient mode writes it", () => {
+    const input = '{"a": 1.5e308, "b": -0.0, "c": 1e-400, "d": 12345678901234567890}';
+    expect(canonicalizeJson(input, { strict: true })).toBe(canonicalizeJson(input));
+  });
+});
