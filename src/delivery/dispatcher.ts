@@ -10,6 +10,7 @@ import { RequestSigner } from "./request-builder.js";
 import type { Sender } from "./sender.js";
 import { targetHostOf } from "./target.js";
 import type { EventSource } from "../domain/models.js";
+import type { FailureReason } from "../domain/outcomes.js";
 import { abortableSleep } from "../shared/abortable-sleep.js";
 
 /** What metrics and logs learn from the dispatcher; they read outcomes, they never steer. */
@@ -34,11 +35,17 @@ export interface DeliverOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * How one run of the retry loop ended. `failure` says why a FAILED delivery failed, so callers
+ * (dead-letter reasons, replay) never compare error strings.
+ */
 export type DeliveryResult =
-  | { state: "final"; execution: CallbackExecution }
+  | { state: "delivered"; execution: CallbackExecution }
+  | { state: "failed"; execution: CallbackExecution; failure: FailureReason }
   | { state: "deferred"; execution: CallbackExecution; dueAt: number };
 
-export const DOMAIN_NOT_AUTHORIZED = "Domain not authorized";
+// pyfly's exact last_error for a refused domain; receivers of our executions may match on it.
+const DOMAIN_NOT_AUTHORIZED = "Domain not authorized";
 
 /**
  * pyfly's CallbackDispatcher: for each enabled config of the tenant and each matching
@@ -87,8 +94,8 @@ export class Dispatcher {
     const targetHost = targetHostOf(url);
 
     if (!isDomainAuthorized(subscription.target_url, config.authorized_domains)) {
-      this.options.observer?.attempt(targetHost, { kind: "rejected", message: DOMAIN_NOT_AUTHORIZED }, 0);
-      return this.finish(event, execution, "FAILED", DOMAIN_NOT_AUTHORIZED);
+      this.options.observer?.attempt(targetHost, { kind: "rejected", reason: "domain_not_authorized", message: DOMAIN_NOT_AUTHORIZED }, 0);
+      return this.fail(event, execution, "domain_not_authorized", DOMAIN_NOT_AUTHORIZED);
     }
     let budget = options.sleepBudgetMs ?? Number.POSITIVE_INFINITY;
     while (execution.attempts < config.max_attempts) {
@@ -104,12 +111,14 @@ export class Dispatcher {
       if (verdict === "delivered") {
         execution.last_error = null;
         execution.delivered_at = new Date(this.now()).toISOString();
-        return this.finish(event, execution, "DELIVERED", null);
+        execution.status = "DELIVERED";
+        this.options.executions.save(execution);
+        this.options.observer?.final(execution, event);
+        return { state: "delivered", execution };
       }
       execution.last_error = describe(outcome);
-      if (verdict === "final" || attempt >= config.max_attempts) {
-        return this.finish(event, execution, "FAILED", execution.last_error);
-      }
+      if (verdict === "final") return this.fail(event, execution, outcome.kind === "rejected" ? outcome.reason : "final_status", execution.last_error);
+      if (attempt >= config.max_attempts) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
       const delay = backoffDelayMs(config.backoff_ms, attempt, {
         jitter: this.options.jitter ?? 0,
         retryAfterMs: outcome.kind === "response" ? outcome.retryAfterMs : undefined,
@@ -129,7 +138,7 @@ export class Dispatcher {
       }
     }
     // max_attempts <= 0, or a retried delivery that arrives with its attempts already spent.
-    return this.finish(event, execution, "FAILED", execution.last_error);
+    return this.fail(event, execution, "attempts_exhausted", execution.last_error);
   }
 
   newExecution(event: PreparedEvent, planned: PlannedDelivery): CallbackExecution {
@@ -145,12 +154,13 @@ export class Dispatcher {
     });
   }
 
-  private finish(event: PreparedEvent, execution: CallbackExecution, status: "DELIVERED" | "FAILED", lastError: string | null): DeliveryResult {
-    execution.status = status;
+  /** Ends a delivery FAILED outside the retry loop's normal course too (a subscription removed since). */
+  fail(event: PreparedEvent, execution: CallbackExecution, failure: FailureReason, lastError: string | null): DeliveryResult {
+    execution.status = "FAILED";
     execution.last_error = lastError;
     this.options.executions.save(execution);
     this.options.observer?.final(execution, event);
-    return { state: "final", execution };
+    return { state: "failed", execution, failure };
   }
 }
 

@@ -4,12 +4,14 @@
  * retryable; wait min(backoff * 2^(n-1), 5 min) before attempt n+1.
  */
 
+import type { RejectReason } from "../domain/outcomes.js";
+
 export const MAX_BACKOFF_MS = 300_000;
 
 export type AttemptOutcome =
   | { kind: "response"; status: number; retryAfterMs?: number }
   | { kind: "error"; category: "timeout" | "transport_error" | "circuit_open"; message: string }
-  | { kind: "rejected"; message: string };
+  | { kind: "rejected"; reason: RejectReason; message: string };
 
 export type Verdict = "delivered" | "retryable" | "final";
 

@@ -77,7 +77,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
             return await post(request);
           } catch (error) {
             // A refused address is the sender's policy, not the host's health: keep it off the breaker.
-            if (isSsrfBlockedError(error)) return { kind: "rejected", message: error.message } as const;
+            if (isSsrfBlockedError(error)) return { kind: "rejected", reason: "ssrf_blocked", message: error.message } as const;
             throw error;
           }
         });

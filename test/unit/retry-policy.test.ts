@@ -41,7 +41,7 @@ describe("verdictOf", () => {
   });
 
   it("a rejected target is final", () => {
-    expect(verdictOf({ kind: "rejected", message: "address not allowed" })).toBe("final");
+    expect(verdictOf({ kind: "rejected", reason: "ssrf_blocked", message: "address not allowed" })).toBe("final");
   });
 });
 

@@ -1,0 +1,32 @@
+/*
+ * The outcome vocabulary that the pipeline, the dispatcher, logs and metrics all read. Each list is
+ * fixed, so every value is a bounded metric label and callers switch on it instead of on messages.
+ */
+
+/** Why an attempt was refused before anything reached the network; each is final for the delivery. */
+export const REJECT_REASONS = ["domain_not_authorized", "ssrf_blocked", "invalid_request"] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Why a delivery ended FAILED. */
+export const FAILURE_REASONS = [...REJECT_REASONS, "final_status", "attempts_exhausted", "subscription_removed"] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/** Why a record could not be dispatched at all. */
+export const UNDISPATCHABLE_REASONS = [
+  "missing_tenant",
+  "missing_event_type",
+  "invalid_header",
+  "invalid_json",
+  "unknown_tenant",
+  "tenant_not_allowed_on_topic",
+  "invalid_retry_record",
+  "forged_retry_record",
+] as const;
+export type UndispatchableReason = (typeof UNDISPATCHABLE_REASONS)[number];
+
+/**
+ * Every reason a dead letter can carry. `internal_error` is a fault of ours that nobody foresaw:
+ * the record is dead-lettered rather than left open, so its partition keeps moving.
+ */
+export const DEAD_LETTER_REASONS = [...UNDISPATCHABLE_REASONS, ...FAILURE_REASONS, "internal_error"] as const;
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
