@@ -1,18 +1,44 @@
 import CircuitBreaker from "opossum";
+import { SidecarError } from "../shared/errors.js";
 
 /*
- * One circuit breaker per target host, with pyfly's semantics on top of opossum's state machine:
- * `threshold` consecutive transport failures open it (opossum's own rolling error-rate trip is
- * disabled), any HTTP response resets the count, and after `recoveryTimeoutMs` exactly one
- * half-open probe goes through (opossum rejects the rest until the probe settles).
+ * One circuit breaker per target host, with pyfly's meaning kept under concurrency.
+ *
+ * pyfly opens after `failureThreshold` consecutive transport failures of a sequential sender. With
+ * many deliveries in flight to one host, one stall fails them all at once, and counted one by one
+ * they would open a healthy host's breaker. So:
+ *
+ * - A transport failure counts only if its attempt started after the end of the last counted
+ *   failure and after the last HTTP response. An attempt that overlapped the last counted failure
+ *   is the same incident and adds nothing. Failures are seen in the order they end, so this is the
+ *   earliest-end greedy count: the largest number of failed attempts since the last response of
+ *   which no two overlapped in time. A sequential sender counts exactly as pyfly; N concurrent
+ *   attempts that time out together count 1.
+ * - Bound: overlapping failures neither add to nor take from the count, so a host that fails every
+ *   attempt opens by the end of the `failureThreshold`-th failure of any chain of attempts each
+ *   started after the previous one ended (a refusing host: its retries and next deliveries).
+ * - Any HTTP response, whatever its status, resets the count: the host answered.
+ * - A neutral outcome (the sender refused the request itself: SSRF policy, a request that cannot
+ *   be built) says nothing about the host: it neither counts nor resets, in any state.
+ * - After `recoveryTimeoutMs` open, exactly one half-open probe goes through and the rest are
+ *   refused until it settles: a response closes, a transport failure reopens for another timeout,
+ *   a neutral probe frees the slot for the next caller and stays half-open.
+ *
+ * opossum 9 keeps the state (closed, open, half-open), the recovery timer and the transition
+ * events; this registry decides the transitions with open() and close() and never fires through
+ * opossum. opossum cannot express neutral: an errorFilter-ed error emits "success", which closes a
+ * half-open breaker, and once its single probe slot is taken no public call gives it back. So the
+ * registry admits the probe itself.
+ *
+ * Time is the order of events on the event loop (a counter), not a clock: "started after the end"
+ * must hold exactly, also for attempts that start and end within one timer tick.
  */
 
 export type BreakerState = "closed" | "half_open" | "open";
 
-export class CircuitOpenError extends Error {
+export class CircuitOpenError extends SidecarError {
   constructor(readonly targetHost: string) {
-    super("Circuit breaker is open");
-    this.name = "CircuitOpenError";
+    super("CIRCUIT_OPEN", "Circuit breaker is open", { retriable: true });
   }
 }
 
@@ -22,38 +48,39 @@ export interface BreakerOptions {
   onTransition?: (targetHost: string, state: BreakerState) => void;
 }
 
-/** What the guarded call reports: a transport failure counts against the host, anything else not. */
-export type GuardedResult<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
 interface HostBreaker {
-  breaker: CircuitBreaker<[() => Promise<unknown>], unknown>;
-  consecutiveFailures: number;
+  breaker: CircuitBreaker;
+  counted: number;
+  /** Event number of the end of the last counted failure or the last response, whichever is later. */
+  mark: number;
+  probing: boolean;
 }
 
 export class BreakerRegistry {
   private readonly hosts = new Map<string, HostBreaker>();
+  private events = 0;
 
   constructor(private readonly options: BreakerOptions) {}
 
   /**
-   * Runs `call` under the host's breaker. `call` resolves for every HTTP response and rejects only
-   * on transport failures; an open breaker rejects with CircuitOpenError without calling it.
+   * Runs `call` under the host's breaker. `call` resolves for every HTTP response and for the
+   * sender's own refusals, and rejects only on transport failures; `isNeutral` picks out the
+   * refusals among resolved values. An open breaker rejects with CircuitOpenError without calling.
    */
-  async run<T>(targetHost: string, call: () => Promise<T>): Promise<T> {
+  async run<T>(targetHost: string, call: () => Promise<T>, isNeutral: (value: T) => boolean = () => false): Promise<T> {
     const host = this.hostBreaker(targetHost);
-    // Open (not yet half-open): refuse before opossum builds its error and emits its events; a dead
-    // host subscribed to every event makes this the hot path.
-    if (host.breaker.opened) throw new CircuitOpenError(targetHost);
+    const probe = this.admit(host, targetHost);
+    const started = ++this.events;
+    let value: T;
     try {
-      const value = (await host.breaker.fire(call)) as T;
-      host.consecutiveFailures = 0;
-      return value;
+      value = await call();
     } catch (error) {
-      if ((error as { code?: string }).code === "EOPENBREAKER") throw new CircuitOpenError(targetHost);
-      host.consecutiveFailures += 1;
-      if (host.consecutiveFailures >= this.options.failureThreshold && !host.breaker.opened) host.breaker.open();
+      this.failed(host, started, probe);
       throw error;
     }
+    if (probe) host.probing = false;
+    if (!isNeutral(value)) this.answered(host, probe);
+    return value;
   }
 
   state(targetHost: string): BreakerState {
@@ -72,21 +99,49 @@ export class BreakerRegistry {
     this.hosts.clear();
   }
 
+  /** Returns whether this call is the half-open probe. */
+  private admit(host: HostBreaker, targetHost: string): boolean {
+    if (host.breaker.opened) throw new CircuitOpenError(targetHost);
+    if (!host.breaker.halfOpen) return false;
+    if (host.probing) throw new CircuitOpenError(targetHost);
+    host.probing = true;
+    return true;
+  }
+
+  private failed(host: HostBreaker, started: number, probe: boolean): void {
+    const ended = ++this.events;
+    if (host.breaker.isShutdown) return;
+    if (probe) {
+      host.probing = false;
+      host.mark = ended;
+      host.breaker.open();
+      return;
+    }
+    if (started < host.mark) return;
+    host.mark = ended;
+    host.counted += 1;
+    if (host.counted >= this.options.failureThreshold && host.breaker.closed) host.breaker.open();
+  }
+
+  private answered(host: HostBreaker, probe: boolean): void {
+    host.counted = 0;
+    host.mark = ++this.events;
+    if (host.breaker.isShutdown) return;
+    // Only the probe decides a half-open breaker; a late answer to a request sent before it opened
+    // resets the count but leaves the state alone.
+    if (probe) host.breaker.close();
+  }
+
   private hostBreaker(targetHost: string): HostBreaker {
     let host = this.hosts.get(targetHost);
     if (host) return host;
-    const breaker = new CircuitBreaker((call: () => Promise<unknown>) => call(), {
-      timeout: false, // the sender owns the whole-request timeout
-      resetTimeout: this.options.recoveryTimeoutMs,
-      volumeThreshold: Number.MAX_SAFE_INTEGER, // never trip on opossum's error rate
-      errorThresholdPercentage: 100,
-      rollingCountTimeout: 10_000,
-    });
+    // Never fired (see the header), so only the recovery timer of its options matters.
+    const breaker = new CircuitBreaker(async () => undefined, { resetTimeout: this.options.recoveryTimeoutMs });
     const notify = (state: BreakerState) => () => this.options.onTransition?.(targetHost, state);
     breaker.on("open", notify("open"));
     breaker.on("halfOpen", notify("half_open"));
     breaker.on("close", notify("closed"));
-    host = { breaker, consecutiveFailures: 0 };
+    host = { breaker, counted: 0, mark: 0, probing: false };
     this.hosts.set(targetHost, host);
     return host;
   }
