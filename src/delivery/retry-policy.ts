@@ -23,7 +23,8 @@ export function verdictOf(outcome: AttemptOutcome): Verdict {
     case "error":
       return "retryable";
     case "rejected":
-      // A refused address will be refused again: retrying only delays the dead letter.
+      // The sender's own refusal (address, domain, a request that cannot be built) repeats on every
+      // attempt: retrying only delays the dead letter.
       return "final";
   }
 }

@@ -5,6 +5,7 @@ import type { AttemptOutcome } from "./retry-policy.js";
 import { parseRetryAfterMs } from "./retry-policy.js";
 import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
 import { targetHostOf } from "./target.js";
+import { requestHeadersProblem } from "./http-header-check.js";
 
 export interface OutboundRequest {
   url: URL;
@@ -69,18 +70,21 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
 
   return {
     async send(request) {
+      const invalid = invalidRequest(request);
+      if (invalid) return invalid;
       const started = performance.now();
       let outcome: AttemptOutcome;
       try {
-        outcome = await options.breakers.run(targetHostOf(request.url), async () => {
-          try {
-            return await post(request);
-          } catch (error) {
-            // A refused address is the sender's policy, not the host's health: keep it off the breaker.
-            if (isSsrfBlockedError(error)) return { kind: "rejected", reason: "ssrf_blocked", message: error.message } as const;
-            throw error;
-          }
-        });
+        outcome = await options.breakers.run(
+          targetHostOf(request.url),
+          () =>
+            post(request).catch((error: unknown) => {
+              const refusal = refusalOf(error);
+              if (refusal) return refusal;
+              throw error;
+            }),
+          (result) => result.kind === "rejected",
+        );
       } catch (error) {
         outcome = classifyError(error);
       }
@@ -88,6 +92,25 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     },
     close: () => agent.close(),
   };
+}
+
+/** A request that cannot be built never reaches the host: a final outcome, outside its breaker. */
+function invalidRequest(request: OutboundRequest): AttemptResult | undefined {
+  const problem = requestHeadersProblem(request.headers);
+  return problem === undefined ? undefined : { outcome: { kind: "rejected", reason: "invalid_request", message: problem }, durationMs: 0 };
+}
+
+/**
+ * The sender's own refusals, met inside the breaker: the SSRF policy (known only once the address
+ * is resolved) and a request undici will not build. Neither says anything about the host's health,
+ * so the breaker takes them as neutral.
+ */
+export function refusalOf(error: unknown): Extract<AttemptOutcome, { kind: "rejected" }> | undefined {
+  if (isSsrfBlockedError(error)) return { kind: "rejected", reason: "ssrf_blocked", message: error.message };
+  if (error instanceof undiciErrors.InvalidArgumentError || (error as { code?: unknown } | null)?.code === "UND_ERR_INVALID_ARG") {
+    return { kind: "rejected", reason: "invalid_request", message: `request refused by the HTTP client: ${(error as Error).message}` };
+  }
+  return undefined;
 }
 
 export function classifyError(error: unknown): AttemptOutcome {
@@ -110,6 +133,8 @@ export function classifyError(error: unknown): AttemptOutcome {
 export function createDryRunSender(logger: Logger): Sender {
   return {
     async send(request) {
+      const invalid = invalidRequest(request);
+      if (invalid) return invalid;
       logger.info(
         { target_url: request.url.href, bytes: Buffer.byteLength(request.body), event_type: request.headers["X-Pyfly-Event-Type"] },
         "dry-run: would POST webhook",
