@@ -3,7 +3,7 @@
  * deployment can gate on it (exit 78 names every bad key path at once).
  */
 import type { SidecarSettings } from "../config/settings.js";
-import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, writeOut } from "./common.js";
+import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, writeErr, writeOut } from "./common.js";
 
 export const CHECK_CONFIG_USAGE = `Usage: callback-sidecar check-config [--config PATH]
 
@@ -12,7 +12,9 @@ Loads and validates the configuration (file, placeholders, environment overrides
 
 export async function checkConfigCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, CONFIG_OPTION);
-  const { settings, file } = loadConfig(values.config);
+  const { settings, file, warnings } = loadConfig(values.config);
+  // stderr, so the summary on stdout stays what scripts parse; warnings do not fail the check.
+  for (const warning of warnings) writeErr(`warning: ${warning.message}`);
   writeOut(summary(settings, file));
   return EXIT.OK;
 }

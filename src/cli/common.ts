@@ -4,7 +4,7 @@
  */
 import { existsSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { ConfigError, ConfigErrors } from "../config/errors.js";
+import { ConfigError, ConfigErrors, type ConfigWarning } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, loadSettings } from "../config/load.js";
 import type { SidecarSettings } from "../config/settings.js";
 import { SIGNATURE_SCHEMES, signingSecretProblem, type SignatureScheme } from "../delivery/signing/index.js";
@@ -47,6 +47,8 @@ export interface LoadedConfig {
   settings: SidecarSettings;
   /** The file that was read, or undefined when none exists and defaults plus environment apply. */
   file: string | undefined;
+  /** Problems that do not stop start-up; they name key paths, never values. */
+  warnings: ConfigWarning[];
 }
 
 /** --config, else PYFLY_CONFIG_FILE, else ./application.yml (absent: defaults and environment). */
@@ -54,8 +56,9 @@ export function loadConfig(configOption: string | undefined, env: NodeJS.Process
   const explicit = configOption ?? env.PYFLY_CONFIG_FILE;
   if (explicit === "") throw new ConfigErrors([new ConfigError("", "the configuration path is empty")]);
   const file = explicit ?? DEFAULT_CONFIG_FILE;
-  const settings = loadSettings({ env, ...(explicit !== undefined ? { file: explicit } : {}) });
-  return { settings, file: existsSync(file) ? file : undefined };
+  const warnings: ConfigWarning[] = [];
+  const settings = loadSettings({ env, warnings, ...(explicit !== undefined ? { file: explicit } : {}) });
+  return { settings, file: existsSync(file) ? file : undefined, warnings };
 }
 
 export async function readStdin(): Promise<Buffer> {

@@ -19,8 +19,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
-  const { settings, file } = loadConfig(values.config);
+  const { settings, file, warnings } = loadConfig(values.config);
   const logger = createLogger(settings.logLevel);
+  for (const warning of warnings) logger.warn({ key_path: warning.keyPath }, `configuration: ${warning.message}`);
   if (!settings.enabled) {
     logger.info({ config: file ?? "(none)" }, "pyfly.callbacks.enabled is false: nothing to do, exiting");
     logger.flush();

@@ -1,11 +1,17 @@
 import type { z } from "zod";
-import { ConfigError } from "./errors.js";
+import { ConfigError, ConfigWarning } from "./errors.js";
+import { isServiceLinkVariable } from "./service-links.js";
 
 /*
  * Relaxed binding, as Spring and pyfly users know it: PYFLY_CALLBACKS_HTTP_TIMEOUT=5s sets
  * pyfly.callbacks.http.timeout, PYFLY_CALLBACKS_CONFIGS_0_SECRET sets configs[0].secret. An
  * underscore stands for both "." and "-", so the name is resolved against the schema's keys rather
  * than guessed; a name that matches no key is an error, like an unknown key in the file.
+ *
+ * The one exception is what Kubernetes service links inject (service-links.ts): a Service whose name
+ * starts with "pyfly-callbacks" would otherwise stop every pod at start-up. Those are skipped with
+ * a warning, even where the name happens to spell a key (a Service "pyfly-callbacks-server" yields
+ * PYFLY_CALLBACKS_SERVER_PORT=tcp://10.0.0.1:8080, never a valid server.port).
  */
 
 const PREFIX = "PYFLY_CALLBACKS_";
@@ -37,12 +43,18 @@ export function applyEnvOverrides(
   document: Record<string, unknown>,
   callbacksSchema: z.ZodType,
   env: NodeJS.ProcessEnv,
+  warnings: ConfigWarning[] = [],
 ): ConfigError[] {
   const errors: ConfigError[] = [];
   const names = Object.keys(env)
     .filter((name) => name.startsWith(PREFIX) && env[name] !== undefined)
     .sort();
+  const links: string[] = [];
   for (const name of names) {
+    if (isServiceLinkVariable(name, env[name] as string)) {
+      links.push(name);
+      continue;
+    }
     const tokens = name.slice(PREFIX.length).split("_").filter((t) => t.length > 0);
     const path = resolvePath(callbacksSchema, tokens);
     if (path === undefined) {
@@ -50,6 +62,14 @@ export function applyEnvOverrides(
       continue;
     }
     setAt(document, ["pyfly", "callbacks", ...path], env[name] as string);
+  }
+  if (links.length > 0) {
+    warnings.push(
+      new ConfigWarning(
+        "environment",
+        `ignored ${links.join(", ")}: Kubernetes service-link variables, not pyfly.callbacks keys (set enableServiceLinks: false in the pod spec to keep them out)`,
+      ),
+    );
   }
   return errors;
 }

@@ -20,3 +20,18 @@ export class ConfigErrors extends Error {
     this.name = "ConfigErrors";
   }
 }
+
+/**
+ * A configuration that works but that an operator should hear about at start-up (`run` logs it at
+ * warn, `check-config` prints it). Like ConfigError, tied to a key path and never carrying a value.
+ */
+export class ConfigWarning {
+  constructor(
+    readonly keyPath: string,
+    readonly problem: string,
+  ) {}
+
+  get message(): string {
+    return this.keyPath ? `${this.keyPath}: ${this.problem}` : this.problem;
+  }
+}

@@ -4,11 +4,11 @@ import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { CallbackConfig } from "../domain/models.js";
 import { applyEnvOverrides } from "./env-overrides.js";
-import { ConfigError, ConfigErrors } from "./errors.js";
+import { ConfigError, ConfigErrors, type ConfigWarning } from "./errors.js";
 import { expandPlaceholders } from "./placeholders.js";
 import { callbacksSchema, documentSchema, type RawCallbacks } from "./schema.js";
 import type { SidecarSettings } from "./settings.js";
-import { checkSemantics } from "./semantics.js";
+import { checkSemantics, semanticWarnings } from "./semantics.js";
 
 export const DEFAULT_CONFIG_FILE = "application.yml";
 
@@ -16,6 +16,8 @@ export interface LoadOptions {
   /** Explicit path (--config); else PYFLY_CONFIG_FILE; else ./application.yml if it exists. */
   file?: string;
   env?: NodeJS.ProcessEnv;
+  /** Receives what is worth telling the operator but does not stop start-up. */
+  warnings?: ConfigWarning[];
 }
 
 /** Reads, expands, overrides and validates; throws ConfigErrors naming every bad key path. */
@@ -27,14 +29,15 @@ export function loadSettings(options: LoadOptions = {}): SidecarSettings {
     throw new ConfigErrors([new ConfigError("", `configuration file ${file} does not exist`)]);
   }
   const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-  return parseSettings(text, env, file);
+  return parseSettings(text, env, file, options.warnings);
 }
 
-export function parseSettings(yamlText: string, env: NodeJS.ProcessEnv, fileName = "<inline>"): SidecarSettings {
+export function parseSettings(yamlText: string, env: NodeJS.ProcessEnv, fileName = "<inline>", warnings: ConfigWarning[] = []): SidecarSettings {
   const document = parseYaml(yamlText, fileName);
   const errors: ConfigError[] = [];
+  const found: ConfigWarning[] = [];
   const expanded = expandPlaceholders(document, env, "", errors) as Record<string, unknown>;
-  errors.push(...applyEnvOverrides(expanded, callbacksSchema as unknown as z.ZodType, env));
+  errors.push(...applyEnvOverrides(expanded, callbacksSchema as unknown as z.ZodType, env, found));
   applyConventionalEnv(expanded, env);
   const result = documentSchema.safeParse(expanded);
   if (!result.success) {
@@ -44,6 +47,8 @@ export function parseSettings(yamlText: string, env: NodeJS.ProcessEnv, fileName
   const raw = (result.data as { pyfly: { callbacks: RawCallbacks } }).pyfly.callbacks;
   const semanticErrors = checkSemantics(raw);
   if (semanticErrors.length > 0) throw new ConfigErrors(semanticErrors);
+  // Only a configuration that loads has warnings worth reading.
+  warnings.push(...found, ...semanticWarnings(raw));
   return toSettings(raw);
 }
 
@@ -130,7 +135,15 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
       },
       sasl: { mechanism: k.sasl.mechanism, username: k.sasl.username, password: k.sasl.password },
     },
-    server: { port: raw.server.port, host: raw.server.host },
+    server: {
+      port: raw.server.port,
+      host: raw.server.host,
+      executions: {
+        enabled: raw.server.executions.enabled,
+        token: raw.server.executions.token,
+        includePayloads: raw.server.executions["include-payloads"],
+      },
+    },
     executions: { capacity: raw.executions.capacity },
     configs: raw.configs.map((c) =>
       CallbackConfig.parse({
@@ -143,6 +156,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
         additional_secrets: c["additional-secrets"],
         max_attempts: c["max-attempts"],
         backoff_ms: c["backoff-ms"],
+        topics: c.topics,
         authorized_domains: c["authorized-domains"],
         subscriptions: c.subscriptions.map((s) => ({ event_type: s["event-type"], target_url: s["target-url"], headers: s.headers })),
       }),

@@ -127,6 +127,8 @@ const callbackConfigSchema = z.strictObject({
   "additional-secrets": z.array(nonEmpty(), { error: "expected a list of secrets" }).optional().transform((v) => v ?? []),
   "max-attempts": int(0, 5, 100),
   "backoff-ms": int(0, 5000),
+  // Tenant binding: the event topics this config accepts the tenant's records from (empty: any).
+  topics: stringList([]),
   "authorized-domains": z.array(authorizedDomainSchema, { error: "expected a list" }).optional().transform((v) => v ?? []),
   subscriptions: z.array(subscriptionSchema, { error: "expected a list" }).optional().transform((v) => v ?? []),
 });
@@ -195,6 +197,12 @@ const callbacksSchema = z.strictObject({
   server: section({
     port: int(0, 8080, 65_535),
     host: nonEmpty().optional().transform((v) => v ?? "0.0.0.0"),
+    // /executions shows tenants' traffic: off unless asked for, and then behind a bearer token.
+    executions: section({
+      enabled: bool(false),
+      token: text().optional(),
+      "include-payloads": bool(false),
+    }),
   }),
   executions: section({
     capacity: int(1, 10_000, 10_000_000),

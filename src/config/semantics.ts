@@ -1,7 +1,7 @@
 import { parseCidr } from "../delivery/ssrf/ip-address.js";
 import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
-import { isSignatureHeader, signingSecretProblem } from "../delivery/signing/index.js";
-import { ConfigError } from "./errors.js";
+import { isSignatureHeader, signingSecretProblem, standardWebhookKeyLengthProblem } from "../delivery/signing/index.js";
+import { ConfigError, ConfigWarning } from "./errors.js";
 import type { RawCallbacks } from "./schema.js";
 
 // Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
@@ -36,11 +36,16 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
     }
     if (hasSecret) {
       [config.secret as string, ...config["additional-secrets"]].forEach((secret, j) => {
-        const problem = signingSecretProblem(config["signing-scheme"], secret);
+        const problem =
+          signingSecretProblem(config["signing-scheme"], secret) ??
+          (config["signing-scheme"] === "standard-webhooks" ? standardWebhookKeyLengthProblem(secret) : undefined);
         // The problem text describes the format only; the secret itself is never repeated.
         if (problem) at(j === 0 ? `configs[${i}].secret` : `configs[${i}].additional-secrets[${j - 1}]`, problem);
       });
     }
+    config.topics.forEach((topic, j) => {
+      if (!isKafkaTopicName(topic)) at(`configs[${i}].topics[${j}]`, KAFKA_TOPIC_RULE);
+    });
     config.subscriptions.forEach((subscription, j) => {
       for (const name of Object.keys(subscription.headers)) {
         const path = `configs[${i}].subscriptions[${j}].headers.${name}`;
@@ -88,5 +93,45 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
   if (sasl.mechanism !== "none" && (!sasl.username || !sasl.password)) {
     at("kafka.sasl", `mechanism ${sasl.mechanism} needs username and password`);
   }
+  const executions = raw.server.executions;
+  if (executions.enabled && (executions.token ?? "").trim() === "") {
+    at("server.executions.token", "required when server.executions.enabled is true (use a ${VAR} placeholder filled from a Secret)");
+  }
   return errors;
+}
+
+// Kafka's own rule (kafka.common.internals.Topic): at most 249 of these characters, not "." or "..".
+const KAFKA_TOPIC_RULE = 'not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not "." or "..")';
+function isKafkaTopicName(topic: string): boolean {
+  return /^[a-zA-Z0-9._-]{1,249}$/.test(topic) && topic !== "." && topic !== "..";
+}
+
+/** HMAC keys below this many bytes get a start-up warning (RFC 2104 wants at least the hash's 32). */
+export const MIN_PYFLY_SECRET_BYTES = 16;
+const MIN_TOKEN_BYTES = 16;
+
+/**
+ * What works but deserves the operator's attention; called only for a configuration without errors.
+ * Messages name key paths and never a value.
+ */
+export function semanticWarnings(raw: RawCallbacks): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  const at = (path: string, problem: string) => warnings.push(new ConfigWarning(`pyfly.callbacks.${path}`, problem));
+  raw.configs.forEach((config, i) => {
+    // pyfly receivers take any key, so refusing one would break working setups; saying so is what we can do.
+    if (config["signing-scheme"] === "pyfly" && config.secret && Buffer.byteLength(config.secret, "utf8") < MIN_PYFLY_SECRET_BYTES) {
+      at(`configs[${i}].secret`, `shorter than ${MIN_PYFLY_SECRET_BYTES} bytes: anyone holding one signed webhook can try to guess it offline; use 32 random bytes or more`);
+    }
+    const kafka = raw.kafka;
+    const pattern = kafka["topic-pattern"] !== undefined ? new RegExp(kafka["topic-pattern"]) : undefined;
+    config.topics.forEach((topic, j) => {
+      const consumed = pattern ? pattern.test(topic) : kafka.topics.includes(topic);
+      if (raw.enabled && !consumed) at(`configs[${i}].topics[${j}]`, `topic "${topic}" is not consumed (kafka.topics / kafka.topic-pattern): this config receives nothing from it`);
+    });
+  });
+  const token = raw.server.executions.token;
+  if (raw.server.executions.enabled && token !== undefined && Buffer.byteLength(token.trim(), "utf8") < MIN_TOKEN_BYTES) {
+    at("server.executions.token", `shorter than ${MIN_TOKEN_BYTES} bytes: use a long random token`);
+  }
+  return warnings;
 }

@@ -32,7 +32,12 @@ export interface SidecarSettings {
     ssl: { enabled: boolean; caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized: boolean };
     sasl: { mechanism: "none" | "plain" | "scram-sha-256" | "scram-sha-512"; username?: string; password?: string };
   };
-  server: { port: number; host: string };
+  server: {
+    port: number;
+    host: string;
+    /** The /executions endpoint: 404 unless enabled; then only with `Authorization: Bearer <token>`. */
+    executions: { enabled: boolean; token: string | undefined; includePayloads: boolean };
+  };
   executions: { capacity: number };
   configs: CallbackConfig[];
 }

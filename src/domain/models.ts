@@ -38,6 +38,8 @@ export const CallbackConfig = z.object({
   // Beyond pyfly: the signature scheme, and older secrets still signed with during a rotation.
   signing_scheme: SigningScheme.default("pyfly"),
   additional_secrets: z.array(z.string()).default([]),
+  // Beyond pyfly: the event topics the tenant's records may come from for this config (empty: any).
+  topics: z.array(z.string()).default([]),
 });
 export type CallbackConfig = z.infer<typeof CallbackConfig>;
 

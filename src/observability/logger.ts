@@ -10,6 +10,8 @@ const REDACT_PATHS = [
   "*.additional_secrets",
   "password",
   "*.password",
+  "token",
+  "*.token",
   "headers",
   "*.headers",
   "payload",

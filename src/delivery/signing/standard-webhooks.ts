@@ -27,6 +27,23 @@ export function standardWebhookSecretProblem(secret: string): string | undefined
   return undefined;
 }
 
+/** The key sizes the Standard Webhooks specification allows (24 to 64 bytes once decoded). */
+export const STANDARD_WEBHOOK_KEY_BYTES = { min: 24, max: 64 } as const;
+
+/**
+ * Why a well-formed secret's key has the wrong size, or undefined. Separate from the format check
+ * because signing and verifying (and the `sign`/`verify` commands, which receivers use to debug)
+ * work with any key; only the configuration insists on what the specification requires.
+ */
+export function standardWebhookKeyLengthProblem(secret: string): string | undefined {
+  if (standardWebhookSecretProblem(secret) !== undefined) return undefined;
+  const bytes = decodeStandardWebhookSecret(secret).length;
+  const { min, max } = STANDARD_WEBHOOK_KEY_BYTES;
+  if (bytes < min) return `the key is shorter than ${min} bytes once base64-decoded; Standard Webhooks requires ${min} to ${max} random bytes`;
+  if (bytes > max) return `the key is longer than ${max} bytes once base64-decoded; Standard Webhooks requires ${min} to ${max} random bytes`;
+  return undefined;
+}
+
 export function decodeStandardWebhookSecret(secret: string): Buffer {
   const problem = standardWebhookSecretProblem(secret);
   if (problem) throw new Error(`Invalid Standard Webhooks secret: ${problem}`);
