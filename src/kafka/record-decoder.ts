@@ -3,7 +3,16 @@
  * (x-tenant-id / x-event-type by default, names configurable, matched case-insensitively), with
  * CloudEvents binary-mode headers (ce_tenantid, ce_type) accepted when ours are absent. The value
  * is the JSON payload; it is checked later, when it is canonicalised.
+ *
+ * Tenant ids and event types are sent on as HTTP header values (X-Pyfly-Tenant-Id,
+ * X-Pyfly-Event-Type) and become log fields and metric labels, so they must be valid UTF-8, at
+ * most 256 characters, and pass the outgoing header rule of delivery/http-header-check.ts:
+ * printable ASCII (0x20-0x7E) with no space at either end. Anything else (`注文確定`, `société`,
+ * control characters) is `invalid_header` here, a record-level outcome, rather than a request that
+ * fails at every delivery.
  */
+
+import { headerValueProblem } from "../delivery/http-header-check.js";
 
 export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
 export type RecordHeaders = Record<string, HeaderValue> | undefined;
@@ -44,9 +53,8 @@ function readHeader(headers: RecordHeaders, name: string): HeaderRead {
   const value = decoded[0] as string;
   if (value.trim() === "") return { missing: true };
   if (value.length > MAX_HEADER_VALUE_LENGTH) return { invalid: `header ${name} is longer than ${MAX_HEADER_VALUE_LENGTH} characters` };
-  // Tenants and event types become HTTP headers and metric labels: no control characters.
-  // eslint-disable-next-line no-control-regex -- finding control characters is the point
-  if (/[\u0000-\u001f\u007f]/.test(value)) return { invalid: `header ${name} contains control characters` };
+  const problem = headerValueProblem(value);
+  if (problem) return { invalid: `header ${name} ${problem}` };
   return { value };
 }
 

@@ -15,8 +15,11 @@ describe("decodeRecordHeaders", () => {
     expect(decode({ "x-tenant-id": Buffer.from("acme"), "x-event-type": "order.created" })).toEqual(ok("acme", "order.created"));
   });
 
-  it("decodes UTF-8", () => {
-    expect(decode({ "x-tenant-id": Buffer.from("société", "utf8"), "x-event-type": "commande.créée" })).toEqual(ok("société", "commande.créée"));
+  it("decodes UTF-8, and refuses what no HTTP header can carry (printable ASCII only)", () => {
+    expect(decode({ "x-tenant-id": Buffer.from("acme-eu", "utf8"), "x-event-type": Buffer.from("order.created", "utf8") })).toEqual(ok("acme-eu", "order.created"));
+    const r = decode({ "x-tenant-id": Buffer.from("société", "utf8"), "x-event-type": "commande.créée" });
+    expect(r).toMatchObject({ ok: false, reason: "invalid_header" });
+    if (!r.ok) expect(r.detail).toBe("header x-tenant-id contains a non-ASCII character (only printable ASCII can be sent in an HTTP header)");
   });
 
   it("reads configured header names instead of the defaults", () => {
@@ -163,6 +166,30 @@ describe("decodeRecordHeaders", () => {
       expect(r).toMatchObject({ ok: false, reason: "invalid_header" });
       if (!r.ok) expect(r.detail).toContain("control");
       expect(decode({ "x-tenant-id": "acme", "x-event-type": Buffer.from(value) })).toMatchObject({ ok: false, reason: "invalid_header" });
+    });
+
+    it.each([
+      ["CJK", "注文確定"],
+      ["latin1", "commande.créée"],
+      ["emoji", "order.\u{1F600}"],
+      ["a lone surrogate", "order\ud800"],
+      ["non-breaking space", "order\u00a0created"],
+    ])("rejects an event type no HTTP header can carry (%s), naming the header", (_what, value) => {
+      for (const eventType of [value, Buffer.from(value, "utf8")]) {
+        const r = decode({ "x-tenant-id": "acme", "x-event-type": eventType });
+        expect(r).toMatchObject({ ok: false, reason: "invalid_header" });
+        if (!r.ok) expect(r.detail).toMatch(/^header x-event-type contains a non-ASCII character/);
+      }
+      expect(decode({ "x-tenant-id": value, "x-event-type": "e" })).toMatchObject({ ok: false, reason: "invalid_header" });
+      expect(decode({ ce_tenantid: "acme", ce_type: value })).toMatchObject({ ok: false, reason: "invalid_header" });
+    });
+
+    it("rejects a space at either end (receivers would strip it)", () => {
+      for (const value of [" acme", "acme "]) {
+        const r = decode({ "x-tenant-id": value, "x-event-type": "e" });
+        expect(r).toMatchObject({ ok: false, reason: "invalid_header" });
+        if (!r.ok) expect(r.detail).toBe("header x-tenant-id starts or ends with a space");
+      }
     });
 
     it("accepts printable punctuation and spaces inside the value", () => {
