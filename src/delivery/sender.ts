@@ -5,6 +5,7 @@ import type { AttemptOutcome } from "./retry-policy.js";
 import { parseRetryAfterMs } from "./retry-policy.js";
 import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
 import { targetHostOf } from "./target.js";
+import { redactUrl } from "../domain/subscription-ref.js";
 import { requestHeadersProblem } from "./http-header-check.js";
 
 export interface OutboundRequest {
@@ -136,7 +137,7 @@ export function createDryRunSender(logger: Logger): Sender {
       const invalid = invalidRequest(request);
       if (invalid) return invalid;
       logger.info(
-        { target_url: request.url.href, bytes: Buffer.byteLength(request.body), event_type: request.headers["X-Pyfly-Event-Type"] },
+        { target_url: redactUrl(request.url.href), bytes: Buffer.byteLength(request.body), event_type: request.headers["X-Pyfly-Event-Type"] },
         "dry-run: would POST webhook",
       );
       return { outcome: { kind: "response", status: 200 }, durationMs: 0 };
