@@ -28,7 +28,8 @@ export async function sendCommand(argv: string[]): Promise<number> {
   const engine = createDeliveryEngine(settings, logger);
   try {
     const executions = await engine.dispatcher.dispatchJson(tenant, eventType, body);
-    writeOut(JSON.stringify(executions.map(executionView), null, 2));
+    // The payload is the caller's own input; the target URL is still redacted, as everywhere.
+    writeOut(JSON.stringify(executions.map((e) => executionView(e, { includePayload: true })), null, 2));
     if (executions.length === 0) {
       const known = engine.configs.findByTenant(tenant).length > 0;
       writeErr(known ? `send: no enabled subscription of tenant "${tenant}" matches event type "${eventType}"` : `send: no config for tenant "${tenant}"`);

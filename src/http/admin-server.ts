@@ -1,13 +1,26 @@
 /**
  * The admin endpoints probes and operators use: /metrics, /healthz, /readyz, /executions.
  * Plain node:http: four read-only routes do not justify a framework.
+ *
+ * The port listens on 0.0.0.0 for Prometheus, so anything in the cluster reaches it. The probes and
+ * /metrics carry no tenant data and stay open; /executions shows tenants' traffic, so it does not
+ * exist unless enabled, and then answers only to the configured bearer token.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { CallbackStatus, type CallbackExecution } from "../domain/models.js";
+import { redactUrl } from "../domain/subscription-ref.js";
 import type { ExecutionQuery, ExecutionStore } from "../repository/execution-store.js";
+
+/** `pyfly.callbacks.server.executions` (SidecarSettings.server.executions). */
+export interface ExecutionsEndpointOptions {
+  enabled: boolean;
+  token: string | undefined;
+  includePayloads: boolean;
+}
 
 export interface AdminServerOptions {
   host: string;
@@ -17,6 +30,8 @@ export interface AdminServerOptions {
   executions: ExecutionStore;
   isReady: () => boolean;
   logger: Logger;
+  /** Absent: /executions is disabled (404), the safe default for a caller that does not say. */
+  executionsEndpoint?: ExecutionsEndpointOptions;
 }
 
 export interface AdminServer {
@@ -46,13 +61,53 @@ const EXECUTION_FIELDS = [
   "payload",
 ] as const satisfies readonly (keyof CallbackExecution)[];
 
-export type ExecutionView = Pick<CallbackExecution, (typeof EXECUTION_FIELDS)[number]>;
+export type ExecutionView = Omit<Pick<CallbackExecution, (typeof EXECUTION_FIELDS)[number]>, "payload"> & { payload?: unknown };
 
-/** What leaves the process about an execution (admin API, `send` output). */
-export function executionView(execution: CallbackExecution): ExecutionView {
+export interface ExecutionViewOptions {
+  /** Payloads are tenants' data: only when the operator asked for them (or it is their own `send`). */
+  includePayload: boolean;
+}
+
+/**
+ * What leaves the process about an execution (admin API, `send` output). The target URL may be a
+ * capability URL (a token in its path or query), so it leaves redacted, here and in any error text
+ * that quotes it.
+ */
+export function executionView(execution: CallbackExecution, options: ExecutionViewOptions): ExecutionView {
   const view: Record<string, unknown> = {};
-  for (const field of EXECUTION_FIELDS) view[field] = execution[field];
+  for (const field of EXECUTION_FIELDS) {
+    if (field === "payload" && !options.includePayload) continue;
+    view[field] = execution[field];
+  }
+  view.target_url = redactUrl(execution.target_url);
+  view.last_error = scrubUrl(execution.last_error, execution.target_url);
   return view as ExecutionView;
+}
+
+function scrubUrl(text: string | null, url: string): string | null {
+  if (text === null) return null;
+  let hidden: string[];
+  try {
+    const parsed = new URL(url);
+    hidden = [url, parsed.href, `${parsed.pathname}${parsed.search}${parsed.hash}`].filter((part) => part.length > 1);
+  } catch {
+    hidden = [url];
+  }
+  // Longest first, so the whole URL is replaced before its path alone.
+  return hidden.sort((a, b) => b.length - a.length).reduce((out, part) => out.split(part).join(redactUrl(url)), text);
+}
+
+// Comparing digests keeps the time independent of where the first difference is and of the length.
+function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given, "utf8").digest();
+  const b = createHash("sha256").update(expected, "utf8").digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 7235), or undefined. */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer +(\S+) *$/i.exec(header ?? "");
+  return match?.[1];
 }
 
 class BadRequest extends Error {}
@@ -87,8 +142,15 @@ export function parseExecutionQuery(params: URLSearchParams): ExecutionQuery {
 
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { registry, executions, isReady, logger } = options;
+  const endpoint = options.executionsEndpoint;
+  const executionsToken = endpoint?.enabled ? endpoint.token : undefined;
+  if (endpoint?.enabled && !executionsToken) {
+    // The configuration refuses this (server.executions.token); a programmatic caller gets the same answer.
+    throw new Error("the /executions endpoint is enabled without a token");
+  }
+  const includePayload = endpoint?.includePayloads ?? false;
 
-  const routes: Record<string, (url: URL, res: ServerResponse) => Promise<void> | void> = {
+  const routes: Record<string, (url: URL, res: ServerResponse, req: IncomingMessage) => Promise<void> | void> = {
     "/healthz": (_url, res) => send(res, 200, "text/plain; charset=utf-8", "ok\n"),
     "/readyz": (_url, res) => {
       let ready = false;
@@ -101,7 +163,16 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       sendJson(res, 503, { status: "not ready", reason: "not connected to Kafka or not a member of the consumer group" });
     },
     "/metrics": async (_url, res) => send(res, 200, registry.contentType, await registry.metrics()),
-    "/executions": (url, res) => {
+  };
+  if (executionsToken !== undefined) {
+    routes["/executions"] = (url, res, req) => {
+      const given = bearerToken(req.headers.authorization);
+      if (given === undefined || !tokenMatches(given, executionsToken)) {
+        // RFC 6750: a bare challenge when no credentials came, invalid_token when wrong ones did.
+        const challenge = given === undefined ? 'Bearer realm="callback-sidecar"' : 'Bearer realm="callback-sidecar", error="invalid_token"';
+        res.setHeader("WWW-Authenticate", challenge);
+        return sendJson(res, 401, { error: "a bearer token is required (pyfly.callbacks.server.executions.token)" });
+      }
       let query: ExecutionQuery;
       try {
         query = parseExecutionQuery(url.searchParams);
@@ -109,9 +180,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         if (error instanceof BadRequest) return sendJson(res, 400, { error: error.message });
         throw error;
       }
-      sendJson(res, 200, executions.find(query).map(executionView));
-    },
-  };
+      sendJson(res, 200, executions.find(query).map((e) => executionView(e, { includePayload })));
+    };
+  }
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -127,7 +198,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.setHeader("Allow", "GET, HEAD");
       return sendJson(res, 405, { error: `method ${req.method} not allowed` });
     }
-    Promise.resolve(route(url, res)).catch((error: unknown) => {
+    Promise.resolve(route(url, res, req)).catch((error: unknown) => {
       logger.error({ err: error, path: url.pathname }, "admin request failed");
       if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
       else res.destroy();

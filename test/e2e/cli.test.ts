@@ -223,7 +223,10 @@ describe("send", () => {
     for (const e of executions) {
       expect(e).toMatchObject({ status: "DELIVERED", tenant_id: "acme", event_type: "OrderPlaced", attempts: 1, response_status: 200 });
     }
-    expect(executions.map((e) => e.target_url).sort()).toEqual([`${receiver.url}/hook`, `${receiver.url}/hook/all`]);
+    // Redacted like everywhere else (capability URLs); the receiver saw both full paths.
+    expect(executions.map((e) => e.target_url)).toEqual([`${receiver.url}/…`, `${receiver.url}/…`]);
+    expect(result.stdout).not.toContain("/hook");
+    expect(receiver.requests.map((r) => r.url).sort()).toEqual(["/hook", "/hook/all"]);
 
     expect(receiver.requests).toHaveLength(2);
     for (const request of receiver.requests) {

@@ -8,6 +8,10 @@ import { startReceiver, type Receiver } from "../support/receiver.js";
 import { settingsFrom } from "../support/settings.js";
 
 const SECRET = "admin-test-secret-d41d8cd9";
+const TOKEN = "admin-executions-token-7Hq2Lm9Xv4";
+// A capability URL: both random parts must never leave the admin port.
+const PATH_TOKEN = "T0K3N-4f9d2c81e7";
+const QUERY_TOKEN = "q-8b1e5a09d3c6";
 const logger = createLogger("silent");
 
 let receiver: Receiver;
@@ -15,9 +19,17 @@ let engine: DeliveryEngine;
 let server: AdminServer;
 let ready = false;
 
-async function get(path: string, method = "GET"): Promise<{ status: number; type: string; body: string; allow?: string }> {
+interface Reply {
+  status: number;
+  type: string;
+  body: string;
+  allow?: string;
+  challenge?: string;
+}
+
+function call(port: number, path: string, method = "GET", headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port: server.port, path, method }, (res) => {
+    const req = request({ host: "127.0.0.1", port, path, method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () =>
@@ -26,6 +38,7 @@ async function get(path: string, method = "GET"): Promise<{ status: number; type
           type: String(res.headers["content-type"]),
           body: Buffer.concat(chunks).toString("utf8"),
           ...(res.headers.allow ? { allow: res.headers.allow } : {}),
+          ...(res.headers["www-authenticate"] ? { challenge: res.headers["www-authenticate"] } : {}),
         }),
       );
     });
@@ -33,6 +46,9 @@ async function get(path: string, method = "GET"): Promise<{ status: number; type
     req.end();
   });
 }
+
+/** With the bearer token, as an operator would call it. */
+const get = (path: string, method = "GET") => call(server.port, path, method, { Authorization: `Bearer ${TOKEN}` });
 
 beforeAll(async () => {
   receiver = await startReceiver();
@@ -49,6 +65,7 @@ beforeAll(async () => {
         subscriptions: [
           { "event-type": "OrderPlaced", "target-url": `${receiver.url}/ok`, headers: { Authorization: "Bearer not-for-admin" } },
           { "event-type": "OrderFailed", "target-url": `${receiver.url}/fail` },
+          { "event-type": "Capability", "target-url": `${receiver.url}/hooks/${PATH_TOKEN}?token=${QUERY_TOKEN}` },
         ],
       },
       { "tenant-id": "globex", name: "main", secret: SECRET, subscriptions: [{ "event-type": "*", "target-url": `${receiver.url}/ok` }] },
@@ -60,7 +77,15 @@ beforeAll(async () => {
   await engine.dispatcher.dispatch("acme", "OrderFailed", { n: 2 });
   await engine.dispatcher.dispatch("globex", "Anything", { n: 3 });
   await engine.dispatcher.dispatch("acme", "OrderPlaced", { n: 4 });
-  server = await startAdminServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => ready, logger });
+  server = await startAdminServer({
+    host: "127.0.0.1",
+    port: 0,
+    registry: metrics.registry,
+    executions: engine.executions,
+    isReady: () => ready,
+    logger,
+    executionsEndpoint: { enabled: true, token: TOKEN, includePayloads: true },
+  });
 });
 
 afterAll(async () => {
@@ -151,6 +176,87 @@ describe("admin server", () => {
   it("accepts the limit bounds 1 and 1000", async () => {
     expect((await get("/executions?limit=1")).status).toBe(200);
     expect((await get("/executions?limit=1000")).status).toBe(200);
+  });
+
+  it("/executions needs the bearer token: 401 with a challenge without it or with a wrong one", async () => {
+    const none = await call(server.port, "/executions");
+    expect(none.status).toBe(401);
+    expect(none.challenge).toBe('Bearer realm="callback-sidecar"');
+    expect(none.body).not.toContain("acme");
+    for (const authorization of [`Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, "Bearer ", `Basic ${TOKEN}`, TOKEN, `Bearer ${TOKEN} extra`]) {
+      const wrong = await call(server.port, "/executions?status=FAILED", "GET", { Authorization: authorization });
+      expect(wrong.status, authorization).toBe(401);
+      expect(wrong.challenge, authorization).toMatch(/^Bearer realm="callback-sidecar"/);
+    }
+    expect((await call(server.port, "/executions", "GET", { Authorization: `Bearer ${TOKEN.slice(0, -1)}Z` })).challenge).toContain('error="invalid_token"');
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    expect((await call(server.port, "/executions", "GET", { Authorization: `bearer ${TOKEN}` })).status).toBe(200);
+    expect((await call(server.port, "/executions", "GET", { Authorization: `Bearer ${TOKEN.toUpperCase()}` })).status).toBe(401);
+    // A bad query from an unauthenticated caller learns nothing about the parameters either.
+    expect((await call(server.port, "/executions?limit=0")).status).toBe(401);
+  });
+
+  it("/metrics, /healthz and /readyz stay open without a token", async () => {
+    for (const path of ["/metrics", "/healthz"]) expect((await call(server.port, path)).status, path).toBe(200);
+    expect([200, 503]).toContain((await call(server.port, "/readyz")).status);
+  });
+
+  it("/executions redacts target URLs: neither the path nor the query token leaves, on any route", async () => {
+    await engine.dispatcher.dispatch("acme", "Capability", { n: 5 });
+    const body = (await get("/executions?limit=1000")).body;
+    const mine = (JSON.parse(body) as { event_type: string; target_url: string }[]).filter((e) => e.event_type === "Capability");
+    expect(mine.length).toBeGreaterThan(0);
+    for (const e of mine) expect(e.target_url).toBe(`${receiver.url}/…`);
+    for (const path of ["/executions?limit=1000", "/metrics", "/readyz", "/healthz"]) {
+      const out = (await get(path)).body;
+      expect(out, path).not.toContain(PATH_TOKEN);
+      expect(out, path).not.toContain(QUERY_TOKEN);
+    }
+  });
+
+  it("leaves payloads out unless include-payloads is set", async () => {
+    const metrics = createMetrics();
+    const other = await startAdminServer({
+      host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger,
+      executionsEndpoint: { enabled: true, token: TOKEN, includePayloads: false },
+    });
+    try {
+      const res = await call(other.port, "/executions", "GET", { Authorization: `Bearer ${TOKEN}` });
+      expect(res.status).toBe(200);
+      const list = JSON.parse(res.body) as Record<string, unknown>[];
+      expect(list.length).toBeGreaterThan(0);
+      for (const e of list) expect(e).not.toHaveProperty("payload");
+      expect(res.body).not.toContain('"n":');
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("/executions does not exist when disabled (the default): 404 with or without a token", async () => {
+    const metrics = createMetrics();
+    for (const executionsEndpoint of [undefined, { enabled: false, token: TOKEN, includePayloads: true }]) {
+      const other = await startAdminServer({
+        host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger,
+        ...(executionsEndpoint ? { executionsEndpoint } : {}),
+      });
+      try {
+        for (const headers of [{}, { Authorization: `Bearer ${TOKEN}` }]) {
+          const res = await call(other.port, "/executions", "GET", headers);
+          expect(res.status).toBe(404);
+          expect(res.body).toBe(JSON.stringify({ error: "no route /executions" }));
+        }
+        expect((await call(other.port, "/metrics")).status).toBe(200);
+      } finally {
+        await other.close();
+      }
+    }
+  });
+
+  it("refuses to start with /executions enabled and no token", async () => {
+    const metrics = createMetrics();
+    await expect(
+      startAdminServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger, executionsEndpoint: { enabled: true, token: undefined, includePayloads: false } }),
+    ).rejects.toThrow(/without a token/);
   });
 
   it("unknown paths are 404, other methods 405", async () => {
