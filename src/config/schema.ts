@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { headerNameProblem, headerValueProblem } from "../delivery/http-header-check.js";
 import { SIGNATURE_SCHEMES } from "../delivery/signing/index.js";
 import { DURATION_FORMS, parseDurationMs } from "./durations.js";
 
@@ -90,14 +91,16 @@ const httpUrl = nonEmpty().superRefine((value, ctx) => {
   }
 });
 
-// RFC 7230 token; values may not smuggle a CR/LF into the request.
-const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// The outgoing header rule (delivery/http-header-check.ts): a value the sender would refuse is
+// refused here, at load, rather than failing every delivery of the subscription.
 const headerMap = z
   .record(text(), text(), { error: "expected a map of header names to string values" })
   .superRefine((headers, ctx) => {
     for (const [name, value] of Object.entries(headers)) {
-      if (!headerName.test(name)) ctx.addIssue({ code: "custom", path: [name], message: "not a valid HTTP header name" });
-      if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: "custom", path: [name], message: "header value contains CR, LF or NUL" });
+      const nameProblem = headerNameProblem(name);
+      if (nameProblem) ctx.addIssue({ code: "custom", path: [name], message: `header name ${nameProblem}` });
+      const valueProblem = headerValueProblem(value);
+      if (valueProblem) ctx.addIssue({ code: "custom", path: [name], message: `header value ${valueProblem}` });
     }
   })
   .optional()

@@ -1,11 +1,9 @@
 import { parseCidr } from "../delivery/ssrf/ip-address.js";
+import { TRANSPORT_HEADERS } from "../delivery/http-header-check.js";
 import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
 import { isSignatureHeader, signingSecretProblem, standardWebhookKeyLengthProblem } from "../delivery/signing/index.js";
 import { ConfigError, ConfigWarning } from "./errors.js";
 import type { RawCallbacks } from "./schema.js";
-
-// Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
-const TRANSPORT_HEADERS = new Set(["host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer", "expect", "proxy-connection"]);
 
 const IDENTITY_HEADERS = new Set([DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER].map((h) => h.toLowerCase()));
 
@@ -49,6 +47,7 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
     config.subscriptions.forEach((subscription, j) => {
       for (const name of Object.keys(subscription.headers)) {
         const path = `configs[${i}].subscriptions[${j}].headers.${name}`;
+        // Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
         if (TRANSPORT_HEADERS.has(name.toLowerCase())) at(path, "is set by the HTTP client and cannot be configured");
         // Even unsigned, a configured look-alike would let receivers mistake it for ours.
         if (isSignatureHeader(name) || IDENTITY_HEADERS.has(name.toLowerCase())) at(path, "is set by callback-sidecar and cannot be configured");

@@ -168,3 +168,33 @@ describe("configuration errors name the key path", () => {
     expect(errors.join("\n")).not.toContain("s3cr3t-value");
   });
 });
+
+describe("subscription headers follow the outgoing header rule", () => {
+  const withHeaders = (headers: Record<string, string>) =>
+    JSON.stringify({ pyfly: { callbacks: { configs: [{ "tenant-id": "a", name: "n", subscriptions: [{ "event-type": "E", "target-url": "https://a.example/", headers }] }] } } });
+  const at = "pyfly.callbacks.configs[0].subscriptions[0].headers";
+
+  it.each([
+    ["a CJK value", { "X-Team": "注文" }, `${at}.X-Team: header value contains a non-ASCII character`],
+    ["a latin1 value", { "X-Team": "société" }, `${at}.X-Team: header value contains a non-ASCII character`],
+    ["a tab", { "X-Team": "a\tb" }, `${at}.X-Team: header value contains a control character`],
+    ["DEL", { "X-Team": "a\u007f" }, `${at}.X-Team: header value contains a control character`],
+    ["a trailing newline (a secret read from a file)", { Authorization: "Bearer t0ken\n" }, `${at}.Authorization: header value contains a control character`],
+    ["a trailing space", { "X-Team": "billing " }, `${at}.X-Team: header value starts or ends with a space`],
+    ["a name with a space", { "X Team": "billing" }, `${at}.X Team: header name is not a valid HTTP header name (RFC 9110 token)`],
+    ["a non-ASCII name", { "X-Équipe": "billing" }, `${at}.X-Équipe: header name is not a valid HTTP header name`],
+  ])("refuses %s, naming the key path", (_what, headers, message) => {
+    const errors = errorsOf(withHeaders(headers));
+    expect(errors.some((e) => e.startsWith(message)), errors.join("\n")).toBe(true);
+  });
+
+  it("never echoes a header value in an error", () => {
+    const errors = errorsOf(withHeaders({ Authorization: "Bearer s3cr3t-t0ken\u0000" }));
+    expect(errors.join("\n")).not.toContain("s3cr3t");
+  });
+
+  it("accepts printable ASCII, inner spaces and an empty value", () => {
+    const settings = parseSettings(withHeaders({ Authorization: "Bearer abc.def~1", "X-Empty": "", "X-Team": "billing / eu" }), {});
+    expect(settings.configs[0]?.subscriptions[0]?.headers).toEqual({ Authorization: "Bearer abc.def~1", "X-Empty": "", "X-Team": "billing / eu" });
+  });
+});
