@@ -10,16 +10,6 @@ import type { AttemptOutcome } from "../delivery/retry-policy.js";
 
 export const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 
-export const SKIP_REASONS = [
-  "missing_tenant",
-  "missing_event_type",
-  "invalid_header",
-  "invalid_json",
-  "unknown_tenant",
-  "no_subscription",
-] as const;
-export type SkipReason = (typeof SKIP_REASONS)[number];
-
 export function attemptOutcomeLabel(outcome: AttemptOutcome): string {
   switch (outcome.kind) {
     case "response":
@@ -97,6 +87,18 @@ export function createMetrics() {
       name: "callbacks_dead_letters_total",
       help: "Records and deliveries written to the dead-letter topic",
       labelNames: ["tenant", "reason"],
+      registers,
+    }),
+    handoffRefused: new Counter({
+      name: "callbacks_handoff_refused_total",
+      help: "Retry and dead-letter records Kafka refused for good, by topic and Kafka's error (the records are not written)",
+      labelNames: ["topic", "reason"],
+      registers,
+    }),
+    retryRecordsIgnored: new Counter({
+      name: "callbacks_retry_records_ignored_total",
+      help: "Retry records left alone: written by another deployment that shares the retry topic (foreign_origin)",
+      labelNames: ["reason"],
       registers,
     }),
     retryBacklog: new Gauge({
