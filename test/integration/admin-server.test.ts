@@ -1,6 +1,6 @@
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDeliveryEngine, type DeliveryEngine } from "../../src/delivery/engine.js";
+import { createDeliveryEngine, type DeliveryEngine } from "../../src/app/delivery-engine.js";
 import { startAdminServer, type AdminServer } from "../../src/http/admin-server.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
@@ -240,7 +240,7 @@ describe("admin server", () => {
         ...(executionsEndpoint ? { executionsEndpoint } : {}),
       });
       try {
-        for (const headers of [{}, { Authorization: `Bearer ${TOKEN}` }]) {
+        for (const headers of [{}, { Authorization: `Bearer ${TOKEN}` }] as Record<string, string>[]) {
           const res = await call(other.port, "/executions", "GET", headers);
           expect(res.status).toBe(404);
           expect(res.body).toBe(JSON.stringify({ error: "no route /executions" }));

@@ -38,7 +38,8 @@ export type AddressCategory =
   | "broadcast"
   | "documentation"
   | "benchmarking"
-  | "reserved";
+  | "reserved"
+  | "cloud-metadata";
 
 /** How an IPv6 address carries an IPv4 one (see {@link embeddedIPv4}). */
 export type EmbeddingKind = "mapped" | "compatible" | "nat64" | "6to4";
@@ -335,8 +336,24 @@ function ranges(rows: readonly (readonly [string, AddressCategory])[]): Range[] 
   return rows.map(([text, category]) => [parseCidr(text), category] as const);
 }
 
-// Most specific first: the first match wins.
+/*
+ * Most specific first: the first match wins. Every range IANA's IPv4 and IPv6 Special-Purpose Address
+ * Registries mark not globally reachable is here or falls outside 2000::/3 (IPv6). Some ranges are
+ * refused whole although IANA lists a few globally reachable addresses inside (192.0.0.9/32 and
+ * 192.0.0.10/32; 2001:1::1-3, 2001:3::/32, 2001:4:112::/48, 2001:20::/28 and 2001:30::/28 in
+ * 2001::/23): anycast and infrastructure services, never webhook receivers.
+ *
+ * Cloud instance metadata services mostly live in those ranges already: 169.254.169.254 (AWS, GCP
+ * metadata.google.internal, Azure IMDS, Oracle, DigitalOcean, OpenStack...), 169.254.170.2 (AWS
+ * ECS), 169.254.0.23 (Tencent), 169.254.42.42 (Scaleway) are link-local; 100.100.100.200 (Alibaba)
+ * is in 100.64.0.0/10; 192.0.0.192 (Oracle, legacy) is in 192.0.0.0/24; fd00:ec2::254 (AWS IPv6),
+ * fd20:ce::254 (GCP IPv6) and fd00:42::42 (Scaleway) are unique-local. The ones on public addresses
+ * are listed as "cloud-metadata".
+ */
 const V4_RANGES = ranges([
+  // Azure WireServer (VM agent, extensions, platform DNS and health probes): a Microsoft public IP
+  // that every Azure VM reaches and that answers with the VM's own configuration.
+  ["168.63.129.16/32", "cloud-metadata"],
   ["255.255.255.255/32", "broadcast"],
   ["0.0.0.0/8", "unspecified"], // "this network"; 0.0.0.0 dials the local host on Linux
   ["10.0.0.0/8", "private"],
@@ -414,6 +431,8 @@ export function describeCategory(category: AddressCategory): string {
       return "reserved for documentation";
     case "benchmarking":
       return "reserved for benchmarking (198.18.0.0/15)";
+    case "cloud-metadata":
+      return "a cloud metadata endpoint";
     default:
       return category;
   }
