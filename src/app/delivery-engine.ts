@@ -4,11 +4,11 @@ import { ConfigRepository } from "../repository/config-repository.js";
 import { ExecutionStore } from "../repository/execution-store.js";
 import { metricsObserver } from "../observability/delivery-metrics.js";
 import type { Metrics } from "../observability/metrics.js";
-import { BreakerRegistry } from "./breaker.js";
-import { Dispatcher } from "./dispatcher.js";
-import { createDryRunSender, createHttpSender, type Sender } from "./sender.js";
-import { createGuardedConnect, type LookupFn } from "./ssrf/guarded-connector.js";
-import { createNetworkPolicy } from "./ssrf/network-policy.js";
+import { BreakerRegistry } from "../delivery/breaker.js";
+import { Dispatcher } from "../delivery/dispatcher.js";
+import { createDryRunSender, createHttpSender, type Sender } from "../delivery/sender.js";
+import { createGuardedConnect, type LookupFn } from "../delivery/ssrf/guarded-connector.js";
+import { createNetworkPolicy } from "../delivery/ssrf/network-policy.js";
 
 export interface DeliveryEngine {
   dispatcher: Dispatcher;

@@ -1,17 +1,18 @@
 import type { Kafka } from "kafkajs";
 import type { Logger } from "pino";
-import type { SidecarSettings } from "./config/settings.js";
-import { createDeliveryEngine } from "./delivery/engine.js";
-import { abortableSleep } from "./shared/abortable-sleep.js";
-import { startAdminServer } from "./http/admin-server.js";
-import { createKafka } from "./kafka/client.js";
-import { HostSlots } from "./kafka/concurrency.js";
-import { ConsumerRunner } from "./kafka/consumer-runner.js";
-import { createEventHandler } from "./kafka/event-handler.js";
-import { DurablePublisher } from "./kafka/publisher.js";
-import { retryBacklog } from "./kafka/retry-backlog.js";
-import { createRetryHandler } from "./kafka/retry-handler.js";
-import { createMetrics } from "./observability/metrics.js";
+import type { SidecarSettings } from "../config/settings.js";
+import { HostSlots } from "../delivery/host-slots.js";
+import { startAdminServer } from "../http/admin-server.js";
+import { createKafka } from "../kafka/client.js";
+import { ConsumerRunner } from "../kafka/consumer-runner.js";
+import { DurablePublisher } from "../kafka/publisher.js";
+import { retryBacklog } from "../kafka/retry-backlog.js";
+import { createMetrics } from "../observability/metrics.js";
+import { EventPipeline } from "../pipeline/event-pipeline.js";
+import type { PipelineDeps } from "../pipeline/pipeline-deps.js";
+import { RetryPipeline } from "../pipeline/retry-pipeline.js";
+import { abortableSleep } from "../shared/abortable-sleep.js";
+import { createDeliveryEngine } from "./delivery-engine.js";
 
 export interface RunningSidecar {
   adminPort: number;
@@ -25,19 +26,21 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
   const engine = createDeliveryEngine(settings, logger, metrics);
   const kafka = createKafka(settings.kafka, logger);
   const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }));
-  const deps = {
+  const deps: PipelineDeps = {
     dispatcher: engine.dispatcher,
     configs: engine.configs,
     executions: engine.executions,
     publisher,
     hostSlots: new HostSlots(settings.http.maxConnectionsPerHost),
-    retryTopic: settings.retry.topic,
-    deadLetterTopic: settings.deadLetter.topic,
+    breakers: engine.breakers,
+    topics: { retry: settings.retry.topic, deadLetter: settings.deadLetter.topic },
+    origin: settings.kafka.groupId,
+    headerNames: { tenant: settings.kafka.tenantHeader, eventType: settings.kafka.eventTypeHeader },
     inProcessBudgetMs: settings.retry.inProcessBudgetMs,
     jitter: settings.retry.jitter,
-    headerNames: { tenant: settings.kafka.tenantHeader, eventType: settings.kafka.eventTypeHeader },
     logger,
     metrics,
+    now: Date.now,
   };
   const retryGroupId = `${settings.kafka.groupId}.retry`;
   const common = {
@@ -53,7 +56,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     topics: settings.kafka.topicPattern !== undefined ? [new RegExp(settings.kafka.topicPattern)] : settings.kafka.topics,
     fromBeginning: settings.kafka.fromBeginning,
     ordering: settings.kafka.ordering,
-    handler: createEventHandler(deps),
+    processor: new EventPipeline(deps),
     onPausedChange: (paused) => metrics.consumerPaused.set(paused ? 1 : 0),
   });
   const retries = new ConsumerRunner({
@@ -63,9 +66,11 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     topics: [settings.retry.topic],
     fromBeginning: true,
     ordering: "none",
-    handler: createRetryHandler(deps),
-    // Fresh events first: while the event consumer is saturated, retries (due or not) keep a small
-    // share, so a dead endpoint's retry churn cannot slow healthy deliveries. Retries wait in Kafka.
+    processor: new RetryPipeline(deps),
+    // Retries wait for their due time without a slot; many may wait at once, cheaply.
+    maxBufferedPerPartition: 10_000,
+    // Fresh events first: while the event consumer is saturated, retries keep a small share, so a
+    // dead endpoint's retry churn cannot slow healthy deliveries.
     yieldTo: { busy: () => events.saturated, share: Math.max(4, Math.floor(settings.kafka.maxInFlight / 16)) },
   });
   const admin = await startAdminServer({

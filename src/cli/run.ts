@@ -2,7 +2,7 @@
  * `run`: the sidecar itself. Consumes until SIGTERM/SIGINT, then drains within the shutdown grace,
  * commits and exits 0. With pyfly.callbacks.enabled false it says so and exits 0 at once.
  */
-import { startSidecar } from "../main.js";
+import { startSidecar } from "../app/sidecar.js";
 import { createLogger } from "../observability/logger.js";
 import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError, writeOut } from "./common.js";
 

@@ -3,7 +3,7 @@
  * without Kafka, for trying a configuration or a receiver. stdout carries only the executions as
  * JSON; logs go to stderr.
  */
-import { createDeliveryEngine } from "../delivery/engine.js";
+import { createDeliveryEngine } from "../app/delivery-engine.js";
 import { executionView } from "../http/admin-server.js";
 import { createLogger } from "../observability/logger.js";
 import { canonicalBody } from "./sign.js";

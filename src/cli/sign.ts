@@ -35,10 +35,13 @@ export async function signCommand(argv: string[]): Promise<number> {
   return EXIT.OK;
 }
 
-/** Bad input is the caller's mistake (exit 2); the offset lets them find it. */
+/**
+ * Bad input is the caller's mistake (exit 2); the offset lets them find it. Strict, as the sidecar
+ * is with events: NaN or Infinity would be refused there too.
+ */
 export function canonicalBody(json: string | Uint8Array, what = "stdin"): string {
   try {
-    return canonicalizeJson(json);
+    return canonicalizeJson(json, { strict: true });
   } catch (error) {
     if (error instanceof CanonicalJsonError) throw new UsageError(`${what} is not valid JSON: ${error.message}`);
     throw error;

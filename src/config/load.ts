@@ -6,7 +6,7 @@ import { CallbackConfig } from "../domain/models.js";
 import { applyEnvOverrides } from "./env-overrides.js";
 import { ConfigError, ConfigErrors, type ConfigWarning } from "./errors.js";
 import { expandPlaceholders } from "./placeholders.js";
-import { callbacksSchema, documentSchema, type RawCallbacks } from "./schema.js";
+import { callbacksSchema, documentSchema, handoffTopicsOf, type RawCallbacks } from "./schema.js";
 import type { SidecarSettings } from "./settings.js";
 import { checkSemantics, semanticWarnings } from "./semantics.js";
 
@@ -111,8 +111,8 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
         recoveryTimeoutMs: raw.http["circuit-breaker"]["recovery-timeout"],
       },
     },
-    retry: { jitter: raw.retry.jitter, inProcessBudgetMs: raw.retry["in-process-budget"], topic: raw.retry.topic },
-    deadLetter: { topic: raw["dead-letter"].topic },
+    retry: { jitter: raw.retry.jitter, inProcessBudgetMs: raw.retry["in-process-budget"], topic: handoffTopicsOf(raw).retry },
+    deadLetter: { topic: handoffTopicsOf(raw).deadLetter },
     kafka: {
       brokers: k.brokers,
       clientId: k["client-id"],

@@ -191,10 +191,11 @@ const callbacksSchema = z.strictObject({
   retry: section({
     jitter: fraction(0),
     "in-process-budget": duration(1_000),
-    topic: nonEmpty().optional().transform((v) => v ?? "callbacks.retry"),
+    // Unset: "<group-id>.retry" (load.ts), so deployments sharing a cluster never share retries.
+    topic: nonEmpty().optional(),
   }),
   "dead-letter": section({
-    topic: nonEmpty().optional().transform((v) => v ?? "callbacks.dead-letter"),
+    topic: nonEmpty().optional(),
   }),
   kafka: kafkaSchema,
   server: section({
@@ -220,5 +221,14 @@ export const documentSchema = z
   }, { error: "expected a YAML mapping at the top level" });
 
 export type RawCallbacks = z.output<typeof callbacksSchema>;
+
+/**
+ * The retry and dead-letter topics: as configured, else named after the consumer group, so two
+ * deployments on one cluster never read each other's retries.
+ */
+export function handoffTopicsOf(raw: RawCallbacks): { retry: string; deadLetter: string } {
+  const group = raw.kafka["group-id"];
+  return { retry: raw.retry.topic ?? `${group}.retry`, deadLetter: raw["dead-letter"].topic ?? `${group}.dead-letter` };
+}
 export type RawCallbackConfig = z.output<typeof callbackConfigSchema>;
 export { callbacksSchema };

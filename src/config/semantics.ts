@@ -3,7 +3,7 @@ import { TRANSPORT_HEADERS } from "../delivery/http-header-check.js";
 import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
 import { isSignatureHeader, signingSecretProblem, standardWebhookKeyLengthProblem } from "../delivery/signing/index.js";
 import { ConfigError, ConfigWarning } from "./errors.js";
-import type { RawCallbacks } from "./schema.js";
+import { handoffTopicsOf, type RawCallbacks } from "./schema.js";
 
 const IDENTITY_HEADERS = new Set([DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER].map((h) => h.toLowerCase()));
 
@@ -69,16 +69,17 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
   if (kafka.topics.length > 0 && kafka["topic-pattern"] !== undefined) {
     at("kafka.topic-pattern", "set either kafka.topics or kafka.topic-pattern, not both");
   }
+  const handoff = handoffTopicsOf(raw);
   const internal = [
-    ["retry.topic", raw.retry.topic],
-    ["dead-letter.topic", raw["dead-letter"].topic],
+    ["retry.topic", handoff.retry],
+    ["dead-letter.topic", handoff.deadLetter],
   ] as const;
   for (const [path, topic] of internal) {
     if (kafka.topics.includes(topic) || (kafka["topic-pattern"] !== undefined && new RegExp(kafka["topic-pattern"]).test(topic))) {
       at(path, `topic "${topic}" is also consumed as an event topic; that would loop`);
     }
   }
-  if (raw.retry.topic === raw["dead-letter"].topic) {
+  if (handoff.retry === handoff.deadLetter) {
     at("dead-letter.topic", "must differ from retry.topic");
   }
   raw.http["allowed-cidrs"].forEach((cidr, i) => {

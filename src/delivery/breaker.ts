@@ -46,6 +46,7 @@ export interface BreakerOptions {
   failureThreshold: number;
   recoveryTimeoutMs: number;
   onTransition?: (targetHost: string, state: BreakerState) => void;
+  now?: () => number;
 }
 
 interface HostBreaker {
@@ -54,6 +55,8 @@ interface HostBreaker {
   /** Event number of the end of the last counted failure or the last response, whichever is later. */
   mark: number;
   probing: boolean;
+  /** Wall-clock time of the last opening, when opossum's recovery timer started. */
+  openedAt: number;
 }
 
 export class BreakerRegistry {
@@ -81,6 +84,15 @@ export class BreakerRegistry {
     if (probe) host.probing = false;
     if (!isNeutral(value)) this.answered(host, probe);
     return value;
+  }
+
+  /**
+   * While the host's breaker is open: when it turns half-open and lets a probe through. Callers
+   * park work until then instead of spending attempts that would be refused at once.
+   */
+  reopensAt(targetHost: string): number | undefined {
+    const host = this.hosts.get(targetHost);
+    return host?.breaker.opened ? host.openedAt + this.options.recoveryTimeoutMs : undefined;
   }
 
   state(targetHost: string): BreakerState {
@@ -138,10 +150,13 @@ export class BreakerRegistry {
     // Never fired (see the header), so only the recovery timer of its options matters.
     const breaker = new CircuitBreaker(async () => undefined, { resetTimeout: this.options.recoveryTimeoutMs });
     const notify = (state: BreakerState) => () => this.options.onTransition?.(targetHost, state);
-    breaker.on("open", notify("open"));
+    breaker.on("open", () => {
+      (host as HostBreaker).openedAt = (this.options.now ?? Date.now)();
+      notify("open")();
+    });
     breaker.on("halfOpen", notify("half_open"));
     breaker.on("close", notify("closed"));
-    host = { breaker, counted: 0, mark: 0, probing: false };
+    host = { breaker, counted: 0, mark: 0, probing: false, openedAt: 0 };
     this.hosts.set(targetHost, host);
     return host;
   }

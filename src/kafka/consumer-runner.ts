@@ -1,22 +1,8 @@
-import { setMaxListeners } from "node:events";
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from "kafkajs";
+import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import { abortableSleep } from "../shared/abortable-sleep.js";
-import { acquireWithin, KeyedSequencer, Semaphore } from "./concurrency.js";
-import { OffsetTracker } from "./offset-tracker.js";
-
-export interface RecordContext {
-  topic: string;
-  partition: number;
-  message: KafkaMessage;
-  /** Aborts when the sidecar starts to stop: stop waiting, hand work over durably. */
-  stopping: AbortSignal;
-  /** Aborts when the shutdown grace is over: give up; the record stays uncommitted. */
-  deadline: AbortSignal;
-}
-
-/** Resolves when the record is done (every delivery final or handed to a durable topic). */
-export type RecordHandler = (context: RecordContext) => Promise<void>;
+import type { RecordProcessor } from "./record-processor.js";
+import { laneOf, RecordScheduler } from "./record-scheduler.js";
 
 export interface ConsumerRunnerOptions {
   name: string;
@@ -27,60 +13,78 @@ export interface ConsumerRunnerOptions {
   maxInFlight: number;
   ordering: "none" | "key" | "partition";
   sessionTimeoutMs: number;
-  handler: RecordHandler;
+  processor: RecordProcessor;
   logger: Logger;
-  /**
-   * Gives another consumer precedence: while `busy()` says it is saturated, this one keeps at most
-   * `share` records in flight (the retry consumer yields to fresh events this way).
-   */
+  /** Records received and not yet ended, per partition, above which fetching it pauses. */
+  maxBufferedPerPartition?: number;
+  /** See SchedulerOptions.yieldTo. */
   yieldTo?: { busy: () => boolean; share: number };
-  /** Told when fetching stops and resumes because in-flight work is full. */
+  /** Told when fetching stops and resumes because buffered work is full. */
   onPausedChange?: (paused: boolean) => void;
   commitIntervalMs?: number;
+  /**
+   * How long a member that gains a partition waits before starting it, and how long one that
+   * loses a partition has to finish (or hand over) its work on it and commit. See `onJoin`.
+   */
+  handoverGraceMs?: number;
 }
 
-const HEARTBEAT_WHILE_WAITING_MS = 1_000;
-const YIELD_RECHECK_MS = 100;
-
 /**
- * Runs a consumer group member with at-least-once processing: records run concurrently up to
- * `maxInFlight`, a partition's committed offset is the lowest record not yet done, and fetching
- * stops while in-flight work is full (eachBatch waits for a slot, heartbeating meanwhile), so
- * memory stays bounded.
+ * A consumer group member with at-least-once processing: the scheduler decides when records run
+ * and what may be committed; this class is the kafkajs side of it (fetching, pausing, commits,
+ * membership). eachBatch never waits: it hands the batch to the scheduler and returns, and
+ * backpressure pauses single partitions.
+ *
+ * Rebalances are made cheap on both sides, because kafkajs rejoins without a revoke callback:
+ * - a member that keeps a partition keeps its progress and skips what kafkajs fetches again from
+ *   the committed offset, so nothing runs twice in one process;
+ * - a member that loses a partition stops starting its records, lets running ones finish or hand
+ *   over within part of the grace, and commits its last offset (the broker takes a commit from a
+ *   current member for any partition);
+ * - a member that gains a partition holds its records for the grace, then reads the committed
+ *   offset again and drops what the previous owner finished meanwhile.
  */
 export class ConsumerRunner {
   private readonly consumer: Consumer;
-  private readonly slots: Semaphore;
-  private readonly tracker = new OffsetTracker();
-  private readonly sequencer = new KeyedSequencer();
+  private readonly admin: Admin;
+  private readonly scheduler: RecordScheduler;
   private readonly stopping = new AbortController();
-  private readonly deadline = new AbortController();
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> = Promise.resolve();
-  private assigned: { topic: string; partitions: number[] }[] = [];
   private joined = false;
   private lastHeartbeat = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly graceMs: number;
+  private reportedPaused = false;
 
   constructor(private readonly options: ConsumerRunnerOptions) {
-    // Every waiting delivery listens to these; hundreds of listeners are expected, not a leak.
-    setMaxListeners(0, this.stopping.signal, this.deadline.signal);
-    this.slots = new Semaphore(options.maxInFlight);
+    this.graceMs = options.handoverGraceMs ?? 2_000;
+    this.scheduler = new RecordScheduler({
+      maxInFlight: options.maxInFlight,
+      maxBufferedPerPartition: options.maxBufferedPerPartition ?? Math.max(options.maxInFlight, 64),
+      yieldTo: options.yieldTo,
+      logger: options.logger,
+      onPause: (topic, partition, paused) => this.setPaused(topic, partition, paused),
+    });
     this.consumer = options.kafka.consumer({
       groupId: options.groupId,
       sessionTimeout: options.sessionTimeoutMs,
       // kafkajs heartbeats, rejoins and leaves only between fetches: a long fetch wait slows all three.
-      maxWaitTimeInMs: 1_000,
+      maxWaitTimeInMs: 500,
       heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
+    this.admin = options.kafka.admin();
     const { events } = this.consumer;
     this.consumer.on(events.GROUP_JOIN, ({ payload }) => {
       this.joined = true;
       this.lastHeartbeat = Date.now();
-      this.assigned = Object.entries(payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions }));
-      this.tracker.newGeneration();
       this.options.logger.info({ consumer: options.name, assignment: payload.memberAssignment }, "joined consumer group");
+      void this.onJoin(payload.memberAssignment);
+    });
+    this.consumer.on(events.REBALANCING, () => {
+      // Stop starting records and commit what is done while the old generation still may.
+      this.scheduler.hold();
+      void this.commit();
     });
     const seen = () => {
       this.lastHeartbeat = Date.now();
@@ -102,14 +106,17 @@ export class ConsumerRunner {
   }
 
   async start(): Promise<void> {
+    await this.admin.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      // Batches of every partition are taken at once; they only hand records to the scheduler.
+      partitionsConsumedConcurrently: 16,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    this.commitTimer = setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 500);
+    this.commitTimer = setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 200);
   }
 
   /** In the group and hearing from the broker recently. */
@@ -118,111 +125,128 @@ export class ConsumerRunner {
   }
 
   get inFlight(): number {
-    return this.slots.inUse;
+    return this.scheduler.inFlight;
   }
 
-  /** Every in-flight slot taken: fetching has stopped until one frees. */
+  /** Every in-flight slot taken. */
   get saturated(): boolean {
-    return this.slots.full;
+    return this.scheduler.saturated;
   }
 
-  /** Stops fetching, lets in-flight work finish until `deadlineAt`, commits what is done, leaves. */
+  /** Stops fetching, lets in-flight work finish or hand over until `deadlineAt`, commits, leaves. */
   async stop(deadlineAt: number): Promise<void> {
     this.stopping.abort();
     try {
-      this.consumer.pause(this.assigned.map(({ topic }) => ({ topic })));
+      this.consumer.pause(this.scheduler.owned().map(({ topic, partition }) => ({ topic, partitions: [partition] })));
     } catch {
       // Not running yet: nothing to pause.
     }
-    const idle = new Promise<void>((resolve) => (this.slots.inUse === 0 ? resolve() : this.idleWaiters.push(resolve)));
-    const remaining = Math.max(0, deadlineAt - Date.now());
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([idle, new Promise<void>((resolve) => (timer = setTimeout(resolve, remaining)))]);
-    clearTimeout(timer);
-    if (this.slots.inUse > 0) {
-      this.options.logger.warn({ consumer: this.options.name, inFlight: this.slots.inUse }, "shutdown grace over; unfinished records stay uncommitted and will be redelivered");
-    }
-    this.deadline.abort();
+    const last = await this.scheduler.stop(deadlineAt);
     clearInterval(this.commitTimer);
-    await this.commit();
+    await this.committing;
+    if (last.length > 0) await this.commitOffsets(last);
     await this.consumer.disconnect();
+    await this.admin.disconnect().catch(() => undefined);
   }
 
-  private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async eachBatch({ batch, resolveOffset, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { topic, partition } = batch;
+    const { processor, ordering } = this.options;
     for (const message of batch.messages) {
       if (!isRunning() || isStale() || this.stopping.signal.aborted) return;
-      if (!(await this.acquireSlot(heartbeat))) return;
-      const progress = this.tracker.begin(topic, partition, message.offset);
-      const context: RecordContext = { topic, partition, message, stopping: this.stopping.signal, deadline: this.deadline.signal };
-      const run = () =>
-        this.options.handler(context).then(
-          () => progress.complete(message.offset),
-          (error: unknown) => {
-            // Only a shutdown abandons a record; it stays uncommitted and is redelivered.
-            this.options.logger.warn({ topic, partition, offset: message.offset, err: (error as Error)?.message }, "record left unfinished");
-          },
-        );
-      const done = this.sequenced(topic, partition, message, run).finally(() => {
-        this.slots.release();
-        if (this.slots.inUse === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+      const record = {
+        topic,
+        partition,
+        offset: message.offset,
+        key: message.key ?? null,
+        value: message.value ?? null,
+        headers: message.headers,
+        timestamp: message.timestamp,
+      };
+      this.scheduler.offer(topic, partition, {
+        offset: message.offset,
+        lane: laneOf(ordering, topic, partition, record.key),
+        at: processor.startAt(record),
+        run: (signals) => processor.process(record, signals),
+        handOver: (signals) => processor.handOver(record, signals),
       });
-      void done;
+      // Moves kafkajs' fetch position; what is committed is the scheduler's business.
       resolveOffset(message.offset);
     }
-    await heartbeat();
   }
 
-  private sequenced(topic: string, partition: number, message: KafkaMessage, run: () => Promise<void>): Promise<void> {
-    switch (this.options.ordering) {
-      case "partition":
-        return this.sequencer.run(`${topic}\u0000${partition}`, run);
-      case "key":
-        return message.key && message.key.length > 0 ? this.sequencer.run(`${topic}\u0000${partition}\u0000${message.key.toString("base64")}`, run) : run();
-      case "none":
-        return run();
+  private async onJoin(assignment: Record<string, number[]>): Promise<void> {
+    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}\u0000${p}`)));
+    const owned = this.scheduler.owned();
+    const revoked = owned.filter(({ topic, partition }) => !assigned.has(`${topic}\u0000${partition}`));
+    const known = new Set(owned.map(({ topic, partition }) => `${topic}\u0000${partition}`));
+    const gained: { topic: string; partition: number }[] = [];
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) {
+        if (known.has(`${topic}\u0000${partition}`)) continue;
+        this.scheduler.assign(topic, partition, true);
+        gained.push({ topic, partition });
+      }
+    }
+    this.scheduler.resume();
+    await Promise.all([
+      ...revoked.map(async ({ topic, partition }) => {
+        // Leave the new owner a margin of the grace to see our last commit.
+        const offset = await this.scheduler.letGo(topic, partition, Date.now() + this.graceMs * 0.75);
+        if (offset !== undefined) await this.commitOffsets([{ topic, partition, offset }]);
+      }),
+      this.takeOver(gained),
+    ]);
+  }
+
+  /** Starts gained partitions after the grace, from the offset their previous owner last committed. */
+  private async takeOver(gained: { topic: string; partition: number }[]): Promise<void> {
+    if (gained.length === 0) return;
+    await abortableSleep(this.graceMs, this.stopping.signal).catch(() => undefined);
+    const committed = new Map<string, string | undefined>();
+    try {
+      const topics = [...new Set(gained.map((g) => g.topic))];
+      for (const entry of await this.admin.fetchOffsets({ groupId: this.options.groupId, topics })) {
+        for (const p of entry.partitions) committed.set(`${entry.topic}\u0000${p.partition}`, BigInt(p.offset) >= 0n ? p.offset : undefined);
+      }
+    } catch (error) {
+      // Without the offsets, start from where kafkajs started: at worst what the previous owner just finished runs again.
+      this.options.logger.warn({ consumer: this.options.name, err: (error as Error).message }, "could not re-read committed offsets of gained partitions");
+    }
+    for (const { topic, partition } of gained) {
+      const dropped = this.scheduler.release(topic, partition, committed.get(`${topic}\u0000${partition}`));
+      if (dropped > 0) this.options.logger.info({ consumer: this.options.name, topic, partition, dropped }, "skipped records the previous owner finished");
     }
   }
 
-  private mayTake(): boolean {
-    const y = this.options.yieldTo;
-    return y === undefined || this.slots.inUse < y.share || !y.busy();
-  }
-
-  /** Waits for an in-flight slot, heartbeating so a long wait does not cost group membership. */
-  private async acquireSlot(heartbeat: () => Promise<void>): Promise<boolean> {
-    if (this.mayTake() && this.slots.tryAcquire()) return true;
-    this.options.onPausedChange?.(true);
+  private setPaused(topic: string, partition: number, paused: boolean): void {
     try {
-      let beatAt = Date.now();
-      while (!this.stopping.signal.aborted) {
-        if (this.mayTake()) {
-          if (await acquireWithin(this.slots, YIELD_RECHECK_MS, this.stopping.signal)) return true;
-        } else {
-          await abortableSleep(YIELD_RECHECK_MS, this.stopping.signal).catch(() => undefined);
-        }
-        if (Date.now() - beatAt >= HEARTBEAT_WHILE_WAITING_MS) {
-          await heartbeat();
-          beatAt = Date.now();
-        }
-      }
-      return false;
-    } finally {
-      this.options.onPausedChange?.(false);
+      if (paused) this.consumer.pause([{ topic, partitions: [partition] }]);
+      else this.consumer.resume([{ topic, partitions: [partition] }]);
+    } catch (error) {
+      this.options.logger.debug({ consumer: this.options.name, topic, partition, err: (error as Error).message }, "pause/resume not applied");
+    }
+    const any = this.scheduler.anyPaused;
+    if (any !== this.reportedPaused) {
+      this.reportedPaused = any;
+      this.options.onPausedChange?.(any);
     }
   }
 
   private commit(): Promise<void> {
     this.committing = this.committing.then(async () => {
-      const offsets = this.tracker.uncommitted();
-      if (offsets.length === 0) return;
-      try {
-        await this.consumer.commitOffsets(offsets);
-        this.tracker.markCommitted(offsets);
-      } catch (error) {
-        this.options.logger.warn({ consumer: this.options.name, err: (error as Error).message }, "offset commit failed; will retry");
-      }
+      const offsets = this.scheduler.uncommitted();
+      if (offsets.length > 0) await this.commitOffsets(offsets);
     });
     return this.committing;
+  }
+
+  private async commitOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
+    try {
+      await this.consumer.commitOffsets(offsets);
+      this.scheduler.markCommitted(offsets);
+    } catch (error) {
+      this.options.logger.warn({ consumer: this.options.name, err: (error as Error).message }, "offset commit failed; will retry");
+    }
   }
 }

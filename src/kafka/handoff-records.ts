@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { EventSource } from "../domain/models.js";
+import { SidecarError } from "../shared/errors.js";
 import type { RecordHeaders } from "./record-decoder.js";
 
 /*
@@ -29,6 +30,7 @@ export const H = {
   valueTruncated: "callback-value-truncated",
   keyHashed: "callback-key-hashed",
   headersDropped: "callback-headers-dropped",
+  origin: "callback-origin",
 } as const;
 
 const OURS = new Set<string>(Object.values(H));
@@ -135,12 +137,16 @@ function handoffHeaders(h: DeliveryHandoff): Record<string, string> {
   return out;
 }
 
-export function retryRecord(h: DeliveryHandoff, body: string, dueAt: number, original: RecordHeaders, key: Buffer | string | null): OutboundRecord {
+/**
+ * `origin` names the deployment (its group id) whose retry consumer may take the record: two
+ * deployments pointed at one retry topic then leave each other's records alone.
+ */
+export function retryRecord(h: DeliveryHandoff, body: string, dueAt: number, original: RecordHeaders, key: Buffer | string | null, origin: string): OutboundRecord {
   const bounded = boundedKey(key ?? h.deliveryId);
   return {
     key: bounded.key,
     value: body,
-    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...bounded.headers, [H.dueAt]: String(dueAt) },
+    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...bounded.headers, [H.dueAt]: String(dueAt), [H.origin]: origin },
   };
 }
 
@@ -189,10 +195,14 @@ export function undispatchableDeadLetter(
   };
 }
 
-export class HandoffFormatError extends Error {}
+export class HandoffFormatError extends SidecarError {
+  constructor(message: string) {
+    super("INVALID_HANDOFF_RECORD", message);
+  }
+}
 
 /** Reads a retry or delivery dead letter back; throws HandoffFormatError naming the bad header. */
-export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & { dueAt: number | null } {
+export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & { dueAt: number | null; origin: string | undefined } {
   const need = (name: string): string => {
     const v = headerText(headers, name);
     if (v === undefined || v === "") throw new HandoffFormatError(`missing header ${name}`);
@@ -227,5 +237,6 @@ export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & {
     responseStatus: num(H.responseStatus, headerText(headers, H.responseStatus)),
     source,
     dueAt: num(H.dueAt, headerText(headers, H.dueAt)),
+    origin: headerText(headers, H.origin),
   };
 }

@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { createDeliveryEngine, type DeliveryEngine } from "../../src/delivery/engine.js";
+import { createDeliveryEngine, type DeliveryEngine } from "../../src/app/delivery-engine.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { createMetrics } from "../../src/observability/metrics.js";
 import { refusedPort, startReceiver, type Receiver } from "../support/receiver.js";

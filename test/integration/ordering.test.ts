@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { startSidecar } from "../../src/main.js";
+import { startSidecar } from "../../src/app/sidecar.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startReceiver, type Receiver } from "../support/receiver.js";
 import { settingsFrom } from "../support/settings.js";

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel, Partitioners, type KafkaMessage } from "kafkajs";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { startSidecar, type RunningSidecar } from "../../src/main.js";
+import { startSidecar, type RunningSidecar } from "../../src/app/sidecar.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { headerText, H } from "../../src/kafka/handoff-records.js";
 import { readTopicToEnd } from "../../src/kafka/topic-reader.js";

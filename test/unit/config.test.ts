@@ -155,7 +155,7 @@ describe("configuration errors name the key path", () => {
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: standard-webhooks}]}}", "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret"],
     ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: hmac}]}}", "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, standard-webhooks"],
     ["pyfly: {callbacks: {enabled: true}}", "pyfly.callbacks.kafka.topics: no topic to consume"],
-    ["pyfly: {callbacks: {kafka: {topics: [orders, callbacks.retry]}}}", 'pyfly.callbacks.retry.topic: topic "callbacks.retry" is also consumed'],
+    ["pyfly: {callbacks: {kafka: {group-id: g, topics: [orders, g.retry]}}}", 'pyfly.callbacks.retry.topic: topic "g.retry" is also consumed'],
     ["pyfly: [1, 2]", "pyfly: expected a mapping"],
     ["pyfly: {callbacks: {http: {timeout: 5s}}\n  bad: [", "<inline>:"],
   ])("%s", (yaml, message) => {

@@ -87,31 +87,31 @@ describe("carriedHeaders", () => {
 
 describe("retryRecord", () => {
   it("round-trips every field through readDeliveryHandoff, with the due time", () => {
-    const record = retryRecord(handoff, '{"a":1}', 1_704_067_260_000, original, null);
-    expect(readDeliveryHandoff(record.headers)).toEqual({ ...handoff, dueAt: 1_704_067_260_000 });
-    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...handoff, dueAt: 1_704_067_260_000 });
+    const record = retryRecord(handoff, '{"a":1}', 1_704_067_260_000, original, null, "group-a");
+    expect(readDeliveryHandoff(record.headers)).toEqual({ ...handoff, dueAt: 1_704_067_260_000, origin: "group-a" });
+    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...handoff, dueAt: 1_704_067_260_000, origin: "group-a" });
   });
 
   it("round-trips null lastError, responseStatus and source", () => {
-    const record = retryRecord(minimal, "{}", 5, undefined, null);
+    const record = retryRecord(minimal, "{}", 5, undefined, null, "group-a");
     expect(record.headers).not.toHaveProperty(H.lastError);
     expect(record.headers).not.toHaveProperty(H.responseStatus);
     expect(record.headers).not.toHaveProperty(H.source);
-    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...minimal, dueAt: 5 });
+    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...minimal, dueAt: 5, origin: "group-a" });
   });
 
   it("round-trips awkward text: non-ASCII, quotes, an empty last error", () => {
     const h = { ...handoff, lastError: 'connect ECONNREFUSED "127.0.0.1" — é', tenantId: "société" };
-    expect(readDeliveryHandoff(asConsumed(retryRecord(h, "{}", 1, undefined, null).headers))).toMatchObject({
+    expect(readDeliveryHandoff(asConsumed(retryRecord(h, "{}", 1, undefined, null, "group-a").headers))).toMatchObject({
       lastError: h.lastError,
       tenantId: "société",
     });
     const empty = { ...handoff, lastError: "" };
-    expect(readDeliveryHandoff(retryRecord(empty, "{}", 1, undefined, null).headers).lastError).toBe("");
+    expect(readDeliveryHandoff(retryRecord(empty, "{}", 1, undefined, null, "group-a").headers).lastError).toBe("");
   });
 
   it("carries the body, the original key, and the original's non-callback headers", () => {
-    const record = retryRecord(handoff, '{"a":1}', 42, original, Buffer.from("order-7"));
+    const record = retryRecord(handoff, '{"a":1}', 42, original, Buffer.from("order-7"), "group-a");
     expect(record.value).toBe('{"a":1}');
     expect(record.key?.toString()).toBe("order-7");
     expect(record.headers.traceparent).toBe("00-abc-def-01");
@@ -124,11 +124,11 @@ describe("retryRecord", () => {
   });
 
   it("is keyed by the delivery id when the original had no key", () => {
-    expect(retryRecord(handoff, "{}", 1, undefined, null).key).toBe(handoff.deliveryId);
+    expect(retryRecord(handoff, "{}", 1, undefined, null, "group-a").key).toBe(handoff.deliveryId);
   });
 
   it("writes every header as text", () => {
-    const record = retryRecord(handoff, "{}", 1, undefined, null);
+    const record = retryRecord(handoff, "{}", 1, undefined, null, "group-a");
     for (const value of Object.values(record.headers)) expect(typeof value).toBe("string");
     expect(record.headers[H.source]).toBe(JSON.stringify(handoff.source));
     expect(record.headers[H.occurredAt]).toBe("1704067200123");
@@ -136,8 +136,8 @@ describe("retryRecord", () => {
   });
 
   it("a retry of a retry reads back the newer values", () => {
-    const first = retryRecord(handoff, "{}", 1, original, null);
-    const second = retryRecord({ ...handoff, attempts: 4, lastError: "timeout", responseStatus: null }, "{}", 2, asConsumed(first.headers), null);
+    const first = retryRecord(handoff, "{}", 1, original, null, "group-a");
+    const second = retryRecord({ ...handoff, attempts: 4, lastError: "timeout", responseStatus: null }, "{}", 2, asConsumed(first.headers), null, "group-a");
     expect(readDeliveryHandoff(asConsumed(second.headers))).toMatchObject({ attempts: 4, lastError: "timeout", responseStatus: null, dueAt: 2 });
   });
 });
@@ -160,7 +160,7 @@ describe("deliveryDeadLetter", () => {
   });
 
   it("replaces a retry record's due time and reason", () => {
-    const retry = retryRecord(handoff, "{}", 99, original, null);
+    const retry = retryRecord(handoff, "{}", 99, original, null, "group-a");
     const dead = deliveryDeadLetter(handoff, "{}", "final_status", asConsumed(retry.headers), null, 7);
     expect(dead.headers).not.toHaveProperty(H.dueAt);
     expect(dead.headers[H.reason]).toBe("final_status");
@@ -199,7 +199,7 @@ describe("undispatchableDeadLetter", () => {
 });
 
 describe("readDeliveryHandoff", () => {
-  const good = retryRecord(handoff, "{}", 10, undefined, null).headers;
+  const good = retryRecord(handoff, "{}", 10, undefined, null, "group-a").headers;
   const without = (name: string) => Object.fromEntries(Object.entries(good).filter(([k]) => k !== name));
 
   const required = [H.deliveryId, H.executionId, H.configId, H.tenantId, H.eventType, H.subscriptionEventType, H.targetUrl, H.attempts, H.createdAt];
@@ -255,7 +255,7 @@ describe("readDeliveryHandoff", () => {
       expect(read.occurredAt).toBe(1_700_000_000_000);
       expect(read.dueAt).toBeNull();
       expect(read.responseStatus).toBe(503);
-      const bare = readDeliveryHandoff(retryRecord(minimal, "{}", 1, undefined, null).headers);
+      const bare = readDeliveryHandoff(retryRecord(minimal, "{}", 1, undefined, null, "group-a").headers);
       expect(bare.lastError).toBeNull();
       expect(bare.responseStatus).toBeNull();
       expect(bare.source).toBeNull();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { HostSlots, KeyedSequencer, Semaphore } from "../../src/kafka/concurrency.js";
+import { HostSlots } from "../../src/delivery/host-slots.js";
+import { Semaphore } from "../../src/shared/semaphore.js";
 
 /** Lets every queued promise callback run. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -216,110 +217,6 @@ describe("HostSlots", () => {
     const slots = new HostSlots(1);
     await slots.acquire("a:443", 1000);
     await expect(slots.acquire("a:443", -5)).resolves.toBe(false);
-  });
-});
-
-describe("KeyedSequencer", () => {
-  it("runs tasks with the same key one after another, in order", async () => {
-    const seq = new KeyedSequencer();
-    const log: string[] = [];
-    const d1 = deferred();
-    const d2 = deferred();
-    const r1 = seq.run("k", async () => {
-      log.push("start 1");
-      await d1.promise;
-      log.push("end 1");
-      return 1;
-    });
-    const r2 = seq.run("k", async () => {
-      log.push("start 2");
-      await d2.promise;
-      log.push("end 2");
-      return 2;
-    });
-    const r3 = seq.run("k", async () => {
-      log.push("start 3");
-      return 3;
-    });
-    await settle();
-    expect(log).toEqual(["start 1"]);
-    d2.resolve(); // finishing the second's wait early must not let it start before the first ends
-    await settle();
-    expect(log).toEqual(["start 1"]);
-    d1.resolve();
-    await expect(Promise.all([r1, r2, r3])).resolves.toEqual([1, 2, 3]);
-    expect(log).toEqual(["start 1", "end 1", "start 2", "end 2", "start 3"]);
-  });
-
-  it("keeps the order when a task rejects, and passes the rejection to its caller", async () => {
-    const seq = new KeyedSequencer();
-    const log: string[] = [];
-    const d = deferred();
-    const failing = seq.run("k", async () => {
-      log.push("start 1");
-      await d.promise;
-      log.push("end 1");
-      throw new Error("task 1 failed");
-    });
-    const next = seq.run("k", async () => {
-      log.push("start 2");
-      return "two";
-    });
-    await settle();
-    expect(log).toEqual(["start 1"]);
-    d.resolve();
-    await expect(failing).rejects.toThrow("task 1 failed");
-    await expect(next).resolves.toBe("two");
-    expect(log).toEqual(["start 1", "end 1", "start 2"]);
-  });
-
-  it("a task that throws synchronously does not block the key", async () => {
-    const seq = new KeyedSequencer();
-    const bad = seq.run("k", () => {
-      throw new Error("sync");
-    });
-    await expect(bad).rejects.toThrow("sync");
-    await expect(seq.run("k", async () => "after")).resolves.toBe("after");
-  });
-
-  it("runs tasks with different keys in parallel", async () => {
-    const seq = new KeyedSequencer();
-    const log: string[] = [];
-    const a = deferred();
-    const ra = seq.run("a", async () => {
-      log.push("start a");
-      await a.promise;
-      log.push("end a");
-    });
-    const rb = seq.run("b", async () => {
-      log.push("start b");
-      log.push("end b");
-    });
-    await rb;
-    expect(log).toEqual(["start a", "start b", "end b"]);
-    a.resolve();
-    await ra;
-    expect(log).toEqual(["start a", "start b", "end b", "end a"]);
-  });
-
-  it("keeps working for a key after its queue drained", async () => {
-    const seq = new KeyedSequencer();
-    await seq.run("k", async () => 1);
-    await settle();
-    const log: number[] = [];
-    const d = deferred();
-    const r1 = seq.run("k", async () => {
-      await d.promise;
-      log.push(1);
-    });
-    const r2 = seq.run("k", async () => {
-      log.push(2);
-    });
-    await settle();
-    expect(log).toEqual([]);
-    d.resolve();
-    await Promise.all([r1, r2]);
-    expect(log).toEqual([1, 2]);
   });
 });
 

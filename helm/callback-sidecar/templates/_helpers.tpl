@@ -113,6 +113,12 @@ known for the chart-created Secret. Fails on values that would render a broken d
 {{- end -}}
 {{- $entries = append $entries (dict "env" "CALLBACK_KAFKA_SASL_PASSWORD" "value" .Values.secret.kafkaSaslPassword) -}}
 {{- end -}}
+{{- if .Values.executionsEndpoint.enabled -}}
+{{- if and (not .Values.secret.existingSecret) (not .Values.secret.executionsToken) -}}
+{{- fail "secret.executionsToken is required when executionsEndpoint.enabled is true (or set secret.existingSecret with key CALLBACK_EXECUTIONS_TOKEN)" -}}
+{{- end -}}
+{{- $entries = append $entries (dict "env" "CALLBACK_EXECUTIONS_TOKEN" "value" .Values.secret.executionsToken) -}}
+{{- end -}}
 {{- toJson $entries -}}
 {{- end -}}
 
@@ -129,12 +135,23 @@ the ConfigMap never holds one.
 {{- $callbacks := deepCopy .Values.config -}}
 {{- $_ := set $callbacks "shutdown-grace" (printf "%ds" (int .Values.shutdownGraceSeconds)) -}}
 {{- $_ = set $callbacks "server" (dict "port" (int .Values.adminPort) "host" "0.0.0.0") -}}
+{{- if .Values.executionsEndpoint.enabled -}}
+{{- $executions := dict "enabled" true "token" "${CALLBACK_EXECUTIONS_TOKEN}" "include-payloads" .Values.executionsEndpoint.includePayloads -}}
+{{- $_ = set (get $callbacks "server") "executions" $executions -}}
+{{- end -}}
 {{- $kafka := get $callbacks "kafka" | default dict -}}
 {{- if hasKey $kafka "topic-pattern" -}}
 {{- $_ = unset $kafka "topics" -}}
 {{- end -}}
 {{- if include "callback-sidecar.saslEnabled" . -}}
 {{- $_ = set (get $kafka "sasl") "password" "${CALLBACK_KAFKA_SASL_PASSWORD}" -}}
+{{- end -}}
+{{- /* An empty handoff topic means the sidecar's default, named after the group id. */ -}}
+{{- range $section := list "retry" "dead-letter" -}}
+{{- $handoff := get $callbacks $section | default dict -}}
+{{- if not (get $handoff "topic") -}}
+{{- $_ := unset $handoff "topic" -}}
+{{- end -}}
 {{- end -}}
 {{- $configs := list -}}
 {{- $entries := include "callback-sidecar.secretEntries" . | fromJsonArray -}}

@@ -1,0 +1,120 @@
+import type { CallbackExecution } from "../domain/models.js";
+import type { DeadLetterReason, UndispatchableReason } from "../domain/outcomes.js";
+import type { PlannedDelivery } from "../domain/routing.js";
+import type { PreparedEvent } from "../delivery/prepared-event.js";
+import { targetHostOf } from "../delivery/target.js";
+import { deliveryDeadLetter, retryRecord, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../kafka/handoff-records.js";
+import type { InboundRecord, RecordSignals } from "../kafka/record-processor.js";
+import { hasCode } from "../shared/errors.js";
+import type { PipelineDeps } from "./pipeline-deps.js";
+
+/**
+ * Every write the pipeline makes to its own topics, and so the one dead-letter path. A write ends
+ * as "written", "escaped" (Kafka refused it for good: logged with the record's coordinates and
+ * counted, so one bad record cannot freeze the others) or "abandoned" (the member let go first:
+ * the record stays uncommitted for its next owner).
+ */
+export type WriteEnd = "written" | "escaped" | "abandoned";
+
+/** The original record a delivery came from, carried into what we write. */
+export interface Origin {
+  headers: InboundRecord["headers"];
+  key: Buffer | null;
+}
+
+export class HandoffWriter {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  /** A record that cannot be dispatched at all: its bytes as they came, and why. */
+  undispatchable(record: InboundRecord, reason: UndispatchableReason | "internal_error", detail: string, tenant: string | undefined, signals: RecordSignals): Promise<WriteEnd> {
+    const source = { topic: record.topic, partition: record.partition, offset: record.offset };
+    this.deps.logger.warn({ ...source, reason, detail }, "record dead-lettered");
+    const value = undispatchableDeadLetter(record.value, record.headers, record.key, source, reason, detail, this.deps.now());
+    return this.deadLetter(value, reason, tenant, source, signals);
+  }
+
+  /** A delivery that ended FAILED (or broke in a way nobody foresaw). */
+  failedDelivery(event: PreparedEvent, planned: DeliveryIdentity, execution: CallbackExecution, reason: DeadLetterReason, origin: Origin, signals: RecordSignals): Promise<WriteEnd> {
+    this.deps.logger.warn(
+      {
+        tenant: event.tenantId,
+        target_host: targetHostOf(new URL(planned.subscription.target_url)),
+        delivery_id: planned.deliveryId,
+        attempts: execution.attempts,
+        reason,
+        last_error: execution.last_error,
+      },
+      "delivery failed; written to the dead-letter topic",
+    );
+    const value = deliveryDeadLetter(handoffOf(event, planned, execution), event.body, reason, origin.headers, origin.key, this.deps.now());
+    return this.deadLetter(value, reason, event.tenantId, event.source, signals);
+  }
+
+  /** Hands a delivery to the retry topic, due at `dueAt`, attempts as they stand. */
+  async retry(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, dueAt: number, origin: Origin, signals: RecordSignals): Promise<WriteEnd> {
+    const value = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key, this.deps.origin);
+    const end = await this.write(this.deps.topics.retry, value, event.source, signals);
+    if (end === "written") this.deps.metrics?.retriesScheduled.inc({ target_host: targetHostOf(new URL(planned.subscription.target_url)) });
+    return end;
+  }
+
+  /** Puts a retry record back as it was read (a member letting go of one it had not started). */
+  requeue(record: InboundRecord, signals: RecordSignals): Promise<WriteEnd> {
+    const source = { topic: record.topic, partition: record.partition, offset: record.offset };
+    const headers: Record<string, Buffer | string> = {};
+    for (const [name, value] of Object.entries(record.headers ?? {})) {
+      if (value !== undefined) headers[name] = Array.isArray(value) ? (value[0] as Buffer | string) : value;
+    }
+    return this.write(this.deps.topics.retry, { key: record.key, value: record.value ?? Buffer.alloc(0), headers }, source, signals);
+  }
+
+  private async deadLetter(value: OutboundRecord, reason: DeadLetterReason, tenant: string | undefined, source: unknown, signals: RecordSignals): Promise<WriteEnd> {
+    const end = await this.write(this.deps.topics.deadLetter, value, source, signals);
+    // Only configured tenants become label values; anything else is one bounded bucket.
+    if (end === "written") this.deps.metrics?.deadLetters.inc({ tenant: this.tenantLabel(tenant), reason });
+    return end;
+  }
+
+  tenantLabel(tenant: string | undefined): string {
+    return tenant !== undefined && this.deps.configs.hasTenant(tenant) ? tenant : "unknown";
+  }
+
+  private async write(topic: string, value: OutboundRecord, source: unknown, signals: RecordSignals): Promise<WriteEnd> {
+    try {
+      await this.deps.publisher.publish(topic, value, signals.deadline);
+      return "written";
+    } catch (error) {
+      if (signals.deadline.aborted && !hasCode(error, "HANDOFF_REFUSED")) return "abandoned";
+      const code = hasCode(error, "HANDOFF_REFUSED") ? "HANDOFF_REFUSED" : "WRITE_FAILED";
+      // The publisher counts refusals (callbacks_handoff_refused_total, alerted on); this line is
+      // what remains of the record, with the coordinates to find its source.
+      this.deps.logger.error({ topic, source, code, err: (error as Error)?.message }, "Kafka refused a handoff record for good; it exists only in this log line");
+      return "escaped";
+    }
+  }
+}
+
+/** What names a delivery in the records we write; a PlannedDelivery is one. */
+export interface DeliveryIdentity {
+  config: { id: string };
+  subscription: { event_type: string; target_url: string };
+  deliveryId: string;
+}
+
+export function handoffOf(event: PreparedEvent, planned: DeliveryIdentity, execution: CallbackExecution): DeliveryHandoff {
+  return {
+    deliveryId: planned.deliveryId,
+    executionId: execution.id,
+    configId: planned.config.id,
+    tenantId: event.tenantId,
+    eventType: event.eventType,
+    subscriptionEventType: planned.subscription.event_type,
+    targetUrl: planned.subscription.target_url,
+    attempts: execution.attempts,
+    createdAt: execution.created_at,
+    occurredAt: event.occurredAt,
+    lastError: execution.last_error,
+    responseStatus: execution.response_status,
+    source: event.source,
+  };
+}

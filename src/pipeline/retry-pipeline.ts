@@ -1,0 +1,126 @@
+import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
+import { CallbackExecution as ExecutionModel, type CallbackExecution } from "../domain/models.js";
+import type { PlannedDelivery } from "../domain/routing.js";
+import { H, headerText, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
+import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
+import { hasCode } from "../shared/errors.js";
+import { DeliveryStage } from "./delivery-stage.js";
+import { recordEndOf } from "./event-pipeline.js";
+import { HandoffWriter, type Origin } from "./handoff-writer.js";
+import type { PipelineDeps } from "./pipeline-deps.js";
+
+const DONE: RecordEnd = { kind: "done" };
+const ABANDONED: RecordEnd = { kind: "abandoned" };
+
+/**
+ * A record from the retry topic: one delivery, continued where it stopped (same delivery id, same
+ * attempt count) under the current configuration of its config and subscription.
+ *
+ *   received ─► not due: waits without a slot (startAt) ─► another deployment's: left alone, counted
+ *      ─► unreadable: dead letter "invalid_retry_record" ─► subscription gone: FAILED, dead letter
+ *      ─► DeliveryStage (retry mode) ─► ended ─► complete
+ *                                     └ later(at) ─► waits in this process, no write ─► stage again
+ *   member lets go of a waiting one: written back to the retry topic as it stands ─► complete
+ */
+export class RetryPipeline implements RecordProcessor {
+  private readonly writer: HandoffWriter;
+  private readonly stage: DeliveryStage;
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.writer = new HandoffWriter(deps);
+    this.stage = new DeliveryStage(deps, this.writer);
+  }
+
+  startAt(record: InboundRecord): number {
+    if (this.isForeign(record)) return 0;
+    const due = headerText(record.headers, H.dueAt);
+    return due !== undefined && /^\d+$/.test(due) ? Number(due) : 0;
+  }
+
+  async handOver(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    return recordEndOf(await this.writer.requeue(record, signals));
+  }
+
+  async process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    try {
+      return await this.take(record, signals);
+    } catch (error) {
+      if (signals.deadline.aborted) return ABANDONED;
+      this.deps.logger.error({ topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message }, "retry record broke unexpectedly");
+      return recordEndOf(await this.writer.undispatchable(record, "internal_error", "internal error", undefined, signals));
+    }
+  }
+
+  /** Written by another deployment that shares this retry topic: theirs to deliver, not ours. */
+  private isForeign(record: InboundRecord): boolean {
+    const origin = headerText(record.headers, H.origin);
+    return origin !== undefined && origin !== this.deps.origin;
+  }
+
+  private async take(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    const { deps } = this;
+    if (this.isForeign(record)) {
+      deps.metrics?.retryRecordsIgnored.inc({ reason: "foreign_origin" });
+      return DONE;
+    }
+    let handoff: DeliveryHandoff;
+    try {
+      handoff = readDeliveryHandoff(record.headers);
+    } catch (error) {
+      if (hasCode(error, "INVALID_HANDOFF_RECORD")) return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals));
+      throw error;
+    }
+    let event: PreparedEvent;
+    try {
+      event = prepareEvent(handoff.tenantId, handoff.eventType, record.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
+    } catch (error) {
+      if (hasCode(error, "INVALID_JSON")) return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals));
+      throw error;
+    }
+    const config = deps.configs.findById(handoff.configId);
+    const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && s.target_url === handoff.targetUrl);
+    const execution = deps.executions.get(handoff.executionId) ?? executionFrom(handoff, event);
+    const origin = { headers: record.headers, key: record.key };
+    if (!config || !config.enabled || !subscription) {
+      // Unsubscribed since: the tenant no longer wants it, but nothing accepted vanishes silently.
+      const identity = { config: { id: handoff.configId }, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.targetUrl }, deliveryId: handoff.deliveryId };
+      deps.dispatcher.fail(event, execution, "subscription_removed", "Subscription no longer configured");
+      return recordEndOf(await this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals));
+    }
+    return this.continue(event, { config, subscription, deliveryId: handoff.deliveryId }, execution, origin, signals);
+  }
+
+  private async continue(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, origin: Origin, signals: RecordSignals): Promise<RecordEnd> {
+    const end = await this.stage.run(event, planned, execution, origin, signals, "retry");
+    switch (end.kind) {
+      case "ended":
+        return DONE;
+      case "abandoned":
+        return ABANDONED;
+      case "later":
+        return {
+          kind: "later",
+          at: end.at,
+          resume: (s) => this.continue(event, planned, end.execution, origin, s),
+          handOver: async (s) => ((await this.stage.handOver(event, planned, end.execution, end.at, origin, s)).kind === "abandoned" ? ABANDONED : DONE),
+        };
+    }
+  }
+}
+
+function executionFrom(h: DeliveryHandoff, event: PreparedEvent): CallbackExecution {
+  return ExecutionModel.parse({
+    id: h.executionId,
+    config_id: h.configId,
+    tenant_id: h.tenantId,
+    event_type: h.eventType,
+    target_url: h.targetUrl,
+    payload: event.payload,
+    attempts: h.attempts,
+    last_error: h.lastError,
+    response_status: h.responseStatus,
+    created_at: h.createdAt,
+    delivery_id: h.deliveryId,
+    source: h.source,
+  });
+}
