@@ -10,6 +10,10 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
   [logLevel.DEBUG]: "debug",
 };
 
+// The publisher resends a batch unchanged once kafkajs' own retries give up, which keeps the
+// guarantee this warns about; at warn level it would alarm operators on every start.
+const DEMOTED_TO_DEBUG = new Set(["Limiting retries for the idempotent producer may invalidate EoS guarantees"]);
+
 /** A kafkajs client from `pyfly.callbacks.kafka`, logging through pino. */
 export function createKafka(settings: SidecarSettings["kafka"], logger: Logger): Kafka {
   const kafkaLogger = logger.child({ component: "kafkajs" });
@@ -23,7 +27,7 @@ export function createKafka(settings: SidecarSettings["kafka"], logger: Logger):
       () =>
       ({ level, log }) => {
         const { message, ...extra } = log;
-        kafkaLogger[LEVELS[level] ?? "info"](extra, message);
+        kafkaLogger[DEMOTED_TO_DEBUG.has(message) ? "debug" : (LEVELS[level] ?? "info")](extra, message);
       },
     retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
   };

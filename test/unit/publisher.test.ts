@@ -15,8 +15,10 @@ import {
 } from "kafkajs";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { createKafka } from "../../src/kafka/client.js";
 import { DurablePublisher, type PublisherProducer } from "../../src/kafka/publisher.js";
 import { hasCode } from "../../src/shared/errors.js";
+import { settingsFrom } from "../support/settings.js";
 
 interface Request {
   topic: string;
@@ -205,5 +207,12 @@ describe("DurablePublisher", () => {
     await Promise.all(keys.map((k) => publisher.publish("retry", record(k))));
     expect(producer.writtenValues("retry").filter((v) => keys.includes(v)).sort()).toEqual([...keys].sort());
     expect(producer.written.filter((r) => r.values.some((v) => keys.includes(v))).every((r) => r.partition === 0)).toBe(true);
+  });
+
+  it("its idempotent producer starts without kafkajs' warning about limited retries (ours resend unchanged)", () => {
+    const logs: Record<string, unknown>[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+    publishers.push(new DurablePublisher(createKafka(settingsFrom({ kafka: { brokers: ["127.0.0.1:1"] } }).kafka, logger), logger));
+    expect(logs).toEqual([]);
   });
 });
