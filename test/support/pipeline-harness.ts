@@ -40,6 +40,8 @@ export function pipelineHarness(options: HarnessOptions) {
   const executions = new ExecutionStore(100_000);
   const attempts = new Map<string, number>();
   const published: { topic: string; record: OutboundRecord }[] = [];
+  const refused: { topic: string; record: OutboundRecord }[] = [];
+  const delivered = new Map<string, number>();
   const sender: Sender = {
     async send(request): Promise<AttemptResult> {
       const id = request.headers["X-Pyfly-Delivery-Id"] as string;
@@ -47,6 +49,7 @@ export function pipelineHarness(options: HarnessOptions) {
       attempts.set(id, n);
       const behaviour = options.endpoint(request, n);
       if (behaviour === "throw") throw new Error("sender bug");
+      if (behaviour.kind === "response" && behaviour.status >= 200 && behaviour.status < 300) delivered.set(id, (delivered.get(id) ?? 0) + 1);
       return { outcome: behaviour, durationMs: 1 };
     },
     close: async () => undefined,
@@ -65,7 +68,10 @@ export function pipelineHarness(options: HarnessOptions) {
     executions,
     publisher: {
       async publish(topic, record) {
-        if (topic === options.refuseTopic) throw new SidecarError("HANDOFF_REFUSED", `${topic}: refused`);
+        if (topic === options.refuseTopic) {
+          refused.push({ topic, record });
+          throw new SidecarError("HANDOFF_REFUSED", `${topic}: refused`);
+        }
         published.push({ topic, record });
         if (topic === TOPICS.retry) offer(retries, retryPipeline, toInbound(topic, nextOffset(topic), record));
       },
@@ -102,7 +108,9 @@ export function pipelineHarness(options: HarnessOptions) {
     events,
     retries,
     attempts,
+    delivered,
     published,
+    refused,
     retryRecords,
     /** Offers one event record on partition 0 of the events topic; returns it. */
     produce(value: string | null, headers: Record<string, string>, key: string | null = null): InboundRecord {

@@ -1,0 +1,153 @@
+// Model test of the record pipeline: random records and random endpoint behaviour, driven through the
+// real schedulers and pipelines with fakes at the seams, checked against the invariants after every
+// timer step. A failing case prints its seed; MODEL_SEED=<n> runs that case alone.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { AttemptOutcome } from "../../src/delivery/retry-policy.js";
+import { planDeliveries } from "../../src/domain/routing.js";
+import { H, headerText } from "../../src/kafka/handoff-records.js";
+import type { InboundRecord } from "../../src/kafka/record-processor.js";
+import { prng } from "../support/prng.js";
+import { pipelineHarness, TOPICS, type Behaviour } from "../support/pipeline-harness.js";
+
+const CASES = Number(process.env.MODEL_CASES ?? 1_000);
+const HOSTS = ["https://a.example.com/h", "https://b.example.com/h?k=1", "https://c.example.com:8443/x"];
+const TYPES = ["A", "B", "C"];
+
+function pick<T>(rand: () => number, items: readonly T[]): T {
+  return items[Math.floor(rand() * items.length)] as T;
+}
+
+function randomCase(seed: number) {
+  const rand = prng(seed);
+  const configs = ["acme", "beta"].map((tenant, i) => ({
+    id: `c${i}`,
+    tenant_id: tenant,
+    name: "n",
+    enabled: rand() > 0.1,
+    subscriptions: Array.from({ length: 1 + Math.floor(rand() * 3) }, () => ({ event_type: pick(rand, ["*", ...TYPES]), target_url: pick(rand, HOSTS), headers: {} })),
+    max_attempts: Math.floor(rand() * 5),
+    backoff_ms: pick(rand, [0, 100, 1_000, 5_000]),
+  }));
+  const behaviours: (() => Behaviour)[] = [
+    () => ({ kind: "response", status: 200 }),
+    () => ({ kind: "response", status: 204 }),
+    () => ({ kind: "response", status: 400 }),
+    () => ({ kind: "response", status: 302 }),
+    () => ({ kind: "response", status: 500 }),
+    () => ({ kind: "response", status: 503 }),
+    () => ({ kind: "response", status: 408 }),
+    () => ({ kind: "response", status: 429, retryAfterMs: Math.floor(rand() * 20_000) }),
+    () => ({ kind: "error", category: "timeout", message: "Request timed out" }) satisfies AttemptOutcome,
+    () => ({ kind: "error", category: "transport_error", message: "ECONNREFUSED" }) satisfies AttemptOutcome,
+    () => ({ kind: "rejected", reason: "ssrf_blocked", message: "address not allowed" }) satisfies AttemptOutcome,
+    () => "throw",
+  ];
+  const weights = behaviours.map(() => rand());
+  const endpoint = (): Behaviour => {
+    let r = rand() * weights.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < behaviours.length; i++) {
+      r -= weights[i] as number;
+      if (r <= 0) return (behaviours[i] as () => Behaviour)();
+    }
+    return { kind: "response", status: 200 };
+  };
+  const openUntil = rand() < 0.2 ? Date.now() + Math.floor(rand() * 60_000) : 0;
+  const records = Array.from({ length: 3 + Math.floor(rand() * 10) }, () => {
+    const kind = pick(rand, ["ok", "ok", "ok", "ok", "poison", "not-json", "empty", "unknown-tenant", "no-tenant", "non-ascii-type"]);
+    const tenant = kind === "unknown-tenant" ? "nobody" : pick(rand, ["acme", "beta"]);
+    const eventType = kind === "non-ascii-type" ? "注文" : pick(rand, TYPES);
+    const headers: Record<string, string> = kind === "no-tenant" ? { "x-event-type": eventType } : { "x-tenant-id": tenant, "x-event-type": eventType };
+    const value = kind === "poison" ? `{"v": ${pick(rand, ["NaN", "Infinity", "-Infinity", "1e400"])}}` : kind === "not-json" ? "{nope" : kind === "empty" ? null : JSON.stringify({ n: Math.floor(rand() * 1e6), s: "é" });
+    return { headers, value, key: rand() < 0.5 ? `k${Math.floor(rand() * 3)}` : null };
+  });
+  return {
+    configs,
+    endpoint,
+    records,
+    reopensAt: (host: string) => (host.startsWith("b.") && Date.now() < openUntil ? openUntil : undefined),
+    refuseTopic: rand() < 0.1 ? TOPICS.deadLetter : undefined,
+    ordering: pick(rand, ["none", "key", "partition"] as const),
+    maxInFlight: 1 + Math.floor(rand() * 6),
+  };
+}
+
+async function runCase(seed: number): Promise<void> {
+  const c = randomCase(seed);
+  const h = pipelineHarness({ configs: c.configs, endpoint: c.endpoint, reopensAt: c.reopensAt, refuseTopic: c.refuseTopic, ordering: c.ordering, maxInFlight: c.maxInFlight });
+  const produced: InboundRecord[] = c.records.map((r) => h.produce(r.value, r.headers, r.key));
+  const configById = new Map(c.configs.map((x) => [x.id, x]));
+  const plannedIds = (record: InboundRecord) => {
+    const tenant = headerText(record.headers, "x-tenant-id");
+    const type = headerText(record.headers, "x-event-type") as string;
+    const configs = h.deps.configs.findByTenant(tenant ?? "");
+    return planDeliveries(configs, type, { topic: record.topic, partition: record.partition, offset: record.offset }).map((p) => p.deliveryId);
+  };
+  const written = (topic: string) => [...h.topic(topic), ...h.refused.filter((r) => r.topic === topic).map((r) => r.record)];
+  /** A delivery ended: delivered, dead-lettered (or refused and escaped), or handed to the retry topic. */
+  const ended = (id: string) =>
+    (h.delivered.get(id) ?? 0) > 0 || [...written(TOPICS.deadLetter), ...written(TOPICS.retry)].some((r) => headerText(r.headers, H.deliveryId) === id);
+  const recordEnded = (record: InboundRecord) => {
+    const ids = plannedIds(record);
+    if (ids.length > 0 && ids.every(ended)) return true;
+    // Refused before planning, or planned nothing: a dead letter for the record itself, or nothing to do.
+    const source = written(TOPICS.deadLetter).some((r) => headerText(r.headers, H.source) === JSON.stringify({ topic: record.topic, partition: 0, offset: record.offset }));
+    return source || ids.length === 0;
+  };
+
+  const check = () => {
+    const committable = Number(h.committable().get(TOPICS.events) ?? 0);
+    for (const record of produced.slice(0, committable)) {
+      if (!recordEnded(record)) throw new Error(`seed ${seed}: offset ${committable} committable past record ${record.offset}, whose deliveries are not all final or handed over`);
+    }
+  };
+  for (let steps = 0; vi.getTimerCount() > 0 || steps === 0; steps++) {
+    await vi.advanceTimersToNextTimerAsync();
+    check();
+    if (steps > 100_000) throw new Error(`seed ${seed}: does not settle`);
+  }
+  await vi.runAllTimersAsync();
+  check();
+
+  // Every record completes, in both topics.
+  expect(h.committable().get(TOPICS.events), `seed ${seed}: event records left open`).toBe(String(produced.length));
+  if (h.retryRecords.length > 0) expect(h.committable().get(TOPICS.retry), `seed ${seed}: retry records left open`).toBe(String(h.retryRecords.length));
+  // Each delivery id keeps its attempt count: never more attempts than its config allows, none
+  // delivered twice, and a dead letter says how many attempts were made (a sender that throws is
+  // the one attempt the dispatcher never hears back from).
+  const configOf = new Map<string, (typeof c.configs)[number]>();
+  for (const record of produced) {
+    const planned = planDeliveries(h.deps.configs.findByTenant(headerText(record.headers, "x-tenant-id") ?? ""), headerText(record.headers, "x-event-type") as string, { topic: record.topic, partition: 0, offset: record.offset });
+    for (const p of planned) configOf.set(p.deliveryId, configById.get(p.config.id) as (typeof c.configs)[number]);
+  }
+  for (const [id, n] of h.attempts) {
+    const config = configOf.get(id);
+    expect(config, `seed ${seed}: attempt for an unplanned delivery ${id}`).toBeDefined();
+    expect(n, `seed ${seed}: ${id}`).toBeLessThanOrEqual(config?.max_attempts ?? 0);
+    expect(h.delivered.get(id) ?? 0, `seed ${seed}: ${id} delivered twice`).toBeLessThanOrEqual(1);
+    const letter = written(TOPICS.deadLetter).find((r) => headerText(r.headers, H.deliveryId) === id);
+    if (!letter) continue;
+    const reason = headerText(letter.headers, H.reason);
+    const counted = Number(headerText(letter.headers, H.attempts));
+    if (reason === "internal_error") expect(counted, `seed ${seed}: ${id}`).toBe(n - 1);
+    else expect(counted, `seed ${seed}: ${id}`).toBe(n);
+    if (reason === "attempts_exhausted") expect(n, `seed ${seed}: ${id}`).toBe(config?.max_attempts);
+  }
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("record pipeline model", () => {
+  it(`keeps every invariant over ${CASES} random cases`, async () => {
+    const only = process.env.MODEL_SEED;
+    const seeds = only !== undefined ? [Number(only)] : Array.from({ length: CASES }, (_, i) => 1_000 + i);
+    for (const seed of seeds) {
+      vi.setSystemTime(1_800_000_000_000);
+      await runCase(seed);
+    }
+  }, 120_000);
+});
