@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { PartitionProgress } from "./offset-tracker.js";
+import { PartitionProgress } from "./partition-progress.js";
 import type { RecordEnd, RecordSignals, Work } from "./record-processor.js";
 
 /*
