@@ -76,7 +76,7 @@ describe("alerts and dashboard content", () => {
     expect(rule.spec).toEqual(rulesFile());
   });
 
-  it("alerts on an open breaker, failures, stopped consumption, skipped records and dead letters", () => {
+  it("alerts on an open breaker, failures, stopped consumption, skipped records, dead letters and refused hand-offs", () => {
     const alerts = rulesFile().groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(alerts).toEqual(
       expect.arrayContaining([
@@ -85,6 +85,7 @@ describe("alerts and dashboard content", () => {
         "CallbackSidecarConsumptionStopped",
         "CallbackSidecarSkippedRecordsRising",
         "CallbackSidecarDeadLettersRising",
+        "CallbackSidecarHandoffRefused",
       ]),
     );
   });

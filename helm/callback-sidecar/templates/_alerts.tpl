@@ -79,4 +79,17 @@ groups:
           summary: Dead letters keep arriving for tenant {{`{{ $labels.tenant }}`}} ({{`{{ $labels.reason }}`}})
           description: >-
             Deliveries or records end in the dead-letter topic. Fix the cause, then run callback-sidecar replay.
+      # The second term catches a first refusal: increase() cannot see a series born at 1.
+      - alert: CallbackSidecarHandoffRefused
+        expr: |-
+          sum by (namespace, topic, reason) (increase(callbacks_handoff_refused_total{{ $b }}[10m])) > 0
+          or
+          sum by (namespace, topic, reason) (callbacks_handoff_refused_total{{ $b }} unless callbacks_handoff_refused_total{{ $b }} offset 10m) > 0
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: Kafka refuses writes to {{`{{ $labels.topic }}`}} ({{`{{ $labels.reason }}`}})
+          description: >-
+            Retry or dead-letter records Kafka will never take were dropped so that the records behind them can
+            finish; each refusal is logged. Check the topic's max.message.bytes, ACLs and existence.
 {{- end -}}
