@@ -19,7 +19,6 @@ type KafkaRefusal = (typeof RECORD_REFUSALS)[number] | (typeof TOPIC_REFUSALS)[n
 
 /** The `reason` label of callbacks_handoff_refused_total: Kafka's error type in lower case. */
 export type RefusalReason = Lowercase<KafkaRefusal>;
-export const REFUSAL_REASONS = [...RECORD_REFUSALS, ...TOPIC_REFUSALS].map((t) => t.toLowerCase() as RefusalReason);
 
 /** Kafka will never take this record; the caller decides what its loss means. */
 export class HandoffRefusedError extends SidecarError {
