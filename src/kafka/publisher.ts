@@ -139,6 +139,8 @@ export class DurablePublisher {
     return new Promise((resolve, reject) => {
       if (signal?.aborted || this.stopping.signal.aborted) return reject(abandoned(topic, signal?.reason ?? this.stopping.signal.reason));
       // The signal lives as long as the consumer: its listener must go when the write settles.
+      // A record already in a request stays in it: resending that request changed would reuse
+      // its sequence numbers (see the class comment).
       const onAbort = () => {
         const queue = pending.lane?.queue;
         const i = queue?.indexOf(pending) ?? -1;
