@@ -2,14 +2,18 @@
  * `replay`: delivers dead letters again, keeping their delivery ids (receivers deduplicate on
  * them), with each config's full retry schedule in process. It reads the dead-letter topic up to
  * where it ended at the start and changes nothing in it; a delivery that fails again stays there.
+ *
+ * Reading and delivering never overlap inside the consumer: the topic is read in chunks by a
+ * consumer that is gone before the chunk's deliveries start (see readTopicInChunks), so a delivery
+ * that runs its whole schedule cannot make a session time out, and nothing is read twice.
  */
-import { createDeliveryEngine } from "../delivery/engine.js";
-import { prepareEvent } from "../delivery/prepared-event.js";
+import { createDeliveryEngine } from "../app/delivery-engine.js";
+import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
+import type { PlannedDelivery } from "../domain/routing.js";
 import { createKafka } from "../kafka/client.js";
-import { Semaphore } from "../kafka/concurrency.js";
-import { H, HandoffFormatError, headerText, readDeliveryHandoff } from "../kafka/handoff-records.js";
+import { H, headerText, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import { matchesReplayFilter, type ReplayFilter } from "../kafka/replay-filter.js";
-import { readTopicToEnd } from "../kafka/topic-reader.js";
+import { readTopicInChunks, type ChunkLimits, type ReadRecord } from "../kafka/topic-reader.js";
 import { createLogger } from "../observability/logger.js";
 import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError, writeOut } from "./common.js";
 
@@ -21,6 +25,8 @@ Re-delivers dead-lettered webhooks (delivery ids kept), one JSON line per dead l
   --target-host            host or host:port of the target URL
   --since, --until         when it was dead-lettered: ISO 8601 time or epoch milliseconds
   --dry-run                list what would be replayed; send nothing
+Dead letters that cannot be replayed (value cut to fit the topic, unreadable headers, a value that
+is not JSON) are skipped and counted ("truncated", "not_replayable"); they leave the exit status alone.
 Exit 0 when every replayed delivery was delivered, 1 otherwise.`;
 
 const REPLAY_CONCURRENCY = 16;
@@ -43,7 +49,77 @@ function parseTime(option: string, value: string | undefined): number | undefine
   return ms;
 }
 
-export async function replayCommand(argv: string[]): Promise<number> {
+export interface ReplaySummary {
+  /** Dead letters read (every record up to the end, matching or not). */
+  read: number;
+  /** Read and selected by the filters (truncated ones included). */
+  matched: number;
+  delivered: number;
+  failed: number;
+  /** Matched, but the value was cut to fit the topic: the original body is gone. */
+  truncated: number;
+  /** Not a delivery that can be redone: unreadable handoff headers (undispatchable records), or a value that is not JSON. */
+  not_replayable: number;
+}
+
+interface ReplayItem {
+  line: Record<string, unknown>;
+  event: PreparedEvent;
+  planned: PlannedDelivery;
+}
+
+/** Runs tasks at most `concurrency` at a time; a task must not reject. */
+class BoundedRunner {
+  private readonly queue: (() => Promise<void>)[] = [];
+  private running = 0;
+  private readonly waiters: { when: () => boolean; resolve: () => void }[] = [];
+
+  constructor(private readonly concurrency: number) {}
+
+  add(task: () => Promise<void>): void {
+    this.queue.push(task);
+    this.pump();
+  }
+
+  /** Every queued task has started (at most `concurrency` still run). */
+  allStarted(): Promise<void> {
+    return this.until(() => this.queue.length === 0);
+  }
+
+  /** Every task has finished. */
+  idle(): Promise<void> {
+    return this.until(() => this.queue.length === 0 && this.running === 0);
+  }
+
+  private until(when: () => boolean): Promise<void> {
+    if (when()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ when, resolve }));
+  }
+
+  private pump(): void {
+    while (this.running < this.concurrency && this.queue.length > 0) {
+      const task = this.queue.shift() as () => Promise<void>;
+      this.running += 1;
+      void task().finally(() => {
+        this.running -= 1;
+        this.pump();
+      });
+    }
+    for (const w of this.waiters.filter((x) => x.when())) {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  }
+}
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+export interface ReplayOptions {
+  /** Chunk bounds for reading the dead-letter topic (tests make them small). */
+  chunkLimits?: Partial<ChunkLimits>;
+}
+
+export async function replayCommand(argv: string[], options: ReplayOptions = {}): Promise<number> {
   const { values } = parseCommandArgs(argv, OPTIONS);
   if (values.help) {
     writeOut(REPLAY_USAGE);
@@ -58,64 +134,95 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const until = parseTime("until", values.until);
   if (since !== undefined) filter.since = since;
   if (until !== undefined) filter.until = until;
+  const dryRun = values["dry-run"] === true;
 
   const { settings } = loadConfig(values.config);
   const logger = createLogger(settings.logLevel, process.stderr);
   const engine = createDeliveryEngine(settings, logger);
   const kafka = createKafka(settings.kafka, logger);
-  const summary = { read: 0, matched: 0, delivered: 0, failed: 0, not_replayable: 0 };
-  const replays: Promise<void>[] = [];
-  const slots = new Semaphore(REPLAY_CONCURRENCY);
+  const summary: ReplaySummary = { read: 0, matched: 0, delivered: 0, failed: 0, truncated: 0, not_replayable: 0 };
+
+  /*
+   * Runs inside the consumer's handler, so it decides everything about a record at once and never
+   * waits: lines for what is not delivered are written here, and only deliveries to make are kept.
+   */
+  const select = ({ partition, message }: ReadRecord): ReplayItem | undefined => {
+    summary.read += 1;
+    const at = { partition, offset: message.offset };
+    const reason = headerText(message.headers, H.reason) ?? "unknown";
+    let handoff: DeliveryHandoff;
+    try {
+      handoff = readDeliveryHandoff(message.headers);
+    } catch (error) {
+      // Undispatchable records (bad headers, not JSON, unknown tenant) have no delivery to redo,
+      // and no tenant or target a filter could select them by: each run reports them.
+      summary.not_replayable += 1;
+      writeOut(JSON.stringify({ ...at, replayable: false, skipped: "not_a_delivery", reason, detail: messageOf(error) }));
+      return undefined;
+    }
+    const stamped = Number(headerText(message.headers, H.deadLetteredAt));
+    const deadLetteredAt = Number.isFinite(stamped) ? stamped : Number(message.timestamp);
+    if (!matchesReplayFilter(handoff, deadLetteredAt, filter)) return undefined;
+    summary.matched += 1;
+    const base = { ...at, delivery_id: handoff.deliveryId, tenant: handoff.tenantId, event_type: handoff.eventType, target_url: handoff.targetUrl };
+    const originalBytes = headerText(message.headers, H.valueTruncated);
+    if (originalBytes !== undefined) {
+      // Sending the cut value would deliver a different body under the same delivery id.
+      summary.truncated += 1;
+      writeOut(JSON.stringify({ ...base, replayable: false, skipped: "value_truncated", original_bytes: Number(originalBytes), reason }));
+      return undefined;
+    }
+    let event: PreparedEvent;
+    try {
+      event = prepareEvent(handoff.tenantId, handoff.eventType, message.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
+    } catch (error) {
+      summary.not_replayable += 1;
+      writeOut(JSON.stringify({ ...base, replayable: false, skipped: "value_not_json", reason, detail: messageOf(error) }));
+      return undefined;
+    }
+    if (dryRun) {
+      writeOut(JSON.stringify({ ...base, reason, last_error: handoff.lastError, dry_run: true }));
+      return undefined;
+    }
+    const config = engine.configs.findById(handoff.configId);
+    const subscription = config?.subscriptions.find((s) => s.target_url === handoff.targetUrl && s.event_type === handoff.subscriptionEventType);
+    if (!config || !config.enabled || !subscription) {
+      summary.failed += 1;
+      writeOut(JSON.stringify({ ...base, status: "FAILED", last_error: "Subscription no longer configured" }));
+      return undefined;
+    }
+    return { line: base, event, planned: { config, subscription, deliveryId: handoff.deliveryId } };
+  };
+
+  const replay = async ({ line, event, planned }: ReplayItem): Promise<void> => {
+    try {
+      // A new execution: the replay gets the config's whole schedule, max-attempts attempts.
+      const { execution } = await engine.dispatcher.deliver(event, planned);
+      summary[execution.status === "DELIVERED" ? "delivered" : "failed"] += 1;
+      writeOut(JSON.stringify({ ...line, status: execution.status, attempts: execution.attempts, last_error: execution.last_error }));
+    } catch (error) {
+      summary.failed += 1;
+      writeOut(JSON.stringify({ ...line, status: "FAILED", last_error: messageOf(error) }));
+    }
+  };
+
+  // Bounded: a large dead-letter topic must not become thousands of requests at once.
+  const runner = new BoundedRunner(REPLAY_CONCURRENCY);
   try {
-    summary.read = await readTopicToEnd(
-      kafka,
-      settings.deadLetter.topic,
-      async ({ partition, message }) => {
-        const at = { partition, offset: message.offset };
-        let handoff;
-        try {
-          handoff = readDeliveryHandoff(message.headers);
-        } catch (error) {
-          if (!(error instanceof HandoffFormatError)) throw error;
-          // Undispatchable records (bad headers, not JSON, unknown tenant) have no delivery to redo.
-          if (Object.keys(filter).length === 0) {
-            summary.not_replayable += 1;
-            writeOut(JSON.stringify({ ...at, replayable: false, reason: headerText(message.headers, H.reason) ?? "unknown" }));
-          }
-          return;
-        }
-        const deadLetteredAt = Number(headerText(message.headers, H.deadLetteredAt) ?? message.timestamp);
-        if (!matchesReplayFilter(handoff, deadLetteredAt, filter)) return;
-        summary.matched += 1;
-        const base = { ...at, delivery_id: handoff.deliveryId, tenant: handoff.tenantId, event_type: handoff.eventType, target_url: handoff.targetUrl };
-        if (values["dry-run"]) {
-          writeOut(JSON.stringify({ ...base, reason: headerText(message.headers, H.reason), last_error: handoff.lastError, dry_run: true }));
-          return;
-        }
-        const config = engine.configs.findById(handoff.configId);
-        const subscription = config?.subscriptions.find((s) => s.target_url === handoff.targetUrl && s.event_type === handoff.subscriptionEventType);
-        if (!config || !config.enabled || !subscription) {
-          summary.failed += 1;
-          writeOut(JSON.stringify({ ...base, status: "FAILED", last_error: "Subscription no longer configured" }));
-          return;
-        }
-        // Bounded: a large dead-letter topic must not become thousands of requests at once.
-        await slots.acquire();
-        const event = prepareEvent(handoff.tenantId, handoff.eventType, message.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
-        replays.push(
-          engine.dispatcher
-            .deliver(event, { config, subscription, deliveryId: handoff.deliveryId })
-            .then(({ execution }) => {
-              summary[execution.status === "DELIVERED" ? "delivered" : "failed"] += 1;
-              writeOut(JSON.stringify({ ...base, status: execution.status, attempts: execution.attempts, last_error: execution.last_error }));
-            })
-            .finally(() => slots.release()),
-        );
-      },
-      `${settings.kafka.groupId}.replay`,
-    );
-    await Promise.all(replays);
+    const chunks = readTopicInChunks(kafka, settings.deadLetter.topic, {
+      groupPrefix: `${settings.kafka.groupId}.replay`,
+      select,
+      ...(options.chunkLimits ? { limits: options.chunkLimits } : {}),
+    });
+    for await (const chunk of chunks) {
+      for (const item of chunk) runner.add(() => replay(item));
+      // The next chunk is read while the last deliveries of this one run; memory stays at about
+      // one chunk plus what is in flight.
+      await runner.allStarted();
+    }
   } finally {
+    // Deliveries already started report their outcome even when reading failed.
+    await runner.idle();
     await engine.close();
   }
   writeOut(JSON.stringify({ summary }));

@@ -17,6 +17,8 @@ export function matchesReplayFilter(handoff: DeliveryHandoff, deadLetteredAt: nu
   if (filter.tenant !== undefined && handoff.tenantId !== filter.tenant) return false;
   if (filter.eventType !== undefined && handoff.eventType !== filter.eventType) return false;
   if (filter.targetHost !== undefined) {
+    // A dead letter is data from the topic: a target that is not a URL matches no host.
+    if (!URL.canParse(handoff.targetUrl)) return false;
     const url = new URL(handoff.targetUrl);
     const wanted = filter.targetHost.toLowerCase();
     if (wanted !== url.hostname.toLowerCase() && wanted !== targetHostOf(url)) return false;

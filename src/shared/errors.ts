@@ -14,6 +14,7 @@ export type ErrorCode =
   | "INVALID_REQUEST"
   | "HANDOFF_REFUSED"
   | "HANDOFF_ABANDONED"
+  | "TOPIC_READ_STALLED"
   | "USAGE";
 
 export class SidecarError extends Error {

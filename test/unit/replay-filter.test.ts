@@ -58,6 +58,12 @@ describe("matchesReplayFilter", () => {
     expect(matchesReplayFilter(custom, at, { targetHost: "hooks.example.com:443" })).toBe(false);
   });
 
+  it("a target that is not a URL matches no host filter and throws nothing (dead letters are data)", () => {
+    const broken = { ...handoff, targetUrl: "not a url" };
+    expect(matchesReplayFilter(broken, at, { targetHost: "hooks.example.com" })).toBe(false);
+    expect(matchesReplayFilter(broken, at, { tenant: "acme" })).toBe(true);
+  });
+
   it("since is inclusive, until exclusive", () => {
     expect(matchesReplayFilter(handoff, at, { since: at })).toBe(true);
     expect(matchesReplayFilter(handoff, at, { since: at + 1 })).toBe(false);
