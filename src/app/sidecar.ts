@@ -25,7 +25,9 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
   const metrics = createMetrics();
   const engine = createDeliveryEngine(settings, logger, metrics);
   const kafka = createKafka(settings.kafka, logger);
-  const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }));
+  const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }), {
+    onRefused: (topic, reason) => metrics.handoffRefused.inc({ topic, reason }),
+  });
   const deps: PipelineDeps = {
     dispatcher: engine.dispatcher,
     configs: engine.configs,

@@ -2,6 +2,7 @@
  * What every subcommand shares: argument parsing, configuration loading, stdin, and the mapping
  * from failures to exit codes. Commands return their exit code; only index.ts touches the process.
  */
+import { SidecarError } from "../shared/errors.js";
 import { existsSync } from "node:fs";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, ConfigErrors, type ConfigWarning } from "../config/errors.js";
@@ -23,8 +24,10 @@ export const EXIT = {
 export type Command = (argv: string[]) => Promise<number>;
 
 /** Bad invocation: the message is shown with a pointer to --help, exit 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
+export class UsageError extends SidecarError {
+  constructor(message: string) {
+    super("USAGE", message);
+  }
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -35,7 +38,7 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O, 
     return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (error) {
     if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      throw new UsageError((error as Error).message.split("\n")[0]);
+      throw new UsageError((error as Error).message.split("\n")[0] ?? "invalid arguments");
     }
     throw error;
   }

@@ -1,23 +1,23 @@
+import { SidecarError } from "../shared/errors.js";
+
 /** A configuration problem, always tied to the key path it was found at. Never carries values. */
-export class ConfigError extends Error {
+export class ConfigError extends SidecarError {
   readonly exitCode = 78; // EX_CONFIG from sysexits.h: what supervisors expect for a bad config
 
   constructor(
     readonly keyPath: string,
     readonly problem: string,
   ) {
-    super(keyPath ? `${keyPath}: ${problem}` : problem);
-    this.name = "ConfigError";
+    super("CONFIG_INVALID", keyPath ? `${keyPath}: ${problem}` : problem);
   }
 }
 
 /** Several problems reported at once, so a user fixes a file in one pass. */
-export class ConfigErrors extends Error {
+export class ConfigErrors extends SidecarError {
   readonly exitCode = 78;
 
   constructor(readonly errors: ConfigError[]) {
-    super(`invalid configuration:\n${errors.map((e) => `  - ${e.message}`).join("\n")}`);
-    this.name = "ConfigErrors";
+    super("CONFIG_INVALID", `invalid configuration:\n${errors.map((e) => `  - ${e.message}`).join("\n")}`);
   }
 }
 

@@ -84,7 +84,7 @@ export class HandoffWriter {
       await this.deps.publisher.publish(topic, value, signals.deadline);
       return "written";
     } catch (error) {
-      if (signals.deadline.aborted && !hasCode(error, "HANDOFF_REFUSED")) return "abandoned";
+      if (hasCode(error, "HANDOFF_ABANDONED") || signals.deadline.aborted) return "abandoned";
       const code = hasCode(error, "HANDOFF_REFUSED") ? "HANDOFF_REFUSED" : "WRITE_FAILED";
       // The publisher counts refusals (callbacks_handoff_refused_total, alerted on); this line is
       // what remains of the record, with the coordinates to find its source.

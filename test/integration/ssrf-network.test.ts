@@ -100,7 +100,7 @@ const url = (host: string, scheme = "http") => `${scheme}://${host}:${port}/`;
 describe("(a) a policy that denies loopback", () => {
   it("refuses http://127.0.0.1:PORT/ before connecting", async () => {
     const err = await refusal(agentFor(DENY), url("127.0.0.1"));
-    expect(err.code).toBe("ERR_SSRF_BLOCKED");
+    expect(err.code).toBe("SSRF_BLOCKED");
     expect(err.message).toBe(
       "refusing to connect to 127.0.0.1: address 127.0.0.1 is loopback; " +
         "set pyfly.callbacks.http.allow-private-networks or add it to allowed-cidrs",

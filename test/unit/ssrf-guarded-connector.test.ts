@@ -100,7 +100,7 @@ describe("createGuardedLookup", () => {
     const guarded = createGuardedLookup(strict, scriptedLookup(["93.184.216.34", "10.0.0.1"]));
     const { err, address } = await lookupOnce(guarded, "mixed.example", { all: true });
     expect(err).toBeInstanceOf(SsrfBlockedError);
-    expect(err).toMatchObject({ code: "ERR_SSRF_BLOCKED", host: "mixed.example", address: "10.0.0.1" });
+    expect(err).toMatchObject({ code: "SSRF_BLOCKED", host: "mixed.example", address: "10.0.0.1" });
     expect(err?.message).toBe(
       "refusing to connect to mixed.example (10.0.0.1): address 10.0.0.1 is private; " +
         "set pyfly.callbacks.http.allow-private-networks or add it to allowed-cidrs",
@@ -200,7 +200,7 @@ describe("isSsrfBlockedError", () => {
   it("recognises the error, a wrapped one, and the bare code", () => {
     expect(isSsrfBlockedError(blocked)).toBe(true);
     expect(isSsrfBlockedError(new Error("wrapped", { cause: new Error("again", { cause: blocked }) }))).toBe(true);
-    expect(isSsrfBlockedError(Object.assign(new Error("x"), { code: "ERR_SSRF_BLOCKED" }))).toBe(true);
+    expect(isSsrfBlockedError(Object.assign(new Error("x"), { code: "SSRF_BLOCKED" }))).toBe(true);
     expect(blocked.name).toBe("SsrfBlockedError");
     expect(blocked).toBeInstanceOf(Error);
   });
@@ -208,6 +208,6 @@ describe("isSsrfBlockedError", () => {
   it("is false for transport errors and non-errors", () => {
     expect(isSsrfBlockedError(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }))).toBe(false);
     expect(isSsrfBlockedError(null)).toBe(false);
-    expect(isSsrfBlockedError("ERR_SSRF_BLOCKED")).toBe(false);
+    expect(isSsrfBlockedError("SSRF_BLOCKED")).toBe(false);
   });
 });

@@ -10,6 +10,7 @@
  * - Backstop: `socket.remoteAddress` is judged once connected, before undici writes a request.
  *   It never fires unless a path skipped the two checks above.
  */
+import { SidecarError } from "../../shared/errors.js";
 import dns from "node:dns";
 import type { LookupAddress, LookupOptions } from "node:dns";
 import type { Socket } from "node:net";
@@ -27,14 +28,11 @@ export type LookupFn = (
 export type Connector = buildConnector.connector;
 export type ConnectorFactory = (options: buildConnector.BuildOptions) => Connector;
 
-export const SSRF_BLOCKED = "ERR_SSRF_BLOCKED";
-
 /**
  * A refused destination. Not a transport failure: the sender reports it as outcome `rejected`
  * and must not count it against the circuit breaker (see {@link isSsrfBlockedError}).
  */
-export class SsrfBlockedError extends Error {
-  readonly code = SSRF_BLOCKED;
+export class SsrfBlockedError extends SidecarError {
   constructor(
     /** The host the request named (DNS name or literal). */
     readonly host: string,
@@ -43,15 +41,14 @@ export class SsrfBlockedError extends Error {
     /** Why, from the policy, e.g. "address 10.0.0.1 is private; set ...". */
     readonly reason: string,
   ) {
-    super(`refusing to connect to ${host === address ? host : `${host} (${address})`}: ${reason}`);
-    this.name = "SsrfBlockedError";
+    super("SSRF_BLOCKED", `refusing to connect to ${host === address ? host : `${host} (${address})`}: ${reason}`);
   }
 }
 
 /** Also looks through `cause` chains, in case a caller or undici wraps the connect error. */
 export function isSsrfBlockedError(err: unknown): err is SsrfBlockedError {
   for (let e = err, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
-    if (e instanceof SsrfBlockedError || (e as { code?: unknown }).code === SSRF_BLOCKED) return true;
+    if ((e as { code?: unknown }).code === "SSRF_BLOCKED") return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;

@@ -5,6 +5,8 @@
  * `net.connect` or come back from a resolver must parse to the same canonical value here; anything
  * that does not parse is treated by the policy as "not an IP address" and refused.
  */
+import { SidecarError } from "../../shared/errors.js";
+
 
 export interface IPv4Address {
   readonly family: 4;
@@ -58,14 +60,12 @@ export interface Cidr {
   readonly text: string;
 }
 
-export class InvalidCidrError extends Error {
-  readonly code = "ERR_INVALID_CIDR";
+export class InvalidCidrError extends SidecarError {
   constructor(
     readonly value: string,
     detail: string,
   ) {
-    super(`invalid CIDR ${JSON.stringify(value)}: ${detail}`);
-    this.name = "InvalidCidrError";
+    super("INVALID_CIDR", `invalid CIDR ${JSON.stringify(value)}: ${detail}`);
   }
 }
 
