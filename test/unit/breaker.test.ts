@@ -40,6 +40,17 @@ describe("BreakerRegistry", () => {
     vi.useRealTimers();
   });
 
+  it("says when an open breaker lets its probe through, and nothing while closed or half-open", async () => {
+    const fake = fakeCall();
+    expect(registry.reopensAt(HOST)).toBeUndefined();
+    for (let i = 0; i < 3; i++) await registry.run(HOST, fake.fail()).catch(() => undefined);
+    expect(registry.state(HOST)).toBe("open");
+    expect(registry.reopensAt(HOST)).toBe(Date.now() + RECOVERY_MS);
+    await vi.advanceTimersByTimeAsync(RECOVERY_MS);
+    expect(registry.state(HOST)).toBe("half_open");
+    expect(registry.reopensAt(HOST)).toBeUndefined();
+  });
+
   async function failTimes(n: number, fake = fakeCall(), host = HOST) {
     for (let i = 0; i < n; i++) await expect(registry.run(host, fake.fail())).rejects.toThrow("ECONNREFUSED");
     return fake;
