@@ -1,141 +1,678 @@
 #!/usr/bin/env node
-// `npm run bench`: the performance figures quoted in notes and README come from here, never from
-// tests. Three measurements, each printed as one JSON line:
-//   canonical-json  canonicalisation of 1 KB / 100 KB / 1 MB payloads (CPython-identical bytes)
-//   dispatch        signed deliveries per second through the real sender to a local receiver
-//   pipeline        Kafka records -> webhooks end to end through `startSidecar` on a local broker
-// BENCH_RECORDS (default 5000) sizes the pipeline run. Targets only 127.0.0.1.
-import { createServer } from "node:http";
+// `npm run bench`: the side-by-side benchmark (issue 9). The performance figures quoted in notes,
+// README and docs/benchmarks.md come from here, never from tests.
+//
+// One run, one data set: N records of about 1 KiB JSON on a P-partition topic of a local Kafka
+// broker (started here from scripts/kafka.mjs with a temp data dir, stopped at the end). Each
+// contender runs as its own child process and reads that same topic from the beginning with a
+// group id of its own:
+//   kafka    bare kafkajs consumer, eachBatch, no HTTP (the Kafka ceiling)
+//   http     bare undici Agent (64 connections) POSTing pre-signed bodies (the HTTP ceiling)
+//   loop     kafkajs eachMessage -> JSON.parse -> sorted stringify -> HMAC -> undici POST, awaited
+//   sidecar  `node dist/cli/index.js run` with a generated application.yml
+// The receiver is another child process (scripts/bench/receiver.mjs, 204 after 0 or 20 ms). CPU
+// (utime+stime) and peak RSS (VmHWM) of each contender come from /proc. `npm run bench -- --help`
+// lists the parameters; `--micro` runs the in-process micro benchmarks instead.
+import { fork, spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { freePort, startBroker } from "./kafka.mjs";
-import { canonicalizeJson } from "../dist/delivery/canonical-json.js";
-import { createDeliveryEngine } from "../dist/delivery/engine.js";
-import { parseSettings } from "../dist/config/load.js";
-import { createLogger } from "../dist/observability/logger.js";
-import { startSidecar } from "../dist/main.js";
+import { HEADERS, nowMs, payloadFactory, percentile, procCpuSeconds, procMemory, round, sleep } from "./bench/common.mjs";
+import { renderMarkdown, renderSvg, renderTable, summarize } from "./bench/report.mjs";
 
-const logger = createLogger("silent");
-const report = (name, figures) => console.log(JSON.stringify({ bench: name, ...figures }));
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const BENCH_DIR = path.join(ROOT, "scripts", "bench");
 
-function payloadOf(bytes) {
-  // About 110 bytes an item; stop at the requested size.
-  const items = [];
-  for (let i = 0; i * 110 < bytes; i++) {
-    items.push({ id: i, sku: `SKU-${i}`, name: `Produit n°${i} – ünïcödé`, price: i * 1.25, qty: i % 7, tags: ["a", "b"] });
+// name: [default, description]; each is also read from BENCH_<NAME> (upper case, "-" -> "_").
+const OPTIONS = {
+  records: [20_000, "records on the topic, read by every contender"],
+  partitions: [6, "partitions of the topic"],
+  "payload-bytes": [1024, "size of each record's JSON value"],
+  scenarios: ["0ms,20ms,steady", "receiver delays to run (<n>ms) and/or steady"],
+  contenders: ["kafka,http,loop,sidecar", "which contenders to run"],
+  fanouts: ["1,3", "sidecar fan-outs (subscriptions per record); the loop runs fan-out 3 only at 0 ms"],
+  "steady-seconds": [20, "length of the steady-rate run"],
+  "steady-contenders": ["sidecar", "who runs the steady run: sidecar and/or loop"],
+  "steady-rate": [0, "records/s of the steady run; 0 = half the sidecar's measured 0 ms fan-out 1 rate"],
+  repeat: [1, "run every measurement this many times (interleaved); the table shows the median (use an odd number)"],
+  "window-seconds": [60, "stop a measurement this long after its first delivery even if incomplete"],
+  "slow-window-seconds": [15, "the same for the loop at a delayed receiver (20 ms x 20,000 would take 400 s)"],
+  "max-seconds": [180, "hard limit per measurement from its start"],
+  "http-connections": [64, "connections of the HTTP ceiling's undici Agent"],
+  "settle-ms": [1000, "pause between measurements"],
+  "sidecar-cli": ["dist/cli/index.js", "the built CLI run as the sidecar (another build's, to compare)"],
+  "sidecar-node-args": ["", "extra node flags for the sidecar process, e.g. --max-semi-space-size=16"],
+  out: [".cache/bench", "where the JSON lines, table, Markdown and SVG of each run go"],
+  docs: [false, "also write docs/benchmarks.md and docs/benchmarks.svg"],
+  note: ["", "a note printed at the top of the Markdown report"],
+  from: ["", "render the table, Markdown and SVG again from a run's .jsonl instead of running (with --docs, --note)"],
+  micro: [false, "run the in-process micro benchmarks (canonical JSON, dispatch) instead"],
+  help: [false, "this text"],
+};
+
+function parseOptions(argv) {
+  const opts = {};
+  for (const [name, [def]] of Object.entries(OPTIONS)) {
+    const env = process.env[`BENCH_${name.toUpperCase().replace(/-/g, "_")}`];
+    opts[name] = env === undefined ? def : typeof def === "number" ? Number(env) : typeof def === "boolean" ? env === "1" || env === "true" : env;
   }
-  return JSON.stringify({ order: { id: 1, items } });
-}
-
-function benchCanonical() {
-  for (const [label, size] of [["1KB", 1024], ["100KB", 100 * 1024], ["1MB", 1024 * 1024]]) {
-    const text = payloadOf(size);
-    const iterations = Math.max(5, Math.round((20 * 1024 * 1024) / text.length));
-    for (let i = 0; i < 3; i++) canonicalizeJson(text);
-    const started = performance.now();
-    for (let i = 0; i < iterations; i++) canonicalizeJson(text);
-    const ms = (performance.now() - started) / iterations;
-    report("canonical-json", { payload: label, bytes: text.length, ms_per_op: +ms.toFixed(3), mb_per_s: +((text.length / 1048576) / (ms / 1000)).toFixed(1) });
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m || !(m[1] in OPTIONS)) throw new Error(`unknown argument ${argv[i]} (see --help)`);
+    const def = OPTIONS[m[1]][0];
+    if (typeof def === "boolean") opts[m[1]] = m[2] === undefined ? true : m[2] === "true" || m[2] === "1";
+    else {
+      const value = m[2] ?? argv[++i];
+      if (value === undefined) throw new Error(`${argv[i - 1]} needs a value`);
+      opts[m[1]] = typeof def === "number" ? Number(value) : value;
+    }
   }
+  for (const [name, [def]] of Object.entries(OPTIONS)) {
+    if (typeof def === "number" && !(Number.isFinite(opts[name]) && opts[name] >= 0)) throw new Error(`--${name} must be a number >= 0`);
+  }
+  if (opts.records < 1 || opts.partitions < 1 || opts.repeat < 1) throw new Error("--records, --partitions and --repeat must be at least 1");
+  return opts;
 }
 
-async function startReceiver() {
-  let count = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      count += 1;
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise((r) => server.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${server.address().port}/hook`, count: () => count, close: () => new Promise((r) => server.close(r)) };
-}
+const usage = () =>
+  `Usage: npm run bench -- [options]      (or node scripts/bench.mjs [options]; build first)\n\n${Object.entries(OPTIONS)
+    .map(([name, [def, text]]) => `  --${name.padEnd(20)} ${text}${typeof def === "boolean" ? "" : ` (default ${JSON.stringify(def)})`}`)
+    .join("\n")}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.`;
 
-const yamlConfig = (targetUrl, extra = "") => `pyfly:
-  callbacks:
-    http: { allow-private-networks: true, timeout: 5s }
-${extra}
-    configs:
-      - tenant-id: acme
-        name: bench
-        secret: bench-secret
-        subscriptions:
-          - { event-type: "*", target-url: "${targetUrl}" }
-`;
+const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
 
-async function benchDispatch() {
-  const receiver = await startReceiver();
-  const engine = createDeliveryEngine(parseSettings(yamlConfig(receiver.url), {}), logger);
-  const payload = payloadOf(1024);
-  const total = 5000;
-  const concurrency = 64;
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next++ < total) await engine.dispatcher.dispatchJson("acme", "OrderPlaced", payload);
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked, so a failure or Ctrl-C leaves nothing behind.
+
+const children = new Set();
+
+function track(child, name) {
+  const tail = { out: "", err: "" };
+  const keep = (key) => (chunk) => {
+    tail[key] = (tail[key] + chunk.toString("utf8")).slice(-262_144);
+  };
+  child.stdout?.on("data", keep("out"));
+  child.stderr?.on("data", keep("err"));
+  children.add(child);
+  const exited = new Promise((resolve) =>
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
     }),
   );
-  const seconds = (performance.now() - started) / 1000;
-  report("dispatch", { deliveries: total, concurrency, payload_bytes: payload.length, per_second: Math.round(total / seconds) });
-  await engine.close();
-  await receiver.close();
+  return { child, name, pid: child.pid, exited, tail: (chars = 4_000) => `--- ${name} stdout ---\n${tail.out.slice(-chars)}\n--- ${name} stderr ---\n${tail.err.slice(-chars)}` };
 }
 
-async function benchPipeline() {
-  const records = Number(process.env.BENCH_RECORDS ?? 5000);
-  const broker = process.env.KAFKA_BROKERS ? null : await startBroker({ port: await freePort(), killOnExit: true });
-  const brokers = process.env.KAFKA_BROKERS ?? broker.bootstrap;
-  const kafka = new Kafka({ clientId: "bench", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
-  const topic = `bench-${Date.now()}`;
+function forkChild(script, config, name) {
+  const child = fork(path.join(BENCH_DIR, script), [JSON.stringify(config)], {
+    cwd: ROOT,
+    execArgv: [],
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
+  return track(child, name);
+}
+
+/** Stops a child: "stop" over IPC (or SIGTERM), then SIGKILL after timeoutMs. */
+async function stopChild(proc, timeoutMs = 10_000) {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  if (proc.child.connected) proc.child.send({ type: "stop" });
+  else proc.child.kill("SIGTERM");
+  const timer = setTimeout(() => proc.child.kill("SIGKILL"), timeoutMs);
+  await proc.exited;
+  clearTimeout(timer);
+}
+
+async function startReceiver({ delayMs, expected, latency = false }) {
+  const proc = forkChild("receiver.mjs", { delayMs, expected, latency }, `receiver-${delayMs}ms`);
+  const events = {};
+  proc.child.on("message", (m) => {
+    events[m.type] = m;
+    proc.onEvent?.(m);
+  });
+  const until = Date.now() + 10_000;
+  while (!events.listening) {
+    if (proc.child.exitCode !== null || Date.now() > until) throw new Error(`receiver did not start\n${proc.tail()}`);
+    await sleep(10);
+  }
+  proc.url = `http://127.0.0.1:${events.listening.port}`;
+  proc.stats = async (request = {}) => {
+    delete events.stats;
+    proc.child.send({ type: "stats", ...request });
+    const deadline = Date.now() + 10_000;
+    while (!events.stats && Date.now() < deadline) await sleep(5);
+    return events.stats;
+  };
+  return proc;
+}
+
+function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryTopic, deadLetterTopic, nodeArgs }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sidecar-"));
+  const configPath = path.join(dir, "application.yml");
+  // YAML is a superset of JSON.
+  const document = {
+    pyfly: {
+      callbacks: {
+        enabled: true,
+        "log-level": "warn",
+        "shutdown-grace": "5s",
+        http: { timeout: "10s", "allow-private-networks": true },
+        retry: { topic: retryTopic },
+        "dead-letter": { topic: deadLetterTopic },
+        kafka: { brokers, "client-id": "bench-sidecar", "group-id": groupId, topics: [topic], "from-beginning": true },
+        server: { port: adminPort, host: "127.0.0.1" },
+        configs: [
+          {
+            "tenant-id": HEADERS["x-tenant-id"],
+            name: "bench",
+            secret: "bench-secret",
+            subscriptions: targets.map((url) => ({ "event-type": "*", "target-url": url })),
+          },
+        ],
+      },
+    },
+  };
+  fs.writeFileSync(configPath, `${JSON.stringify(document, null, 2)}\n`);
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME };
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith("PYFLY_CALLBACKS_")) env[k] = v;
+  const args = [...nodeArgs, cli, "run", "--config", configPath];
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = track(child, "sidecar");
+  void proc.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return proc;
+}
+
+async function waitReady(adminPort, proc, timeoutMs = 60_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(`http://127.0.0.1:${adminPort}/readyz`, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    if (proc.child.exitCode !== null) throw new Error(`sidecar exited before it was ready\n${proc.tail()}`);
+    if (Date.now() > until) throw new Error(`sidecar not ready within ${timeoutMs} ms\n${proc.tail()}`);
+    await sleep(100);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(opts) {
+  const runId = `${new Date().toISOString().slice(0, 19).replace(/[-:]/g, "").replace("T", "-")}-${process.pid}`;
+  const outDir = path.resolve(ROOT, opts.out);
+  fs.mkdirSync(outDir, { recursive: true });
+  const jsonl = path.join(outDir, `${runId}.jsonl`);
+  const results = [];
+  const emit = (record) => {
+    const line = JSON.stringify(record);
+    console.log(line);
+    fs.appendFileSync(jsonl, `${line}\n`);
+  };
+
+  const scenarioTokens = opts.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
+  const delays = [];
+  let steady = false;
+  for (const token of scenarioTokens) {
+    if (token === "steady") steady = true;
+    else if (/^\d+ms$/.test(token)) delays.push(Number.parseInt(token, 10));
+    else throw new Error(`--scenarios: unknown scenario ${token} (use <n>ms or steady)`);
+  }
+  const contenders = new Set(opts.contenders.split(",").map((s) => s.trim()));
+  for (const c of contenders) if (!["kafka", "http", "loop", "sidecar"].includes(c)) throw new Error(`--contenders: unknown contender ${c}`);
+  const fanouts = opts.fanouts.split(",").map(Number);
+  if (fanouts.some((f) => !Number.isInteger(f) || f < 1 || f > 50)) throw new Error("--fanouts: whole numbers from 1 to 50");
+  const steadyContenders = opts["steady-contenders"].split(",").map((s) => s.trim()).filter(Boolean);
+  for (const c of steadyContenders) if (!["sidecar", "loop"].includes(c)) throw new Error(`--steady-contenders: sidecar and/or loop, not ${c}`);
+  const cli = path.resolve(ROOT, opts["sidecar-cli"]);
+  if (contenders.has("sidecar") && !fs.existsSync(cli)) throw new Error(`${cli} is missing: npm run build first`);
+
+  const meta = machineAndVersions(opts);
+  meta.run = runId;
+  meta.command = `npm run bench -- ${process.argv.slice(2).map(shellQuote).join(" ")}`.trim();
+
+  // The broker: a fresh one in a temp dir, unless KAFKA_BROKERS names a cluster.
+  let brokers;
+  let brokerPid;
+  if (process.env.KAFKA_BROKERS) {
+    brokers = process.env.KAFKA_BROKERS.split(",").map((s) => s.trim());
+    log(`using KAFKA_BROKERS=${brokers.join(",")} (broker CPU is not measured)`);
+  } else {
+    state.brokerDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-kafka-"));
+    const started = nowMs();
+    state.broker = await startBroker({ port: await freePort(), dataDir: state.brokerDir, killOnExit: true });
+    brokers = state.broker.brokers;
+    brokerPid = state.broker.pid;
+    meta.kafka = state.broker.version;
+    log(`Kafka ${state.broker.version} on ${state.broker.bootstrap} (pid ${brokerPid}) ready in ${((nowMs() - started) / 1000).toFixed(1)} s`);
+  }
+
+  // Quiet: the warm-up's "coordinator is loading" retries are expected; real failures throw.
+  const kafka = new Kafka({ clientId: "bench", brokers, logLevel: logLevel.NOTHING });
+  const prefix = `bench-${runId}`;
+  const topic = `${prefix}-data`;
+  const retryTopic = `${prefix}-retry`;
+  const deadLetterTopic = `${prefix}-dead-letter`;
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic, numPartitions: 6 }], waitForLeaders: true });
-  await admin.disconnect();
-
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: opts.partitions }, { topic: retryTopic }, { topic: deadLetterTopic }],
+    waitForLeaders: true,
+  });
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const payload = payloadOf(1024);
-  const headers = { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" };
-  for (let i = 0; i < records; i += 500) {
-    const batch = Array.from({ length: Math.min(500, records - i) }, (_, j) => ({ key: `k${i + j}`, value: payload, headers }));
-    await producer.send({ topic, messages: batch });
-  }
-  await producer.disconnect();
+  state.closeKafka = async () => {
+    await producer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+  };
 
-  const receiver = await startReceiver();
-  const settings = parseSettings(
-    yamlConfig(receiver.url, `    kafka: { brokers: "${brokers}", topics: [${topic}], group-id: ${topic}, from-beginning: true }\n    server: { port: 0, host: 127.0.0.1 }\n    enabled: true`),
-    {},
-  );
-  const started = performance.now();
-  const sidecar = await startSidecar(settings, logger);
-  while (receiver.count() < records) await new Promise((r) => setTimeout(r, 50));
-  const seconds = (performance.now() - started) / 1000;
-  const metrics = await (await fetch(`http://127.0.0.1:${sidecar.adminPort}/metrics`)).text();
-  const latency = histogramPercentiles(metrics, "callbacks_delivery_duration_seconds");
-  report("pipeline", { records, partitions: 6, seconds: +seconds.toFixed(2), records_per_second: Math.round(records / seconds), attempt_latency_p50_ms_le: latency.p50, attempt_latency_p99_ms_le: latency.p99, note: "includes group join and fetch from the beginning" });
-  await sidecar.stop();
-  await receiver.close();
-  if (broker) await broker.stop();
+  // The data, produced once: every contender reads the same records.
+  const payload = payloadFactory(opts["payload-bytes"]);
+  let started = nowMs();
+  for (let i = 0; i < opts.records; i += 500) {
+    const sentAtUs = Math.round(nowMs() * 1000);
+    const messages = Array.from({ length: Math.min(500, opts.records - i) }, (_, j) => ({ key: `k${i + j}`, value: payload(i + j, sentAtUs), headers: HEADERS }));
+    await producer.send({ topic, messages });
+  }
+  const valueBytes = Buffer.byteLength(payload(0, Math.round(nowMs() * 1000)));
+  log(`produced ${opts.records} records of ${valueBytes} bytes to ${topic} (${opts.partitions} partitions) in ${((nowMs() - started) / 1000).toFixed(1)} s`);
+  meta.value_bytes = valueBytes;
+  emit({ bench: "meta", ...meta });
+
+  // One throwaway group first: the first join on a fresh broker creates __consumer_offsets, which
+  // is slow on 2 cores and should not land on whichever contender happens to run first.
+  started = nowMs();
+  await warmUp(kafka, topic, `${prefix}-warmup`);
+  log(`warm-up group joined and read in ${((nowMs() - started) / 1000).toFixed(1)} s`);
+
+  const plan = [];
+  if (contenders.has("kafka") && delays.length > 0) plan.push({ scenario: "kafka", contender: "kafka" });
+  for (const delayMs of delays) {
+    const scenario = `${delayMs}ms`;
+    if (contenders.has("http")) plan.push({ scenario, contender: "http", delayMs });
+    if (contenders.has("loop")) for (const fanout of fanouts) if (delayMs === 0 || fanout === 1) plan.push({ scenario, contender: "loop", delayMs, fanout });
+    if (contenders.has("sidecar")) for (const fanout of fanouts) plan.push({ scenario, contender: "sidecar", delayMs, fanout });
+  }
+
+  const ctx = { runId, outDir, cli, opts, brokers, brokerPid, topic, retryTopic, deadLetterTopic, prefix, kafka, producer, admin, payload };
+  let failures = 0;
+  const run = async (m, rep) => {
+    try {
+      const result = await measure(ctx, m, rep);
+      results.push(result);
+      emit(result);
+    } catch (error) {
+      failures += 1;
+      const record = { bench: "side-by-side", run: runId, rep, scenario: m.scenario, contender: m.contender, fanout: m.fanout, error: error.message.split("\n")[0] };
+      emit(record);
+      log(`FAILED ${m.scenario} ${m.contender}: ${error.message}`);
+    }
+    await sleep(opts["settle-ms"]);
+  };
+  for (let rep = 1; rep <= opts.repeat; rep++) for (const m of plan) await run(m, rep);
+
+  if (steady && steadyContenders.length > 0) {
+    let rate = opts["steady-rate"];
+    if (!rate) {
+      const top = summarize(results).find((r) => r.contender === "sidecar" && r.scenario === "0ms" && r.fanout === 1);
+      rate = top ? Math.max(1, Math.round(top.records_per_s / 2)) : 1000;
+      log(top ? `steady rate: half of the sidecar's ${top.records_per_s} records/s = ${rate}/s` : `steady rate: no 0 ms fan-out 1 sidecar figure in this run, using ${rate}/s`);
+    }
+    for (let rep = 1; rep <= opts.repeat; rep++) {
+      for (const contender of steadyContenders) await run({ scenario: "steady", contender, delayMs: 0, fanout: 1, steady: { rate, seconds: opts["steady-seconds"] } }, rep);
+    }
+  }
+
+  meta.load_end = os.loadavg().map((l) => round(l, 2));
+  emit({ bench: "end", run: runId, load_end: meta.load_end, failures });
+  writeReports(opts, outDir, runId, meta, results);
+  return failures;
 }
 
-/** Upper bucket bounds (ms) holding the 50th and 99th percentile, read from the exported histogram. */
-function histogramPercentiles(text, name) {
-  const buckets = [];
-  for (const line of text.split("\n")) {
-    const m = line.match(new RegExp(`^${name}_bucket\\{.*le="([^"]+)".*\\} (\\d+)`));
-    if (m) buckets.push([m[1] === "+Inf" ? Infinity : Number(m[1]) * 1000, Number(m[2])]);
+const shellQuote = (arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+
+/** The table (stderr and .txt), Markdown and SVG of a run; with --docs also docs/benchmarks.*. */
+function writeReports(opts, outDir, runId, meta, results) {
+  const summary = summarize(results);
+  const table = renderTable(summary);
+  console.error(`\n${table}`);
+  fs.writeFileSync(path.join(outDir, `${runId}.txt`), `${table}\n`);
+  const svg = renderSvg(summary, meta);
+  const md = renderMarkdown(summary, meta, "benchmarks.svg");
+  fs.writeFileSync(path.join(outDir, `${runId}.svg`), svg);
+  fs.writeFileSync(path.join(outDir, `${runId}.md`), md.replace("benchmarks.svg", `${runId}.svg`));
+  log(`JSON lines, table, Markdown and SVG in ${path.relative(ROOT, outDir)}/${runId}.*`);
+  if (opts.docs) {
+    fs.writeFileSync(path.join(ROOT, "docs", "benchmarks.svg"), svg);
+    fs.writeFileSync(path.join(ROOT, "docs", "benchmarks.md"), md);
+    log("wrote docs/benchmarks.md and docs/benchmarks.svg");
   }
-  const byLe = new Map();
-  for (const [le, n] of buckets) byLe.set(le, (byLe.get(le) ?? 0) + n);
-  const sorted = [...byLe].sort((a, b) => a[0] - b[0]);
-  const total = sorted.at(-1)?.[1] ?? 0;
-  const find = (p) => sorted.find(([, n]) => n >= p * total)?.[0];
-  return { p50: find(0.5), p99: find(0.99) };
 }
 
-benchCanonical();
-await benchDispatch();
-await benchPipeline();
-process.exit(0);
+/** --from: the reports of an earlier run, from its JSON lines. */
+function renderFrom(opts) {
+  const file = path.resolve(ROOT, opts.from);
+  const lines = fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const { bench: _meta, ...meta } = lines.find((l) => l.bench === "meta") ?? {};
+  if (!meta.run) throw new Error(`${file} has no meta line`);
+  meta.load_end = lines.find((l) => l.bench === "end")?.load_end;
+  if (opts.note) meta.options.note = opts.note;
+  writeReports(opts, path.dirname(file), meta.run, meta, lines.filter((l) => l.bench === "side-by-side"));
+}
+
+async function warmUp(kafka, topic, groupId) {
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let got = false;
+    await consumer.run({ eachBatch: async () => void (got = true) });
+    const until = Date.now() + 90_000;
+    while (!got && Date.now() < until) await sleep(50);
+    if (!got) throw new Error("warm-up consumer read nothing within 90 s");
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/**
+ * One measurement: a fresh receiver (unless it is the Kafka ceiling), the contender as a child
+ * process, then the wait for every expected delivery (or the window's end), then /proc.
+ */
+async function measure(ctx, m, rep) {
+  const { opts, brokers, brokerPid, topic } = ctx;
+  const fanout = m.fanout ?? 1;
+  const groupId = `${ctx.prefix}-${m.scenario}-${m.contender}-f${fanout}-r${rep}`;
+  const records = m.steady ? Math.max(1, Math.round(m.steady.rate * m.steady.seconds)) : opts.records;
+  const expected = m.contender === "kafka" ? records : m.contender === "http" ? records : records * fanout;
+  const label = `${m.scenario} ${m.contender}${m.fanout ? ` fan-out ${m.fanout}` : ""}${opts.repeat > 1 ? ` #${rep}` : ""}`;
+  log(`${label}: ${expected} ${m.contender === "kafka" ? "records" : "deliveries"}...`);
+
+  const st = { spawnAt: undefined, firstAt: undefined, cpuAtFirst: undefined, done: undefined };
+  const onFirst = (pid) => {
+    if (st.firstAt !== undefined) return;
+    st.firstAt = nowMs();
+    st.cpuAtFirst = procCpuSeconds(pid);
+  };
+
+  let receiver;
+  let proc;
+  let steadyTopic;
+  let producing;
+  const loadStart = round(os.loadavg()[0], 2);
+  try {
+    if (m.contender !== "kafka") receiver = await startReceiver({ delayMs: m.delayMs, expected, latency: Boolean(m.steady) });
+    const targets = Array.from({ length: fanout }, (_, i) => `${receiver?.url}/s${i + 1}`);
+    let readTopic = topic;
+    if (m.steady) {
+      readTopic = steadyTopic = `${ctx.prefix}-steady-${m.contender}-r${rep}`;
+      await ctx.admin.createTopics({ topics: [{ topic: steadyTopic, numPartitions: opts.partitions }], waitForLeaders: true });
+    }
+
+    const brokerCpu0 = brokerPid ? procCpuSeconds(brokerPid) : undefined;
+    st.spawnAt = nowMs();
+    let adminPort;
+    if (m.contender === "kafka") {
+      proc = forkChild("kafka-ceiling.mjs", { brokers, topic: readTopic, groupId, records }, "kafka-ceiling");
+      proc.child.on("message", (msg) => {
+        if (msg.type === "first") onFirst(proc.pid);
+        if (msg.type === "done") st.done = msg;
+      });
+    } else if (m.contender === "http") {
+      proc = forkChild("http-ceiling.mjs", { url: targets[0], deliveries: records, connections: opts["http-connections"], payloadBytes: opts["payload-bytes"] }, "http-ceiling");
+    } else if (m.contender === "loop") {
+      proc = forkChild("loop.mjs", { brokers, topic: readTopic, groupId, targets }, "loop");
+      proc.child.on("message", (msg) => {
+        if (msg.type === "ready") st.ready = true;
+      });
+    } else {
+      adminPort = await freePort();
+      const nodeArgs = opts["sidecar-node-args"].split(" ").filter(Boolean);
+      proc = spawnSidecar({ cli: ctx.cli, brokers, topic: readTopic, groupId, targets, adminPort, retryTopic: ctx.retryTopic, deadLetterTopic: ctx.deadLetterTopic, nodeArgs });
+    }
+    if (receiver) {
+      receiver.onEvent = (msg) => {
+        if (msg.type === "first") onFirst(proc.pid);
+        if (msg.type === "done") st.done = msg;
+      };
+    }
+    let exited;
+    void proc.exited.then((e) => (exited = e));
+
+    let steadyInfo;
+    if (m.steady) {
+      if (m.contender === "sidecar") await waitReady(adminPort, proc);
+      else {
+        const until = nowMs() + 60_000;
+        while (!st.ready && proc.child.exitCode === null && nowMs() < until) await sleep(20);
+        if (!st.ready) throw new Error(`${proc.name} did not join its group within 60 s\n${proc.tail()}`);
+      }
+      st.readyAt = nowMs();
+      steadyInfo = { t0: undefined };
+      producing = produceSteady(ctx, steadyTopic, m.steady, steadyInfo);
+    }
+
+    const windowS = m.contender === "loop" && m.delayMs > 0 ? opts["slow-window-seconds"] : opts["window-seconds"];
+    const hardEnd = st.spawnAt + (m.steady ? Math.max(opts["max-seconds"], m.steady.seconds + 90) : opts["max-seconds"]) * 1000;
+    let stopReason = "complete";
+    for (;;) {
+      if (st.done) break;
+      if (exited) throw new Error(`${proc.name} exited (${JSON.stringify(exited)}) before the end\n${proc.tail()}`);
+      const now = nowMs();
+      if (now > hardEnd) {
+        stopReason = `max-seconds (${opts["max-seconds"]} s)`;
+        break;
+      }
+      if (!m.steady && st.firstAt !== undefined && now > st.firstAt + windowS * 1000) {
+        stopReason = `window (${windowS} s after the first delivery)`;
+        break;
+      }
+      await sleep(10);
+    }
+    // /proc first, while the contender is still alive and before anything else runs.
+    const cpuEnd = procCpuSeconds(proc.pid);
+    const memory = procMemory(proc.pid);
+    const endAt = nowMs();
+    const brokerCpu = brokerPid ? procCpuSeconds(brokerPid) - brokerCpu0 : undefined;
+    const receiverCpu = receiver ? procCpuSeconds(receiver.pid) : undefined;
+    if (producing) await producing;
+    const stats = receiver ? await receiver.stats({ t0: steadyInfo?.t0, skipMs: 2_000 }) : undefined;
+
+    let count;
+    let firstAt;
+    let lastAt;
+    if (m.contender === "kafka") {
+      if (!st.done) throw new Error(`the Kafka ceiling did not read ${records} records (${stopReason})\n${proc.tail()}`);
+      count = st.done.count;
+      firstAt = st.done.firstAt;
+      lastAt = st.done.at;
+    } else {
+      count = stats.distinct;
+      firstAt = stats.firstAt;
+      lastAt = stats.lastAt;
+    }
+    if (!count || firstAt === undefined) throw new Error(`nothing was delivered (${stopReason})\n${proc.tail()}`);
+    const windowSeconds = (lastAt - firstAt) / 1000;
+    const units = Math.min(count, expected);
+    const perSecond = windowSeconds > 0 ? units / windowSeconds : undefined;
+    const cpuWindow = st.cpuAtFirst !== undefined && cpuEnd !== undefined ? cpuEnd - st.cpuAtFirst : undefined;
+    const result = {
+      bench: "side-by-side",
+      run: ctx.runId,
+      rep,
+      scenario: m.scenario,
+      contender: m.contender,
+      receiver_delay_ms: m.delayMs ?? null,
+      fanout: m.fanout ?? null,
+      records,
+      expected,
+      delivered: m.contender === "kafka" ? null : count,
+      duplicates: stats ? stats.requests - stats.distinct : null,
+      complete: count >= expected,
+      stop: stopReason,
+      window_s: round(windowSeconds, 3),
+      records_per_s: round(m.contender === "http" ? perSecond : perSecond / fanout, 0),
+      deliveries_per_s: m.contender === "kafka" ? null : round(perSecond, 0),
+      startup_s: round((firstAt - st.spawnAt) / 1000, 2),
+      wall_s: round((lastAt - st.spawnAt) / 1000, 2),
+      cpu_s: round(cpuWindow, 2),
+      cpu_s_total: round(cpuEnd, 2),
+      cpu_s_per_1k: round(cpuWindow === undefined ? undefined : (cpuWindow / units) * 1000, 4),
+      cpu_s_per_1k_total: round((cpuEnd / units) * 1000, 4),
+      peak_rss_mb: round(memory?.hwmMb, 1),
+      rss_at_end_mb: round(memory?.rssMb, 1),
+      broker_cpu_s: round(brokerCpu, 2),
+      receiver_cpu_s: round(receiverCpu, 2),
+      load_1m_before: loadStart,
+      measured_s: round((endAt - st.spawnAt) / 1000, 2),
+    };
+    if (m.steady) Object.assign(result, { ready_s: round((st.readyAt - st.spawnAt) / 1000, 2), first_after_ready_s: round((firstAt - st.readyAt) / 1000, 2), steady_rate: m.steady.rate, steady_seconds: m.steady.seconds, latency: stats.latency, producer: steadyInfo.producer });
+    log(
+      `${label}: ${result.records_per_s} records/s${result.deliveries_per_s ? `, ${result.deliveries_per_s} deliveries/s` : ""}, ${result.cpu_s_per_1k} CPU-s/1k, peak RSS ${result.peak_rss_mb} MB${result.complete ? "" : ` (partial: ${stopReason})`}${m.steady ? `, latency p50 ${stats.latency.p50_ms} p99 ${stats.latency.p99_ms} max ${stats.latency.max_ms} ms` : ""}`,
+    );
+    return result;
+  } finally {
+    if (proc) {
+      await stopChild(proc);
+      // The contender's own output, for a look afterwards (kept per run in the out dir).
+      const logFile = path.join(ctx.outDir, ctx.runId, `${m.scenario}-${m.contender}${m.fanout ? `-f${m.fanout}` : ""}-r${rep}.log`);
+      fs.mkdirSync(path.dirname(logFile), { recursive: true });
+      fs.writeFileSync(logFile, proc.tail(Infinity));
+    }
+    if (receiver) await stopChild(receiver, 3_000);
+    if (producing) await producing.catch(() => {});
+    if (steadyTopic) await ctx.admin.deleteTopics({ topics: [steadyTopic] }).catch(() => {});
+  }
+}
+
+/**
+ * Produces rate x seconds records at a fixed rate. Each record carries its scheduled send time, so
+ * a producer that falls behind does not hide latency (no coordinated omission).
+ */
+async function produceSteady(ctx, topic, { rate, seconds }, info) {
+  const total = Math.max(1, Math.round(rate * seconds));
+  const t0 = nowMs();
+  info.t0 = t0;
+  const hardEnd = t0 + seconds * 3_000 + 10_000;
+  let sent = 0;
+  const lags = [];
+  while (sent < total && nowMs() < hardEnd) {
+    const due = Math.min(total, Math.floor(((nowMs() - t0) * rate) / 1000) + 1);
+    if (due > sent) {
+      const messages = [];
+      for (let i = sent; i < due; i++) {
+        const scheduledUs = Math.round((t0 + (i * 1000) / rate) * 1000);
+        messages.push({ key: `s${i}`, value: ctx.payload(i, scheduledUs), headers: HEADERS });
+      }
+      await ctx.producer.send({ topic, messages });
+      // How late the producer was: acknowledged time minus the batch's first scheduled time.
+      lags.push(nowMs() - (t0 + (sent * 1000) / rate));
+      sent = due;
+    } else {
+      await sleep(Math.max(1, t0 + (sent * 1000) / rate - nowMs()));
+    }
+  }
+  if (sent < total) log(`steady producer sent only ${sent} of ${total} records in time`);
+  lags.sort((a, b) => a - b);
+  info.producer = { sent, sends: lags.length, ack_lag_p50_ms: round(percentile(lags, 0.5), 1), ack_lag_p99_ms: round(percentile(lags, 0.99), 1), ack_lag_max_ms: round(lags.at(-1), 1) };
+}
+
+function machineAndVersions(opts) {
+  const cpuinfo = fs.readFileSync("/proc/cpuinfo", "utf8");
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(fs.readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0);
+  const pkgVersion = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
+  const git = (...args) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8" }).stdout?.trim();
+  return {
+    nproc: os.availableParallelism(),
+    cpu_model: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model,
+    memory_gb: round(memKb / 1024 / 1024, 1),
+    kernel: os.release(),
+    load_start: os.loadavg().map((l) => round(l, 2)),
+    node: process.version,
+    kafka: undefined,
+    kafkajs: pkgVersion("kafkajs"),
+    undici: pkgVersion("undici"),
+    sidecar: JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version,
+    commit: git("rev-parse", "--short", "HEAD"),
+    src_dirty: (git("status", "--porcelain", "--", "src") ?? "") !== "",
+    date: new Date().toISOString(),
+    options: {
+      records: opts.records,
+      partitions: opts.partitions,
+      payload_bytes: opts["payload-bytes"],
+      scenarios: opts.scenarios,
+      contenders: opts.contenders,
+      fanouts: opts.fanouts,
+      steady_seconds: opts["steady-seconds"],
+      repeat: opts.repeat,
+      http_connections: opts["http-connections"],
+      sidecar_cli: opts["sidecar-cli"] === OPTIONS["sidecar-cli"][0] ? undefined : opts["sidecar-cli"],
+      sidecar_node_args: opts["sidecar-node-args"] || undefined,
+      note: opts.note || undefined,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const state = { broker: undefined, brokerDir: undefined, closeKafka: undefined, cleaning: undefined };
+
+function cleanup(interrupted = false) {
+  state.cleaning ??= (async () => {
+    for (const child of children) child.kill("SIGKILL");
+    await state.closeKafka?.().catch(() => {});
+    if (state.broker) {
+      log("stopping the broker");
+      await state.broker.stop(interrupted ? { signal: "SIGKILL", timeoutMs: 5_000 } : { timeoutMs: 20_000 }).catch((e) => log(`broker stop: ${e.message}`));
+    }
+    if (state.brokerDir) fs.rmSync(state.brokerDir, { recursive: true, force: true });
+  })();
+  return state.cleaning;
+}
+
+process.once("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    log(`${signal}: stopping`);
+    void cleanup(true).finally(() => process.exit(130));
+  });
+}
+
+let opts;
+try {
+  opts = parseOptions(process.argv.slice(2));
+} catch (error) {
+  console.error(error.message);
+  process.exit(2);
+}
+if (opts.help) {
+  console.log(usage());
+  process.exit(0);
+}
+if (opts.from) {
+  renderFrom(opts);
+  process.exit(0);
+}
+if (opts.micro) {
+  const { runMicro } = await import("./bench/micro.mjs");
+  await runMicro();
+  process.exit(0);
+}
+let code = 0;
+try {
+  const failures = await main(opts);
+  if (failures > 0) {
+    log(`${failures} measurement(s) failed`);
+    code = 1;
+  }
+} catch (error) {
+  log(error.stack ?? error.message);
+  code = 1;
+} finally {
+  await cleanup();
+}
+process.exit(code);

@@ -1,0 +1,308 @@
+// The side-by-side benchmark's summary: medians over repeats, ratios, the text table, the Markdown
+// report (docs/benchmarks.md) and a hand-written SVG bar chart (docs/benchmarks.svg).
+
+export const CONTENDER_LABEL = {
+  kafka: "Kafka ceiling: bare kafkajs, eachBatch, no HTTP",
+  http: "HTTP ceiling: bare undici, pre-signed bodies",
+  loop: "hand-written loop (eachMessage, awaited)",
+  sidecar: "callback-sidecar run",
+};
+const SHORT_LABEL = { kafka: "Kafka ceiling", http: "HTTP ceiling", loop: "hand-written loop", sidecar: "callback-sidecar" };
+const COLOR = { kafka: "#8c8c8c", http: "#4e79a7", loop: "#f28e2b", sidecar: "#59a14f" };
+const ORDER = { kafka: 0, http: 1, loop: 2, sidecar: 3 };
+
+const median = (values) => {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+};
+
+/** One row per scenario, contender and fan-out: the repeat with the median records/s, plus ratios. */
+export function summarize(results) {
+  const groups = new Map();
+  for (const r of results) {
+    if (r.error || r.records_per_s === undefined) continue;
+    const key = `${r.scenario}|${r.contender}|${r.fanout}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(r);
+  }
+  const rows = [];
+  for (const runs of groups.values()) {
+    const m = median(runs.map((r) => r.records_per_s));
+    const row = { ...runs.find((r) => r.records_per_s === m) };
+    row.reps = runs.length;
+    row.range = [Math.min(...runs.map((r) => r.records_per_s)), Math.max(...runs.map((r) => r.records_per_s))];
+    rows.push(row);
+  }
+  const find = (scenario, contender, fanout) => rows.find((r) => r.scenario === scenario && r.contender === contender && (fanout === undefined || r.fanout === fanout));
+  const kafka = find("kafka", "kafka");
+  for (const row of rows) {
+    if (row.scenario === "kafka" || row.scenario === "steady" || row.contender === "http") continue;
+    const http = find(row.scenario, "http");
+    const f = row.fanout ?? 1;
+    const ceilings = [kafka?.records_per_s, http ? http.deliveries_per_s / f : undefined].filter((v) => v !== undefined);
+    if (ceilings.length > 0) {
+      row.lower_ceiling_records_per_s = Math.round(Math.min(...ceilings));
+      row.lower_ceiling = kafka && (!http || kafka.records_per_s <= http.deliveries_per_s / f) ? "kafka" : "http";
+      row.vs_lower_ceiling = row.records_per_s / Math.min(...ceilings);
+    }
+    if (row.contender === "sidecar") {
+      const loop = find(row.scenario, "loop", row.fanout);
+      if (loop) row.vs_loop = row.deliveries_per_s / loop.deliveries_per_s;
+      if (loop) row.cpu_vs_loop = row.cpu_s_per_1k / loop.cpu_s_per_1k;
+    }
+  }
+  const scenarioRank = (s) => (s === "kafka" ? -1 : s === "steady" ? 1e9 : Number.parseInt(s, 10));
+  rows.sort((a, b) => scenarioRank(a.scenario) - scenarioRank(b.scenario) || ORDER[a.contender] - ORDER[b.contender] || (a.fanout ?? 0) - (b.fanout ?? 0));
+  return rows;
+}
+
+const fmtInt = (n) => (n === undefined || n === null ? "–" : Math.round(n).toLocaleString("en-US"));
+const fmtK = (n) => (n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n >= 1000 ? `${(n / 1000).toFixed(2)}k` : String(Math.round(n)));
+const fmtNum = (n, d) => (n === undefined || n === null ? "–" : n.toFixed(d));
+const fmtRatio = (n) => (n === undefined ? "–" : `${n >= 10 ? n.toFixed(0) : n.toFixed(2)}×`);
+
+function throughputCells(r) {
+  const star = r.complete ? "" : "*";
+  const range = r.reps > 1 ? ` (${fmtInt(r.range[0])}–${fmtInt(r.range[1])})` : "";
+  return [`${fmtInt(r.records_per_s)}${star}${range}`, r.deliveries_per_s === null ? "–" : `${fmtInt(r.deliveries_per_s)}${star}`];
+}
+
+const MAIN_HEADER = ["scenario", "contender", "fan-out", "records/s", "deliveries/s", "CPU-s per 1k", "CPU-s per 1k incl. start-up", "peak RSS MB", "× lower ceiling", "× loop"];
+
+function mainRows(rows) {
+  return rows
+    .filter((r) => r.scenario !== "steady")
+    .map((r) => [
+      r.scenario === "kafka" ? "any" : `receiver ${r.scenario}`,
+      SHORT_LABEL[r.contender],
+      r.fanout ?? "–",
+      ...throughputCells(r),
+      fmtNum(r.cpu_s_per_1k, 3),
+      fmtNum(r.cpu_s_per_1k_total, 3),
+      fmtNum(r.peak_rss_mb, 0),
+      r.vs_lower_ceiling === undefined ? "–" : `${r.vs_lower_ceiling.toFixed(2)} (${r.lower_ceiling})`,
+      fmtRatio(r.vs_loop),
+    ]);
+}
+
+const STEADY_HEADER = ["contender", "rate records/s", "records", "p50 ms", "p99 ms", "max ms", "p99 after 2 s", "max after 2 s", "CPU-s per 1k", "peak RSS MB"];
+
+function steadyRows(rows) {
+  return rows
+    .filter((r) => r.scenario === "steady")
+    .map((r) => [
+      SHORT_LABEL[r.contender],
+      fmtInt(r.steady_rate),
+      `${fmtInt(r.delivered)}/${fmtInt(r.expected)}`,
+      fmtNum(r.latency?.p50_ms, 1),
+      fmtNum(r.latency?.p99_ms, 1),
+      fmtNum(r.latency?.max_ms, 1),
+      fmtNum(r.latency?.p99_after_2s_ms, 1),
+      fmtNum(r.latency?.max_after_2s_ms, 1),
+      fmtNum(r.cpu_s_per_1k, 3),
+      fmtNum(r.peak_rss_mb, 0),
+    ]);
+}
+
+function textTable(header, body) {
+  const widths = header.map((h, i) => Math.max(String(h).length, ...body.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join("  ");
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+}
+
+const mdTable = (header, body) => [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...body.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+
+export function renderTable(rows) {
+  const parts = [textTable(MAIN_HEADER, mainRows(rows))];
+  if (rows.some((r) => !r.complete && r.scenario !== "steady")) parts.push("* partial: stopped at its time window; the rate is over what arrived");
+  const steady = steadyRows(rows);
+  if (steady.length > 0) parts.push("", "steady rate, produce-to-receipt latency (first seconds included):", textTable(STEADY_HEADER, steady));
+  return parts.join("\n");
+}
+
+/** The issue's targets against this run's figures. */
+function targetRows(rows) {
+  const find = (scenario, contender, fanout) => rows.find((r) => r.scenario === scenario && r.contender === contender && r.fanout === fanout);
+  const s0 = find("0ms", "sidecar", 1);
+  const s20 = find("20ms", "sidecar", 1);
+  const steady = rows.find((r) => r.scenario === "steady" && r.contender === "sidecar");
+  const sidecars = rows.filter((r) => r.contender === "sidecar");
+  const out = [];
+  const add = (target, value, ok) => out.push([target, value, ok === undefined ? "–" : ok ? "met" : "missed"]);
+  if (s0?.vs_lower_ceiling !== undefined) add("0 ms, fan-out 1: ≥ 0.50 × lower ceiling", s0.vs_lower_ceiling.toFixed(2), s0.vs_lower_ceiling >= 0.5);
+  if (s0?.vs_loop !== undefined) add("0 ms, fan-out 1: ≥ 2.5 × the loop", fmtRatio(s0.vs_loop), s0.vs_loop >= 2.5);
+  if (s20?.vs_loop !== undefined) add("20 ms, fan-out 1: ≥ 20 × the loop", fmtRatio(s20.vs_loop), s20.vs_loop >= 20);
+  const cpu = sidecars.filter((r) => r.scenario !== "steady" && r.cpu_s_per_1k !== undefined);
+  if (cpu.length > 0) {
+    const worst = Math.max(...cpu.map((r) => r.cpu_s_per_1k));
+    add("≤ 0.08 CPU-s per 1,000 deliveries (worst sidecar row)", worst.toFixed(3), worst <= 0.08);
+  }
+  if (sidecars.length > 0) {
+    const worst = Math.max(...sidecars.map((r) => r.peak_rss_mb ?? 0));
+    add("peak RSS ≤ 150 MB (worst sidecar row, steady included)", `${worst.toFixed(0)} MB`, worst <= 150);
+  }
+  if (steady?.latency?.p99_ms !== undefined) add("steady at half the top rate: p99 ≤ 50 ms", `${steady.latency.p99_ms} ms`, steady.latency.p99_ms <= 50);
+  return out;
+}
+
+export function renderMarkdown(rows, meta, svgFile) {
+  const o = meta.options;
+  const partial = rows.some((r) => !r.complete && r.scenario !== "steady");
+  const lines = [
+    "# Benchmarks",
+    "",
+    "<!-- Generated by scripts/bench.mjs (npm run bench -- --docs); edit the generator, not this file. -->",
+    "",
+  ];
+  if (o.note) lines.push(`> **Note:** ${o.note}`, "");
+  lines.push(
+    `Run \`${meta.run}\` on ${meta.date.slice(0, 10)}, commit \`${meta.commit}\`${meta.src_dirty ? " (with uncommitted changes in src/)" : ""}.`,
+    "",
+    "```sh",
+    meta.command,
+    "```",
+    "",
+    "## Machine and versions",
+    "",
+    `- ${meta.nproc} CPUs (${meta.cpu_model}), ${meta.memory_gb} GB memory, Linux ${meta.kernel}`,
+    `- load average (1/5/15 min) at the start ${meta.load_start.join(" / ")}, at the end ${meta.load_end?.join(" / ") ?? "–"}`,
+    `- Node ${meta.node}, Apache Kafka ${meta.kafka ?? "(external cluster)"} (KRaft, one node, on the same machine), kafkajs ${meta.kafkajs}, undici ${meta.undici}, callback-sidecar ${meta.sidecar}`,
+    ...(o.sidecar_cli ? [`- sidecar run from \`${o.sidecar_cli}\` (not this checkout's dist/)`] : []),
+    ...(o.sidecar_node_args ? [`- sidecar node flags: \`${o.sidecar_node_args}\``] : []),
+    `- data: ${fmtInt(o.records)} records of ${meta.value_bytes} bytes of JSON on a ${o.partitions}-partition topic, headers \`x-tenant-id\` and \`x-event-type\``,
+    "",
+    "## Throughput, CPU and memory",
+    "",
+    mdTable(MAIN_HEADER, mainRows(rows)),
+    "",
+  );
+  if (partial) lines.push("\\* partial: stopped at its time window (see `--slow-window-seconds`); the rate is over the deliveries that arrived.", "");
+  lines.push(
+    "- **records/s** and **deliveries/s**: from the first to the last receipt at the receiver (the Kafka ceiling: first to last message consumed); start-up and group join are outside that window. For the HTTP ceiling, one POST counts as one record.",
+    "- **CPU-s per 1k**: the contender process's utime + stime from `/proc/<pid>/stat`, from the first delivery to the end, per 1,000 deliveries (records for the Kafka ceiling). *incl. start-up* counts from process start (module loading, connecting, group join; for the HTTP ceiling also pre-signing the bodies).",
+    "- **peak RSS**: `VmHWM` from `/proc/<pid>/status`, read just before the process is stopped.",
+    "- **lower ceiling** (records/s): min(Kafka ceiling, HTTP ceiling at the same receiver delay ÷ fan-out); the ratio says which one bounds it. **× loop**: the sidecar's deliveries/s over the loop's at the same delay and fan-out.",
+    "",
+  );
+  const steady = steadyRows(rows);
+  if (steady.length > 0) {
+    lines.push(
+      "## Latency at a steady rate",
+      "",
+      `Receiver at 0 ms, fan-out 1, a fresh topic and group per contender (the sidecar; the loop too if \`--steady-contenders\` names it). Records are produced at a fixed rate (half the sidecar's 0 ms fan-out 1 rate above, unless \`--steady-rate\` is given) for ${o.steady_seconds} s, starting as soon as the contender is ready (the sidecar's \`/readyz\` answers 200; the loop has joined its group). The producer is the benchmark's parent process. Latency is the receipt time at the receiver minus the record's scheduled produce time (\`sent_at_us\` in the payload), for every record, the first seconds included; *after 2 s* leaves out records scheduled in the first 2 s.`,
+      "",
+      mdTable(STEADY_HEADER, steady),
+      "",
+    );
+  }
+  const targets = targetRows(rows);
+  if (targets.length > 0) lines.push("## Against the targets of issue 9", "", mdTable(["target", "this run", ""], targets), "");
+  lines.push(
+    "## Chart",
+    "",
+    `![records/s per contender and scenario](${svgFile})`,
+    "",
+    "## How it is measured",
+    "",
+    "- `scripts/bench.mjs` starts a Kafka broker (`scripts/kafka.mjs`, temp data dir), creates the topic and produces the records once; every contender then reads that same topic from the beginning under a consumer group of its own. A throwaway group joins first, so creating `__consumer_offsets` is not charged to any contender.",
+    "- Each contender is a separate child process; the receiver is another (`scripts/bench/receiver.mjs`: Node `http`, 204 after the delay, counting distinct `X-Pyfly-Delivery-Id` values). Broker, receiver and contender share the machine's cores.",
+    "- Kafka ceiling (`scripts/bench/kafka-ceiling.mjs`): kafkajs `eachBatch`, no HTTP, until every record is read.",
+    `- HTTP ceiling (\`scripts/bench/http-ceiling.mjs\`): an undici \`Agent\` with ${o.http_connections} connections and as many requests in flight, POSTing bodies canonicalised and HMAC-signed before the timed part.`,
+    "- Hand-written loop (`scripts/bench/loop.mjs`): kafkajs `eachMessage` → `JSON.parse` → sorted-key stringify → HMAC-SHA256 → undici POST to each subscription in turn, awaited. At fan-out 3 it runs at 0 ms only; at a delayed receiver it is stopped after `--slow-window-seconds` (one request at a time: 20 ms each).",
+    "- Sidecar: `node dist/cli/index.js run --config <temp application.yml>` (one tenant, `pyfly` signing, one or three subscriptions to the receiver, `from-beginning`, defaults otherwise, log level warn). It is measured until the receiver has seen every expected delivery; CPU and RSS are read just before it is stopped.",
+    "- CPU is sampled at the moment the parent learns of the first delivery (IPC from the receiver), so a few milliseconds of work may fall before the window. `/proc` CPU times have a 10 ms resolution.",
+    `- Raw figures: one JSON line per measurement on stdout and in \`.cache/bench/${meta.run}.jsonl\` (the steady run adds latency per second of the schedule and the producer's own lag); each contender's output in \`.cache/bench/${meta.run}/\`.`,
+    "",
+    "## What can skew these figures",
+    "",
+    "- Broker, receiver, contender (and the producer in the steady run) share the same cores, and anything else running on the machine competes with them: see the load average above. `broker_cpu_s` and `receiver_cpu_s` in the JSON lines show what the other two spent during each measurement.",
+    "- The HTTP ceiling is bounded by the single-threaded receiver as much as by undici; on 2 cores its 64 connections compete with the receiver for CPU.",
+    "- Small runs (a few thousand records) mostly measure JIT warm-up and connection set-up; CPU times have a 10 ms resolution.",
+    "- In the steady run, latency counts from each record's *scheduled* produce time, so a producer that falls behind (its ack lag is in the JSON line) adds to the latency instead of hiding it.",
+    "",
+  );
+  return lines.join("\n");
+}
+
+const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Bars of records/s: one panel per receiver delay, one group per fan-out, one bar per contender. */
+export function renderSvg(rows, meta) {
+  const kafka = rows.find((r) => r.contender === "kafka");
+  const scenarios = [...new Set(rows.filter((r) => /^\d+ms$/.test(r.scenario)).map((r) => r.scenario))];
+  const panels = scenarios.map((scenario) => {
+    const here = rows.filter((r) => r.scenario === scenario);
+    const http = here.find((r) => r.contender === "http");
+    const fanouts = [...new Set(here.filter((r) => r.fanout !== null).map((r) => r.fanout))].sort((a, b) => a - b);
+    if (fanouts.length === 0) fanouts.push(1);
+    const groups = fanouts.map((f) => {
+      const bars = [];
+      if (kafka) bars.push({ contender: "kafka", value: kafka.records_per_s, complete: true });
+      if (http) bars.push({ contender: "http", value: http.deliveries_per_s / f, complete: http.complete });
+      for (const c of ["loop", "sidecar"]) {
+        const r = here.find((x) => x.contender === c && x.fanout === f);
+        if (r) bars.push({ contender: c, value: r.records_per_s, complete: r.complete });
+      }
+      return { fanout: f, bars };
+    });
+    return { scenario, groups };
+  });
+
+  const barW = 30;
+  const barGap = 6;
+  const groupGap = 34;
+  const panelPad = 56;
+  const plotTop = 110;
+  const plotH = 230;
+  const plotBottom = plotTop + plotH;
+  let x = 20;
+  const parts = [];
+  // One logarithmic scale for every panel: the ceilings and a loop at a 20 ms receiver differ by
+  // three orders of magnitude.
+  const values = panels.flatMap((p) => p.groups.flatMap((g) => g.bars.map((b) => b.value))).filter((v) => v > 0);
+  const lo = 10 ** Math.floor(Math.log10(Math.max(1, Math.min(...values, 10))));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...values, 10) * 1.3));
+  const y = (v) => plotBottom - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
+  for (const panel of panels) {
+    const left = x + panelPad;
+    const width = panel.groups.reduce((w, g) => w + g.bars.length * (barW + barGap) - barGap + groupGap, groupGap);
+    parts.push(`<text x="${left + width / 2}" y="${plotTop - 14}" text-anchor="middle" font-weight="bold">receiver answers after ${panel.scenario.replace("ms", " ms")}</text>`);
+    for (let decade = lo; decade <= hi; decade *= 10) {
+      parts.push(`<line x1="${left}" x2="${left + width}" y1="${y(decade)}" y2="${y(decade)}" stroke="#ccc"/>`);
+      parts.push(`<text x="${left - 6}" y="${y(decade) + 4}" text-anchor="end" font-size="11" fill="#555">${decade >= 1000 ? `${decade / 1000}k` : decade}</text>`);
+      for (const m of [2, 5]) if (decade * m < hi) parts.push(`<line x1="${left}" x2="${left + width}" y1="${y(decade * m)}" y2="${y(decade * m)}" stroke="#eee"/>`);
+    }
+    parts.push(`<line x1="${left}" x2="${left}" y1="${plotTop}" y2="${plotBottom}" stroke="#888"/>`);
+    parts.push(`<text transform="translate(${x + 12},${plotTop + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#555">records/s (log scale)</text>`);
+    let gx = left + groupGap;
+    for (const g of panel.groups) {
+      const gw = g.bars.length * (barW + barGap) - barGap;
+      for (const [i, b] of g.bars.entries()) {
+        const bx = gx + i * (barW + barGap);
+        const by = y(b.value);
+        parts.push(`<rect x="${bx}" y="${by.toFixed(1)}" width="${barW}" height="${(plotBottom - by).toFixed(1)}" fill="${COLOR[b.contender]}"><title>${esc(SHORT_LABEL[b.contender])}: ${fmtInt(b.value)} records/s</title></rect>`);
+        parts.push(`<text x="${bx + barW / 2}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10">${fmtK(b.value)}${b.complete ? "" : "*"}</text>`);
+      }
+      parts.push(`<text x="${gx + gw / 2}" y="${plotBottom + 16}" text-anchor="middle" font-size="12">fan-out ${g.fanout}</text>`);
+      gx += gw + groupGap;
+    }
+    parts.push(`<line x1="${left}" x2="${left + width}" y1="${plotBottom}" y2="${plotBottom}" stroke="#888"/>`);
+    x = left + width + 10;
+  }
+  const totalW = Math.max(640, x + 10);
+  const legend = Object.keys(SHORT_LABEL)
+    .map((c, i) => `<rect x="${20 + i * 150}" y="62" width="12" height="12" fill="${COLOR[c]}"/><text x="${36 + i * 150}" y="72" font-size="12">${esc(SHORT_LABEL[c])}</text>`)
+    .join("");
+  const o = meta.options;
+  const subtitle = `${fmtInt(o.records)} records × ${meta.value_bytes} B on ${o.partitions} partitions · ${meta.nproc} CPUs (${meta.cpu_model}) · Node ${meta.node} · Kafka ${meta.kafka ?? "external"} · ${meta.date.slice(0, 10)}`;
+  const footer = "Log scale. HTTP ceiling shown as deliveries/s ÷ fan-out; Kafka ceiling does not depend on the receiver.  * partial (time window)";
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${plotBottom + 62}" viewBox="0 0 ${totalW} ${plotBottom + 62}" font-family="Helvetica, Arial, sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="20" y="26" font-size="16" font-weight="bold">callback-sidecar side-by-side benchmark: records/s (higher is better)</text>
+<text x="20" y="46" font-size="11" fill="#555">${esc(subtitle)}</text>
+${legend}
+${parts.join("\n")}
+<text x="20" y="${plotBottom + 48}" font-size="10" fill="#777">${esc(footer)}</text>
+</svg>
+`;
+}
