@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { parseSettings } from "../../src/config/load.js";
 import { find, helmTemplate, render, toolsMissing, type K8sObject } from "./lib/render.js";
 import { allRenders } from "./lib/renders.js";
 
@@ -14,6 +15,7 @@ type Container = {
   volumeMounts?: { name: string; mountPath: string }[];
 };
 type PodSpec = {
+  enableServiceLinks?: boolean;
   containers: Container[];
   securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
   terminationGracePeriodSeconds?: number;
@@ -92,9 +94,10 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     const config = configOf(objects)!;
     const secret = find<{ data: Record<string, string> }>(objects, "Secret");
     const values = Object.values(secret.data).map((v) => Buffer.from(v, "base64").toString("utf8"));
-    expect(values.length).toBe(4);
+    expect(values.length).toBe(5);
     for (const v of values) expect(config).not.toContain(v);
     expect(config).toContain("secret: ${CALLBACK_SECRET_ACME}");
+    expect(config).toContain("token: ${CALLBACK_EXECUTIONS_TOKEN}");
     expect(config).toContain("${CALLBACK_SECRET_ACME_ADDITIONAL_1}");
     expect(config).toContain("password: ${CALLBACK_KAFKA_SASL_PASSWORD}");
     // Every placeholder has its env var, from the Secret the chart made.
@@ -103,6 +106,33 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     for (const [, name] of config.matchAll(/\$\{([A-Z0-9_]+)\}/g)) {
       expect(env.get(name!), name).toEqual({ name: (secret as unknown as K8sObject).metadata.name, key: name });
     }
+  });
+
+  it("keeps Kubernetes service-link variables out of every pod spec", () => {
+    for (const { source, d } of workloads()) expect(d.spec.template.spec.enableServiceLinks, source).toBe(false);
+  });
+
+  it("leaves /executions disabled by default, and enables it only behind the Secret's token", () => {
+    // One value that is valid wherever a placeholder sits (a 32-byte whsec_ key is a fine token too).
+    const value = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
+    const settingsOf = (objects: K8sObject[]) => {
+      const text = configOf(objects)!;
+      const env = Object.fromEntries([...text.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map(([, name]) => [name!, value]));
+      return parseSettings(text, env, "chart");
+    };
+    expect(settingsOf(render()).server.executions).toEqual({ enabled: false, token: undefined, includePayloads: false });
+
+    const objects = renders.get("helm ci/chart-secret-values.yaml")!;
+    expect(configOf(objects)).toContain("token: ${CALLBACK_EXECUTIONS_TOKEN}");
+    expect(settingsOf(objects).server.executions).toEqual({ enabled: true, token: value, includePayloads: false });
+    const secret = find<{ data: Record<string, string> }>(objects, "Secret");
+    expect(Buffer.from(secret.data.CALLBACK_EXECUTIONS_TOKEN!, "base64").toString()).toBe("executions-token-for-ci-only-3f9a");
+    expect(configOf(objects)).not.toContain("executions-token-for-ci-only-3f9a");
+
+    const allOn = renders.get("helm ci/all-on-values.yaml")!;
+    expect(settingsOf(allOn).server.executions).toMatchObject({ enabled: true, includePayloads: true });
+    const ref = sidecarOf(find<Workload>(allOn, "Deployment")).env?.find((e) => e.name === "CALLBACK_EXECUTIONS_TOKEN")?.valueFrom?.secretKeyRef;
+    expect(ref).toEqual({ name: "callback-sidecar-hmac", key: "CALLBACK_EXECUTIONS_TOKEN" });
   });
 
   it("reads an existingSecret instead of creating one", () => {
@@ -163,6 +193,12 @@ describe.skipIf(toolsMissing)("values.schema.json and the templates refuse bad v
   it("refuses tenant ids that would share an env var", () => {
     const set = ["tenants[0].tenant-id=a-b", "tenants[0].name=A", "tenants[1].tenant-id=a.b", "tenants[1].name=B", "secret.hmac.a-b=x", "secret.hmac.a\\.b=y"];
     expect(fails(set)).toMatch(/both map to env CALLBACK_SECRET_A_B/);
+  });
+
+  it("refuses executionsEndpoint.enabled without a token to put in the Secret", () => {
+    expect(fails(["executionsEndpoint.enabled=true"])).toMatch(/secret.executionsToken is required when executionsEndpoint.enabled is true/);
+    expect(helmTemplate({ set: ["executionsEndpoint.enabled=true", "secret.existingSecret=mine"] }).ok).toBe(true);
+    expect(fails(["executionsEndpoint.token=x"])).toMatch(/additional properties 'token' not allowed/);
   });
 
   it("refuses secret rotation with the pyfly scheme, which signs with one secret", () => {
