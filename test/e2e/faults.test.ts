@@ -709,7 +709,7 @@ describe("secrets never appear", () => {
       return { kind: "respond", status: 503 };
     });
     const refused = `http://127.0.0.1:${await refusedPort()}`;
-    const env = { ACME_WEBHOOK_SECRET: PYFLY };
+    const env = { ACME_WEBHOOK_SECRET: PYFLY, ADMIN_TOKEN: "faults-executions-token-Rt5Wq8Nv2" };
     const configs = [
       {
         "tenant-id": "acme",
@@ -739,7 +739,14 @@ describe("secrets never appear", () => {
         ],
       },
     ];
-    const callbacks = sidecarConfig({ ...setup, configs, callbacks: { "log-level": "debug" } });
+    // /executions is off by default; on here (payloads too) so its output is searched, behind a token that is a secret as well.
+    const ADMIN_TOKEN = "faults-executions-token-Rt5Wq8Nv2";
+    secrets["executions token"] = ADMIN_TOKEN;
+    const callbacks = sidecarConfig({
+      ...setup,
+      configs,
+      callbacks: { "log-level": "debug", server: { executions: { enabled: true, token: "${ADMIN_TOKEN}", "include-payloads": true } } },
+    });
     const sidecar = SidecarProcess.start("secrets", callbacks, env);
     await sidecar.waitReady();
     const acme = events(20, { prefix: "sa", tenant: "acme", eventType: "OrderPlaced" });
@@ -756,10 +763,12 @@ describe("secrets never appear", () => {
       60_000,
     );
     const outputs: Record<string, string> = {};
+    const port = await sidecar.adminPort();
+    expect((await fetch(`http://127.0.0.1:${port}/executions`)).status).toBe(401);
     for (const path of ["/executions?limit=1000", "/executions?status=FAILED&limit=1000", "/executions?tenant=globex&limit=1000", "/metrics", "/readyz", "/healthz"]) {
-      const r = await sidecar.get(path);
-      expect(r.status, path).toBe(200);
-      outputs[`GET ${path}`] = r.body;
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5_000) });
+      expect(res.status, path).toBe(200);
+      outputs[`GET ${path}`] = await res.text();
     }
     expect(JSON.parse(outputs["GET /executions?status=FAILED&limit=1000"] as string)).toHaveLength(acme.length * 2 + globex.length);
     const flatten = (records: RawRecord[]) =>
