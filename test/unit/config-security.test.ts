@@ -162,3 +162,37 @@ describe("server.executions", () => {
     expect(load("", { PYFLY_CALLBACKS_EXECUTIONS_CAPACITY: "5" }).settings.executions.capacity).toBe(5);
   });
 });
+
+describe("warnings reach the operator", () => {
+  it("check-config prints them on stderr, names only, and still exits 0", async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { checkConfigCommand } = await import("../../src/cli/check-config.js");
+    const dir = mkdtempSync(join(tmpdir(), "check-config-"));
+    const file = join(dir, "application.yml");
+    writeFileSync(file, tenant("secret: tiny-secret"));
+    const saved = { ...process.env };
+    process.env.PYFLY_CALLBACKS_FOO_SERVICE_HOST = "10.0.0.1";
+    const err: string[] = [];
+    const out: string[] = [];
+    const stderr = process.stderr.write.bind(process.stderr);
+    const stdout = process.stdout.write.bind(process.stdout);
+    process.stderr.write = ((chunk: string) => err.push(String(chunk)) > 0) as typeof process.stderr.write;
+    process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write;
+    try {
+      expect(await checkConfigCommand(["--config", file])).toBe(0);
+    } finally {
+      process.stderr.write = stderr;
+      process.stdout.write = stdout;
+      process.env = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const text = err.join("");
+    expect(text).toContain("warning: pyfly.callbacks.configs[0].secret: shorter than 16 bytes");
+    expect(text).toContain("warning: environment: ignored PYFLY_CALLBACKS_FOO_SERVICE_HOST");
+    expect(text).not.toContain("tiny-secret");
+    expect(text).not.toContain("10.0.0.1");
+    expect(out.join("")).toContain("configuration OK");
+  });
+});
