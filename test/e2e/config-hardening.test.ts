@@ -41,6 +41,8 @@ const cases: [string, string, string][] = [
   ["scheme without secret", base("    configs:\n      - tenant-id: acme\n        name: sw\n        signing-scheme: standard-webhooks"), "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret"],
   ["bad standard-webhooks secret", base(tenant("        signing-scheme: standard-webhooks")), "pyfly.callbacks.configs[0].secret: the secret must be"],
   ["rotation with pyfly", base(tenant("        additional-secrets: [old]")), "pyfly.callbacks.configs[0].additional-secrets: secret rotation needs signing-scheme standard-webhooks"],
+  ["3-byte standard-webhooks key", base(tenant("        signing-scheme: standard-webhooks").replace(`secret: ${SECRET}`, "secret: whsec_AAAA")), "pyfly.callbacks.configs[0].secret: the key is shorter than 24 bytes"],
+  ["/executions without a token", base("    server:\n      executions:\n        enabled: true"), "pyfly.callbacks.server.executions.token: required when server.executions.enabled is true"],
   ["retry topic missing", base("    retry:\n      topic: ''"), "pyfly.callbacks.retry.topic: must not be empty"],
   ["dead-letter topic missing", base("    dead-letter:\n      topic: ''"), "pyfly.callbacks.dead-letter.topic: must not be empty"],
   ["retry topic consumed", base("    retry:\n      topic: orders"), 'pyfly.callbacks.retry.topic: topic "orders" is also consumed'],
@@ -65,6 +67,21 @@ describe("broken configurations are refused before consuming (exit 78)", () => {
     expect(result.code).toBe(78);
     expect(result.stderr).toContain(message);
     expect(result.stdout + result.stderr).not.toContain(SECRET);
+  });
+
+  it("Kubernetes service-link variables do not stop it: they are ignored with a warning", async () => {
+    const file = join(dir, "links.yml");
+    writeFileSync(file, base(tenant("")).replace("enabled: true", "enabled: false"));
+    const env = { PYFLY_CALLBACKS_FOO_SERVICE_HOST: "10.0.0.1", PYFLY_CALLBACKS_FOO_PORT: "tcp://10.0.0.1:80" };
+    const run = await runCli(["run", "--config", file], { env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("configuration: environment: ignored PYFLY_CALLBACKS_FOO_PORT, PYFLY_CALLBACKS_FOO_SERVICE_HOST");
+    const check = await runCli(["check-config", "--config", file], { env });
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stderr).toContain("warning: environment: ignored PYFLY_CALLBACKS_FOO_PORT, PYFLY_CALLBACKS_FOO_SERVICE_HOST");
+    const typo = await runCli(["run", "--config", file], { env: { ...env, PYFLY_CALLBACKS_HTTP_TIMOUT: "5s" } });
+    expect(typo.code).toBe(78);
+    expect(typo.stderr).toContain("environment PYFLY_CALLBACKS_HTTP_TIMOUT: does not name a pyfly.callbacks key");
   });
 
   it("an environment override is validated like the file", async () => {
