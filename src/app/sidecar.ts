@@ -5,6 +5,7 @@ import { HostSlots } from "../delivery/host-slots.js";
 import { startAdminServer } from "../http/admin-server.js";
 import { createKafka } from "../kafka/client.js";
 import { ConsumerRunner } from "../kafka/consumer-runner.js";
+import { handoffKeys } from "../kafka/handoff-mac.js";
 import { DurablePublisher } from "../kafka/publisher.js";
 import { retryBacklog } from "../kafka/retry-backlog.js";
 import { createMetrics } from "../observability/metrics.js";
@@ -36,6 +37,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     hostSlots: new HostSlots(settings.http.maxConnectionsPerHost),
     breakers: engine.breakers,
     topics: { retry: settings.retry.topic, deadLetter: settings.deadLetter.topic },
+    handoffKeys: (configId) => handoffKeys(settings.handoff.keys, engine.configs.findById(configId)),
     origin: settings.kafka.groupId,
     headerNames: { tenant: settings.kafka.tenantHeader, eventType: settings.kafka.eventTypeHeader },
     inProcessBudgetMs: settings.retry.inProcessBudgetMs,

@@ -11,7 +11,9 @@ import { createDeliveryEngine } from "../app/delivery-engine.js";
 import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { createKafka } from "../kafka/client.js";
-import { H, headerText, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
+import { subscriptionFingerprint } from "../domain/subscription-ref.js";
+import { handoffKeys } from "../kafka/handoff-mac.js";
+import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import { matchesReplayFilter, type ReplayFilter } from "../kafka/replay-filter.js";
 import { readTopicInChunks, type ChunkLimits, type ReadRecord } from "../kafka/topic-reader.js";
 import { createLogger } from "../observability/logger.js";
@@ -60,6 +62,8 @@ export interface ReplaySummary {
   truncated: number;
   /** Not a delivery that can be redone: unreadable handoff headers (undispatchable records), or a value that is not JSON. */
   not_replayable: number;
+  /** Matched, but the MAC is missing or wrong: not written by this deployment (or its keys changed); never sent. */
+  forged: number;
 }
 
 interface ReplayItem {
@@ -140,7 +144,7 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
   const logger = createLogger(settings.logLevel, process.stderr);
   const engine = createDeliveryEngine(settings, logger);
   const kafka = createKafka(settings.kafka, logger);
-  const summary: ReplaySummary = { read: 0, matched: 0, delivered: 0, failed: 0, truncated: 0, not_replayable: 0 };
+  const summary: ReplaySummary = { read: 0, matched: 0, delivered: 0, failed: 0, truncated: 0, not_replayable: 0, forged: 0 };
 
   /*
    * Runs inside the consumer's handler, so it decides everything about a record at once and never
@@ -164,12 +168,20 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
     const deadLetteredAt = Number.isFinite(stamped) ? stamped : Number(message.timestamp);
     if (!matchesReplayFilter(handoff, deadLetteredAt, filter)) return undefined;
     summary.matched += 1;
-    const base = { ...at, delivery_id: handoff.deliveryId, tenant: handoff.tenantId, event_type: handoff.eventType, target_url: handoff.targetUrl };
+    // The target as the record carries it: redacted (a capability URL is a credential).
+    const base = { ...at, delivery_id: handoff.deliveryId, tenant: handoff.tenantId, event_type: handoff.eventType, target: handoff.target };
     const originalBytes = headerText(message.headers, H.valueTruncated);
     if (originalBytes !== undefined) {
       // Sending the cut value would deliver a different body under the same delivery id.
       summary.truncated += 1;
       writeOut(JSON.stringify({ ...base, replayable: false, skipped: "value_truncated", original_bytes: Number(originalBytes), reason }));
+      return undefined;
+    }
+    const config = engine.configs.findById(handoff.configId);
+    // Replay signs and sends what the record holds: only what this sidecar wrote (same keys) is trusted.
+    if (!isSealed(message.headers, message.value ?? Buffer.alloc(0), "dead-letter", handoffKeys(settings.handoff.keys, config))) {
+      summary.forged += 1;
+      writeOut(JSON.stringify({ ...base, replayable: false, skipped: "mac_invalid", reason }));
       return undefined;
     }
     let event: PreparedEvent;
@@ -184,8 +196,7 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
       writeOut(JSON.stringify({ ...base, reason, last_error: handoff.lastError, dry_run: true }));
       return undefined;
     }
-    const config = engine.configs.findById(handoff.configId);
-    const subscription = config?.subscriptions.find((s) => s.target_url === handoff.targetUrl && s.event_type === handoff.subscriptionEventType);
+    const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint);
     if (!config || !config.enabled || !subscription) {
       summary.failed += 1;
       writeOut(JSON.stringify({ ...base, status: "FAILED", last_error: "Subscription no longer configured" }));

@@ -113,6 +113,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
     },
     retry: { jitter: raw.retry.jitter, inProcessBudgetMs: raw.retry["in-process-budget"], topic: handoffTopicsOf(raw).retry },
     deadLetter: { topic: handoffTopicsOf(raw).deadLetter },
+    handoff: { keys: raw.handoff.keys },
     kafka: {
       brokers: k.brokers,
       clientId: k["client-id"],

@@ -197,6 +197,10 @@ const callbacksSchema = z.strictObject({
   "dead-letter": section({
     topic: nonEmpty().optional(),
   }),
+  // Keys that sign retry and dead-letter records (first signs, all verify); empty: derived per config.
+  handoff: section({
+    keys: stringList([]),
+  }),
   kafka: kafkaSchema,
   server: section({
     port: int(0, 8080, 65_535),

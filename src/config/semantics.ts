@@ -82,6 +82,10 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
   if (handoff.retry === handoff.deadLetter) {
     at("dead-letter.topic", "must differ from retry.topic");
   }
+  raw.handoff.keys.forEach((key, i) => {
+    // An HMAC key shorter than its hash's block of entropy is the weak link of every handoff record.
+    if (Buffer.byteLength(key, "utf8") < MIN_HANDOFF_KEY_BYTES) at(`handoff.keys[${i}]`, `shorter than ${MIN_HANDOFF_KEY_BYTES} bytes: use 32 random bytes or more (e.g. openssl rand -base64 32)`);
+  });
   raw.http["allowed-cidrs"].forEach((cidr, i) => {
     try {
       parseCidr(cidr);
@@ -109,6 +113,7 @@ function isKafkaTopicName(topic: string): boolean {
 /** HMAC keys below this many bytes get a start-up warning (RFC 2104 wants at least the hash's 32). */
 export const MIN_PYFLY_SECRET_BYTES = 16;
 const MIN_TOKEN_BYTES = 16;
+const MIN_HANDOFF_KEY_BYTES = 32;
 
 /**
  * What works but deserves the operator's attention; called only for a configuration without errors.

@@ -16,6 +16,8 @@ export interface SidecarSettings {
   };
   retry: { jitter: number; inProcessBudgetMs: number; topic: string };
   deadLetter: { topic: string };
+  /** Keys for the MAC of retry and dead-letter records; empty: derived from each config's secret. */
+  handoff: { keys: string[] };
   kafka: {
     brokers: string[];
     clientId: string;

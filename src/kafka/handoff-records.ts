@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { EventSource } from "../domain/models.js";
 import { SidecarError } from "../shared/errors.js";
+import { sealValue, verifySeal, type HandoffKind } from "./handoff-mac.js";
 import type { RecordHeaders } from "./record-decoder.js";
 
 /*
@@ -16,7 +17,10 @@ export const H = {
   tenantId: "callback-tenant-id",
   eventType: "callback-event-type",
   subscriptionEventType: "callback-subscription-event-type",
-  targetUrl: "callback-target-url",
+  /** The subscription's fingerprint: finds it again in the configuration (the URL may be a credential). */
+  subscription: "callback-subscription",
+  /** The target URL redacted, for people: scheme and host only. */
+  target: "callback-target",
   attempts: "callback-attempts",
   dueAt: "callback-due-at",
   createdAt: "callback-created-at",
@@ -31,9 +35,10 @@ export const H = {
   keyHashed: "callback-key-hashed",
   headersDropped: "callback-headers-dropped",
   origin: "callback-origin",
+  mac: "callback-mac",
 } as const;
 
-const OURS = new Set<string>(Object.values(H));
+const OUR_PREFIX = "callback-";
 
 /*
  * Kafka refuses records above message.max.bytes (about 1 MB by default), and a refused write would
@@ -81,7 +86,9 @@ export interface DeliveryHandoff {
   tenantId: string;
   eventType: string;
   subscriptionEventType: string;
-  targetUrl: string;
+  subscriptionFingerprint: string;
+  /** Redacted: never the full URL, which may carry a token. */
+  target: string;
   attempts: number;
   createdAt: string;
   occurredAt: number;
@@ -103,7 +110,8 @@ export function carriedHeaders(headers: RecordHeaders): Record<string, Buffer | 
   let total = 0;
   let dropped = 0;
   for (const [name, value] of Object.entries(headers ?? {})) {
-    if (value === undefined || OURS.has(name)) continue;
+    // Every "callback-" header is ours (and under the MAC): none is carried, not even an old one.
+    if (value === undefined || name.startsWith(OUR_PREFIX)) continue;
     // kafkajs gives repeated headers as arrays; one value survives, which is all the contract reads.
     const one = Array.isArray(value) ? (value[0] as Buffer | string) : value;
     const size = Buffer.byteLength(name) + Buffer.byteLength(one);
@@ -126,7 +134,8 @@ function handoffHeaders(h: DeliveryHandoff): Record<string, string> {
     [H.tenantId]: h.tenantId,
     [H.eventType]: h.eventType,
     [H.subscriptionEventType]: h.subscriptionEventType,
-    [H.targetUrl]: h.targetUrl,
+    [H.subscription]: h.subscriptionFingerprint,
+    [H.target]: h.target,
     [H.attempts]: String(h.attempts),
     [H.createdAt]: h.createdAt,
     [H.occurredAt]: String(h.occurredAt),
@@ -195,6 +204,17 @@ export function undispatchableDeadLetter(
   };
 }
 
+/** Adds the MAC that lets a reader trust the record (see handoff-mac.ts). */
+export function sealed(record: OutboundRecord, kind: HandoffKind, key: Buffer): OutboundRecord {
+  const headers = record.headers;
+  return { ...record, headers: { ...headers, [H.mac]: sealValue(key, kind, record.value, headers, H.mac) } };
+}
+
+/** Whether a record read back carries a MAC that one of `keys` made. */
+export function isSealed(headers: RecordHeaders, value: Buffer | string, kind: HandoffKind, keys: readonly Buffer[]): boolean {
+  return verifySeal(keys, kind, value, headers, H.mac);
+}
+
 export class HandoffFormatError extends SidecarError {
   constructor(message: string) {
     super("INVALID_HANDOFF_RECORD", message);
@@ -229,7 +249,8 @@ export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & {
     tenantId: need(H.tenantId),
     eventType: need(H.eventType),
     subscriptionEventType: need(H.subscriptionEventType),
-    targetUrl: need(H.targetUrl),
+    subscriptionFingerprint: need(H.subscription),
+    target: need(H.target),
     attempts: num(H.attempts, need(H.attempts)) as number,
     createdAt: need(H.createdAt),
     occurredAt: num(H.occurredAt, headerText(headers, H.occurredAt)) ?? Date.now(),

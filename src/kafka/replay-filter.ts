@@ -18,8 +18,9 @@ export function matchesReplayFilter(handoff: DeliveryHandoff, deadLetteredAt: nu
   if (filter.eventType !== undefined && handoff.eventType !== filter.eventType) return false;
   if (filter.targetHost !== undefined) {
     // A dead letter is data from the topic: a target that is not a URL matches no host.
-    if (!URL.canParse(handoff.targetUrl)) return false;
-    const url = new URL(handoff.targetUrl);
+    // The redacted target keeps scheme and host[:port], which is all this filter reads.
+    if (!URL.canParse(handoff.target)) return false;
+    const url = new URL(handoff.target);
     const wanted = filter.targetHost.toLowerCase();
     if (wanted !== url.hostname.toLowerCase() && wanted !== targetHostOf(url)) return false;
   }

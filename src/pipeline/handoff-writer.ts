@@ -1,9 +1,11 @@
-import type { CallbackExecution } from "../domain/models.js";
+import type { CallbackExecution, CallbackSubscription } from "../domain/models.js";
+import { redactUrl, subscriptionFingerprint } from "../domain/subscription-ref.js";
 import type { DeadLetterReason, UndispatchableReason } from "../domain/outcomes.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import type { PreparedEvent } from "../delivery/prepared-event.js";
 import { targetHostOf } from "../delivery/target.js";
-import { deliveryDeadLetter, retryRecord, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../kafka/handoff-records.js";
+import { deliveryDeadLetter, retryRecord, sealed, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../kafka/handoff-records.js";
+import type { HandoffKind } from "../kafka/handoff-mac.js";
 import type { InboundRecord, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
@@ -47,13 +49,13 @@ export class HandoffWriter {
       "delivery failed; written to the dead-letter topic",
     );
     const value = deliveryDeadLetter(handoffOf(event, planned, execution), event.body, reason, origin.headers, origin.key, this.deps.now());
-    return this.deadLetter(value, reason, event.tenantId, event.source, signals);
+    return this.deadLetter(this.seal(value, "dead-letter", planned.config.id), reason, event.tenantId, event.source, signals);
   }
 
   /** Hands a delivery to the retry topic, due at `dueAt`, attempts as they stand. */
   async retry(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, dueAt: number, origin: Origin, signals: RecordSignals): Promise<WriteEnd> {
     const value = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key, this.deps.origin);
-    const end = await this.write(this.deps.topics.retry, value, event.source, signals);
+    const end = await this.write(this.deps.topics.retry, this.seal(value, "retry", planned.config.id), event.source, signals);
     if (end === "written") this.deps.metrics?.retriesScheduled.inc({ target_host: targetHostOf(new URL(planned.subscription.target_url)) });
     return end;
   }
@@ -73,6 +75,15 @@ export class HandoffWriter {
     // Only configured tenants become label values; anything else is one bounded bucket.
     if (end === "written") this.deps.metrics?.deadLetters.inc({ tenant: this.tenantLabel(tenant), reason });
     return end;
+  }
+
+  /**
+   * Signs with the config's first handoff key. A config removed since, with no handoff key
+   * configured, has none: its dead letter goes unsigned, and replay will not deliver it anyway.
+   */
+  private seal(record: OutboundRecord, kind: HandoffKind, configId: string): OutboundRecord {
+    const [key] = this.deps.handoffKeys(configId);
+    return key ? sealed(record, kind, key) : record;
   }
 
   tenantLabel(tenant: string | undefined): string {
@@ -97,7 +108,7 @@ export class HandoffWriter {
 /** What names a delivery in the records we write; a PlannedDelivery is one. */
 export interface DeliveryIdentity {
   config: { id: string };
-  subscription: { event_type: string; target_url: string };
+  subscription: Pick<CallbackSubscription, "event_type" | "target_url" | "headers">;
   deliveryId: string;
 }
 
@@ -109,7 +120,8 @@ export function handoffOf(event: PreparedEvent, planned: DeliveryIdentity, execu
     tenantId: event.tenantId,
     eventType: event.eventType,
     subscriptionEventType: planned.subscription.event_type,
-    targetUrl: planned.subscription.target_url,
+    subscriptionFingerprint: subscriptionFingerprint(planned.subscription),
+    target: redactUrl(planned.subscription.target_url),
     attempts: execution.attempts,
     createdAt: execution.created_at,
     occurredAt: event.occurredAt,

@@ -27,6 +27,8 @@ export interface PipelineDeps {
   hostSlots: HostSlots;
   breakers: BreakerView;
   topics: { retry: string; deadLetter: string };
+  /** Keys for a config's handoff records: the first signs, all verify (see kafka/handoff-mac.ts). */
+  handoffKeys: (configId: string) => Buffer[];
   /** This deployment's name on the retry records it writes (its consumer group id). */
   origin: string;
   headerNames: HeaderNames;

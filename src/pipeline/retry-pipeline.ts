@@ -1,7 +1,8 @@
 import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
 import { CallbackExecution as ExecutionModel, type CallbackExecution } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
-import { H, headerText, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
+import { subscriptionFingerprint } from "../domain/subscription-ref.js";
+import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage } from "./delivery-stage.js";
@@ -70,6 +71,10 @@ export class RetryPipeline implements RecordProcessor {
       if (hasCode(error, "INVALID_HANDOFF_RECORD")) return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals));
       throw error;
     }
+    // Anyone who may write the retry topic could otherwise have any body signed for any tenant.
+    if (!isSealed(record.headers, record.value ?? Buffer.alloc(0), "retry", deps.handoffKeys(handoff.configId))) {
+      return recordEndOf(await this.writer.undispatchable(record, "forged_retry_record", "the record's MAC is missing or does not verify", handoff.tenantId, signals));
+    }
     let event: PreparedEvent;
     try {
       event = prepareEvent(handoff.tenantId, handoff.eventType, record.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
@@ -78,12 +83,12 @@ export class RetryPipeline implements RecordProcessor {
       throw error;
     }
     const config = deps.configs.findById(handoff.configId);
-    const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && s.target_url === handoff.targetUrl);
-    const execution = deps.executions.get(handoff.executionId) ?? executionFrom(handoff, event);
+    const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint);
+    const execution = deps.executions.get(handoff.executionId) ?? executionFrom(handoff, event, subscription?.target_url ?? handoff.target);
     const origin = { headers: record.headers, key: record.key };
     if (!config || !config.enabled || !subscription) {
       // Unsubscribed since: the tenant no longer wants it, but nothing accepted vanishes silently.
-      const identity = { config: { id: handoff.configId }, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.targetUrl }, deliveryId: handoff.deliveryId };
+      const identity = { config: { id: handoff.configId }, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.target, headers: {} }, deliveryId: handoff.deliveryId };
       deps.dispatcher.fail(event, execution, "subscription_removed", "Subscription no longer configured");
       return recordEndOf(await this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals));
     }
@@ -108,13 +113,13 @@ export class RetryPipeline implements RecordProcessor {
   }
 }
 
-function executionFrom(h: DeliveryHandoff, event: PreparedEvent): CallbackExecution {
+function executionFrom(h: DeliveryHandoff, event: PreparedEvent, targetUrl: string): CallbackExecution {
   return ExecutionModel.parse({
     id: h.executionId,
     config_id: h.configId,
     tenant_id: h.tenantId,
     event_type: h.eventType,
-    target_url: h.targetUrl,
+    target_url: targetUrl,
     payload: event.payload,
     attempts: h.attempts,
     last_error: h.lastError,

@@ -11,7 +11,9 @@ import { join } from "node:path";
 import type { Admin, Kafka, Producer } from "kafkajs";
 import { stringify } from "yaml";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { deliveryDeadLetter, H, MAX_HANDOFF_VALUE_BYTES, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../../src/kafka/handoff-records.js";
+import { redactUrl, subscriptionFingerprint } from "../../src/domain/subscription-ref.js";
+import { handoffKeys } from "../../src/kafka/handoff-mac.js";
+import { deliveryDeadLetter, H, MAX_HANDOFF_VALUE_BYTES, sealed, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../../src/kafka/handoff-records.js";
 import { ensureBuilt, runCli, type CliResult } from "../support/cli.js";
 import { startReceiver, type Receiver } from "../support/receiver.js";
 import { sidecarConfig } from "../support/sidecar-process.js";
@@ -77,7 +79,8 @@ function handoff(deliveryId: string, targetUrl: string): DeliveryHandoff {
     tenantId: "acme",
     eventType: "OrderPlaced",
     subscriptionEventType: "OrderPlaced",
-    targetUrl,
+    subscriptionFingerprint: subscriptionFingerprint({ event_type: "OrderPlaced", target_url: targetUrl, headers: {} }),
+    target: redactUrl(targetUrl),
     attempts: 5,
     createdAt: new Date().toISOString(),
     occurredAt: Date.now(),
@@ -87,9 +90,10 @@ function handoff(deliveryId: string, targetUrl: string): DeliveryHandoff {
   };
 }
 
-/** A dead letter of an exhausted delivery, as the sidecar writes it. */
+/** A dead letter of an exhausted delivery, as the sidecar writes it (sealed with the config's derived key). */
 function deadLetter(deliveryId: string, targetUrl: string, body = JSON.stringify({ id: deliveryId })): OutboundRecord {
-  return deliveryDeadLetter(handoff(deliveryId, targetUrl), body, "attempts_exhausted", { "x-tenant-id": "acme" }, deliveryId, Date.now());
+  const record = deliveryDeadLetter(handoff(deliveryId, targetUrl), body, "attempts_exhausted", { "x-tenant-id": "acme" }, deliveryId, Date.now());
+  return sealed(record, "dead-letter", handoffKeys([], { id: CONFIG_ID, secret: SECRET })[0] as Buffer);
 }
 
 async function write(topic: TestTopic, records: OutboundRecord[], partition?: (i: number) => number): Promise<void> {
@@ -148,7 +152,7 @@ describe("replay (built cli, real broker)", () => {
     console.log(`replay of 40 dead letters (503, max-attempts 2): ${Date.now() - started} ms, summary ${JSON.stringify(summary)}`);
 
     expect(result.code, result.stderr).toBe(1);
-    expect(summary).toEqual({ read: 42, matched: 41, delivered: 0, failed: 40, truncated: 1, not_replayable: 1 });
+    expect(summary).toMatchObject({ read: 42, matched: 41, delivered: 0, failed: 40, truncated: 1, not_replayable: 1 });
     const tried = attemptsById(r);
     expect(tried.size).toBe(40);
     expect([...tried.keys()].sort()).toEqual([...ids].sort());
@@ -204,7 +208,7 @@ describe("replay (built cli, real broker)", () => {
     console.log(`replay of 40 dead letters (16 slow): ${Date.now() - started} ms, summary ${JSON.stringify(summary)}`);
 
     expect(result.code, result.stderr).toBe(1);
-    expect(summary).toEqual({ read: 40, matched: 40, delivered: 0, failed: 40, truncated: 0, not_replayable: 0 });
+    expect(summary).toMatchObject({ read: 40, matched: 40, delivered: 0, failed: 40, truncated: 0, not_replayable: 0 });
     const tried = attemptsById(r);
     expect([...tried.keys()].sort()).toEqual([...ids].sort());
     for (const [id, n] of tried) expect(n, id).toBe(2);

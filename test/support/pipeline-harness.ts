@@ -5,6 +5,7 @@ import { Dispatcher } from "../../src/delivery/dispatcher.js";
 import { HostSlots } from "../../src/delivery/host-slots.js";
 import type { AttemptResult, OutboundRequest, Sender } from "../../src/delivery/sender.js";
 import { CallbackConfig } from "../../src/domain/models.js";
+import { handoffKeys } from "../../src/kafka/handoff-mac.js";
 import type { OutboundRecord } from "../../src/kafka/handoff-records.js";
 import type { InboundRecord } from "../../src/kafka/record-processor.js";
 import { laneOf, RecordScheduler } from "../../src/kafka/record-scheduler.js";
@@ -79,6 +80,7 @@ export function pipelineHarness(options: HarnessOptions) {
     hostSlots: new HostSlots(8),
     breakers: { reopensAt: options.reopensAt ?? (() => undefined) },
     topics: { retry: TOPICS.retry, deadLetter: TOPICS.deadLetter },
+    handoffKeys: (configId) => handoffKeys([], configs.findById(configId)),
     origin: options.origin ?? "g",
     headerNames: { tenant: "x-tenant-id", eventType: "x-event-type" },
     inProcessBudgetMs: options.inProcessBudgetMs ?? 1_000,

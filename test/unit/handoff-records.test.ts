@@ -20,7 +20,8 @@ const handoff: DeliveryHandoff = {
   tenantId: "acme",
   eventType: "order.created",
   subscriptionEventType: "*",
-  targetUrl: "https://hooks.example.com/in?x=1",
+  subscriptionFingerprint: "0123456789abcdef",
+  target: "https://hooks.example.com/…",
   attempts: 3,
   createdAt: "2024-01-01T00:00:00.000Z",
   occurredAt: 1_704_067_200_123,
@@ -65,10 +66,10 @@ describe("headerText", () => {
 });
 
 describe("carriedHeaders", () => {
-  it("drops every one of our headers and keeps the rest", () => {
-    const all: Record<string, string> = { traceparent: "t", "x-tenant-id": "acme", "callback-custom": "kept" };
+  it("drops every callback- header (ours, and under the MAC), an older version's too, and keeps the rest", () => {
+    const all: Record<string, string> = { traceparent: "t", "x-tenant-id": "acme", "callback-target-url": "https://old.example/secret-token" };
     for (const name of Object.values(H)) all[name] = "ours";
-    expect(carriedHeaders(all)).toEqual({ traceparent: "t", "x-tenant-id": "acme", "callback-custom": "kept" });
+    expect(carriedHeaders(all)).toEqual({ traceparent: "t", "x-tenant-id": "acme" });
   });
 
   it("keeps Buffers as they are, the first of repeated values, and skips undefined", () => {
@@ -202,7 +203,7 @@ describe("readDeliveryHandoff", () => {
   const good = retryRecord(handoff, "{}", 10, undefined, null, "group-a").headers;
   const without = (name: string) => Object.fromEntries(Object.entries(good).filter(([k]) => k !== name));
 
-  const required = [H.deliveryId, H.executionId, H.configId, H.tenantId, H.eventType, H.subscriptionEventType, H.targetUrl, H.attempts, H.createdAt];
+  const required = [H.deliveryId, H.executionId, H.configId, H.tenantId, H.eventType, H.subscriptionEventType, H.subscription, H.target, H.attempts, H.createdAt];
 
   it.each(required)("a missing %s is a HandoffFormatError naming it", (name) => {
     expect(() => readDeliveryHandoff(without(name))).toThrow(HandoffFormatError);

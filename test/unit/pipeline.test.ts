@@ -112,6 +112,22 @@ describe("retries", () => {
     expect(h.committable().get(TOPICS.retry)).toBe("1");
   });
 
+  it("a retry record whose value was changed is never delivered: dead-lettered as forged_retry_record", async () => {
+    const bodies: string[] = [];
+    const h = harness({ endpoint: (request) => (bodies.push(request.body), { kind: "response", status: 503 }) });
+    h.produce('{"n":1}', headers());
+    await vi.advanceTimersByTimeAsync(10);
+    const [genuine] = h.topic(TOPICS.retry);
+    const attemptsBefore = [...h.attempts.values()];
+    await h.deps.publisher.publish(TOPICS.retry, { ...genuine!, value: '{"n":"changed"}' });
+    await vi.advanceTimersByTimeAsync(60_000);
+    const forged = h.topic(TOPICS.deadLetter).filter((r) => headerText(r.headers, H.reason) === "forged_retry_record");
+    expect(forged).toHaveLength(1);
+    expect(forged[0]?.value.toString()).toBe('{"n":"changed"}');
+    expect(bodies).not.toContain('{"n":"changed"}');
+    expect([...h.attempts.values()][0]).toBeGreaterThan(attemptsBefore[0] as number);
+  });
+
   it("while the host's breaker is open no attempt is spent: the delivery waits for the probe", async () => {
     const reopensAt = Date.now() + 30_000;
     const h = harness({ reopensAt: () => (Date.now() < reopensAt ? reopensAt : undefined) });

@@ -9,7 +9,8 @@ const handoff: DeliveryHandoff = {
   tenantId: "acme",
   eventType: "order.created",
   subscriptionEventType: "order.created",
-  targetUrl: "https://Hooks.Example.com/in",
+  subscriptionFingerprint: "0123456789abcdef",
+  target: "https://Hooks.Example.com/…",
   attempts: 5,
   createdAt: "2024-01-01T00:00:00.000Z",
   occurredAt: 0,
@@ -49,17 +50,17 @@ describe("matchesReplayFilter", () => {
   it("filters by host:port, with the scheme's default port when the URL has none", () => {
     expect(matchesReplayFilter(handoff, at, { targetHost: "hooks.example.com:443" })).toBe(true);
     expect(matchesReplayFilter(handoff, at, { targetHost: "hooks.example.com:80" })).toBe(false);
-    const http = { ...handoff, targetUrl: "http://hooks.example.com/in" };
+    const http = { ...handoff, target: "http://hooks.example.com/…" };
     expect(matchesReplayFilter(http, at, { targetHost: "hooks.example.com:80" })).toBe(true);
     expect(matchesReplayFilter(http, at, { targetHost: "hooks.example.com:443" })).toBe(false);
-    const custom = { ...handoff, targetUrl: "https://hooks.example.com:8443/in" };
+    const custom = { ...handoff, target: "https://hooks.example.com:8443/…" };
     expect(matchesReplayFilter(custom, at, { targetHost: "hooks.example.com:8443" })).toBe(true);
     expect(matchesReplayFilter(custom, at, { targetHost: "hooks.example.com" })).toBe(true);
     expect(matchesReplayFilter(custom, at, { targetHost: "hooks.example.com:443" })).toBe(false);
   });
 
   it("a target that is not a URL matches no host filter and throws nothing (dead letters are data)", () => {
-    const broken = { ...handoff, targetUrl: "not a url" };
+    const broken = { ...handoff, target: "not a url" };
     expect(matchesReplayFilter(broken, at, { targetHost: "hooks.example.com" })).toBe(false);
     expect(matchesReplayFilter(broken, at, { tenant: "acme" })).toBe(true);
   });
