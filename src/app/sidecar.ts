@@ -82,6 +82,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     port: settings.server.port,
     registry: metrics.registry,
     executions: engine.executions,
+    executionsEndpoint: settings.server.executions,
     isReady: () => events.isReady() && retries.isReady(),
     logger,
   });

@@ -14,7 +14,8 @@ import type { RecordHeaders } from "./record-decoder.js";
  * secret under a fixed label. With no handoff key configured the protection is still on: forging
  * a record takes the tenant's secret, which is what forging its webhook signatures takes anyway. A
  * config without a secret derives from its id, which is no secret: its records are protected
- * against corruption, not forgery (its webhooks are unsigned too). Pure: no I/O.
+ * against corruption, not forgery (its webhooks are unsigned too), until handoff keys are
+ * configured, which then replace the id-derived key. Pure: no I/O.
  */
 
 export type HandoffKind = "retry" | "dead-letter";
@@ -26,7 +27,9 @@ const OURS = "callback-";
 /** The signing key first, then every key that still verifies. */
 export function handoffKeys(configured: readonly string[], config: { id: string; secret: string | null } | undefined): Buffer[] {
   const keys = configured.map((k) => Buffer.from(k, "utf8"));
-  if (config) keys.push(Buffer.from(hkdfSync("sha256", Buffer.from(config.secret || `config-id:${config.id}`, "utf8"), Buffer.alloc(0), LABEL, 32)));
+  // An id is no secret: once real keys are configured, a key derived from one no longer verifies.
+  const ikm = config?.secret ? config.secret : config && keys.length === 0 ? `config-id:${config.id}` : undefined;
+  if (ikm !== undefined) keys.push(Buffer.from(hkdfSync("sha256", Buffer.from(ikm, "utf8"), Buffer.alloc(0), LABEL, 32)));
   return keys;
 }
 

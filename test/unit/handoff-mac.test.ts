@@ -58,4 +58,11 @@ describe("signed handoff records", () => {
     expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", during)).toBe(true);
     expect(isSealed(consumed(before.headers), Buffer.from(before.value), "retry", handoffKeys([newKey], undefined))).toBe(false);
   });
+
+  it("a config without a secret: the id-derived key stops verifying once handoff keys are configured", () => {
+    const open = { id: "open-cfg", secret: null };
+    const record = sealed(retryRecord({ ...handoff, configId: "open-cfg" }, "{}", 5, undefined, null, "g"), "retry", handoffKeys([], open)[0] as Buffer);
+    expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys([], open))).toBe(true);
+    expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys(["k".repeat(32)], open))).toBe(false);
+  });
 });
