@@ -1,10 +1,10 @@
 import type { CallbackExecution } from "../domain/models.js";
-import { CallbackExecution as ExecutionModel } from "../domain/models.js";
+import { newExecution } from "../domain/models.js";
 import { planDeliveries, type PlannedDelivery } from "../domain/routing.js";
 import type { ConfigRepository } from "../repository/config-repository.js";
 import type { ExecutionStore } from "../repository/execution-store.js";
 import { isDomainAuthorized } from "./ssrf/domain-allowlist.js";
-import { prepareEvent, type PreparedEvent } from "./prepared-event.js";
+import { prepareEvent, withLazyPayload, type PreparedEvent } from "./prepared-event.js";
 import { backoffDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
 import { RequestSigner } from "./request-builder.js";
 import type { Sender } from "./sender.js";
@@ -142,16 +142,16 @@ export class Dispatcher {
   }
 
   newExecution(event: PreparedEvent, planned: PlannedDelivery): CallbackExecution {
-    return ExecutionModel.parse({
+    return withLazyPayload(newExecution({
       config_id: planned.config.id,
       tenant_id: event.tenantId,
       event_type: event.eventType,
       target_url: planned.subscription.target_url,
-      payload: event.payload,
+      payload: null,
       delivery_id: planned.deliveryId,
       source: event.source,
       created_at: new Date(this.now()).toISOString(),
-    });
+    }), event);
   }
 
   /** Ends a delivery FAILED outside the retry loop's normal course too (a subscription removed since). */

@@ -8,7 +8,7 @@ export interface PreparedEvent {
   /** The exact bytes that are signed and sent: CPython's json.dumps(..., sort_keys=True) form. */
   body: string;
   /** Kept on executions for observability; null above the size where keeping it costs too much. */
-  payload: unknown;
+  readonly payload: unknown;
   source: EventSource | null;
   /** When the event happened (the Kafka record timestamp), for the event-latency histogram. */
   occurredAt: number;
@@ -30,6 +30,26 @@ export function prepareEvent(
   occurredAt: number = Date.now(),
 ): PreparedEvent {
   const body = canonicalizeJson(json, { strict: true });
-  const payload = body.length <= MAX_KEPT_PAYLOAD_BYTES ? JSON.parse(body) : null;
-  return { tenantId, eventType, body, payload, source, occurredAt };
+  let payload: unknown;
+  let parsed = false;
+  return {
+    tenantId,
+    eventType,
+    body,
+    // Parsed only when someone reads it (/executions with payloads, `send`): most events never are.
+    get payload() {
+      if (!parsed) {
+        payload = body.length <= MAX_KEPT_PAYLOAD_BYTES ? JSON.parse(body) : null;
+        parsed = true;
+      }
+      return payload;
+    },
+    source,
+    occurredAt,
+  };
+}
+
+/** Gives an execution the event's payload without reading it now (see PreparedEvent.payload). */
+export function withLazyPayload<T extends { payload: unknown }>(execution: T, event: PreparedEvent): T {
+  return Object.defineProperty(execution, "payload", { get: () => event.payload, enumerable: true, configurable: true });
 }

@@ -1,5 +1,5 @@
-import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
-import { CallbackExecution as ExecutionModel, type CallbackExecution } from "../domain/models.js";
+import { prepareEvent, withLazyPayload, type PreparedEvent } from "../delivery/prepared-event.js";
+import { newExecution, type CallbackExecution } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { subscriptionFingerprint } from "../domain/subscription-ref.js";
 import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
@@ -114,18 +114,18 @@ export class RetryPipeline implements RecordProcessor {
 }
 
 function executionFrom(h: DeliveryHandoff, event: PreparedEvent, targetUrl: string): CallbackExecution {
-  return ExecutionModel.parse({
+  return withLazyPayload(newExecution({
     id: h.executionId,
     config_id: h.configId,
     tenant_id: h.tenantId,
     event_type: h.eventType,
     target_url: targetUrl,
-    payload: event.payload,
+    payload: null,
     attempts: h.attempts,
     last_error: h.lastError,
     response_status: h.responseStatus,
     created_at: h.createdAt,
     delivery_id: h.deliveryId,
     source: h.source,
-  });
+  }), event);
 }
