@@ -1,42 +1,103 @@
-import { acquireWithin, Semaphore } from "../shared/semaphore.js";
-
 /**
  * Caps each target host's share of in-flight deliveries, so one slow host cannot take them all.
  * A delivery waits for a slot as long as the host keeps finishing work (busy but healthy); once the
  * host has finished nothing for `stallMs`, the wait gives up (slow or dead) and the caller hands
  * the delivery over instead of queueing behind it; while it stays stalled, later deliveries are
  * handed over without waiting.
+ *
+ * Waiting is on the hot path of a busy host, so a waiter costs one queue entry: one stall timer per
+ * host (not per waiter), and one abort listener per signal (signals live as long as a partition's
+ * assignment), never a timer, controller or listener per delivery.
  */
 export class HostSlots {
-  // progressAt: the last release, or the moment the host's slots filled up, whichever is later.
-  private readonly hosts = new Map<string, { slots: Semaphore; progressAt: number }>();
+  private readonly hosts = new Map<string, Host>();
+  private readonly watched = new WeakSet<AbortSignal>();
 
   constructor(
     private readonly perHost: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async acquire(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> {
+  acquire(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> {
     let entry = this.hosts.get(host);
-    if (!entry) this.hosts.set(host, (entry = { slots: new Semaphore(this.perHost), progressAt: this.now() }));
-    const current = entry;
-    const acquired = () => {
-      if (current.slots.full) current.progressAt = this.now();
-      return true;
-    };
-    if (entry.slots.tryAcquire()) return acquired();
-    // Known to be stalled already: don't make every delivery behind it wait the stall out again.
-    if (this.now() - entry.progressAt >= stallMs) return false;
-    for (;;) {
-      if (await acquireWithin(entry.slots, stallMs, signal)) return acquired();
-      if (signal?.aborted || this.now() - entry.progressAt >= stallMs) return false;
+    if (!entry) this.hosts.set(host, (entry = { used: 0, progressAt: this.now(), waiters: [], timer: undefined }));
+    if (entry.used < this.perHost) {
+      entry.used += 1;
+      // Stall is measured from the last release, or from the moment the host filled up.
+      if (entry.used === this.perHost) entry.progressAt = this.now();
+      return Promise.resolve(true);
     }
+    // Known to be stalled already: don't make every delivery behind it wait the stall out again.
+    if (signal?.aborted || this.now() - entry.progressAt >= stallMs) return Promise.resolve(false);
+    const current = entry;
+    return new Promise((resolve) => {
+      current.waiters.push({ resolve, stallMs, signal });
+      if (signal) this.watch(signal);
+      this.arm(current);
+    });
   }
 
   release(host: string): void {
     const entry = this.hosts.get(host);
     if (!entry) return;
+    if (entry.used === 0) throw new Error(`HostSlots released more often than acquired for ${host}`);
     entry.progressAt = this.now();
-    entry.slots.release();
+    const next = entry.waiters.shift();
+    // The slot passes straight to the next waiter; `used` stays the same.
+    if (next) next.resolve(true);
+    else entry.used -= 1;
   }
+
+  /** One timer per host, due when the first waiter's patience ends. */
+  private arm(entry: Host): void {
+    if (entry.timer !== undefined || entry.waiters.length === 0) return;
+    let due = Number.POSITIVE_INFINITY;
+    for (const w of entry.waiters) due = Math.min(due, entry.progressAt + w.stallMs);
+    if (due === Number.POSITIVE_INFINITY) return;
+    entry.timer = setTimeout(
+      () => {
+        entry.timer = undefined;
+        const now = this.now();
+        entry.waiters = entry.waiters.filter((w) => {
+          if (now - entry.progressAt < w.stallMs) return true;
+          w.resolve(false);
+          return false;
+        });
+        this.arm(entry);
+      },
+      Math.min(Math.max(1, due - this.now()), 2 ** 31 - 1),
+    );
+  }
+
+  private watch(signal: AbortSignal): void {
+    if (this.watched.has(signal)) return;
+    this.watched.add(signal);
+    signal.addEventListener(
+      "abort",
+      () => {
+        for (const entry of this.hosts.values()) {
+          entry.waiters = entry.waiters.filter((w) => {
+            if (w.signal !== signal) return true;
+            w.resolve(false);
+            return false;
+          });
+        }
+      },
+      { once: true },
+    );
+  }
+}
+
+interface Waiter {
+  resolve: (acquired: boolean) => void;
+  stallMs: number;
+  signal: AbortSignal | undefined;
+}
+
+interface Host {
+  used: number;
+  /** The last release, or the moment the host's slots filled up, whichever is later. */
+  progressAt: number;
+  waiters: Waiter[];
+  timer: NodeJS.Timeout | undefined;
 }
