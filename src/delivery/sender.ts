@@ -1,4 +1,4 @@
-import { Agent, errors as undiciErrors } from "undici";
+import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
 import type { Logger } from "pino";
 import { isSsrfBlockedError } from "./ssrf/guarded-connector.js";
 import type { AttemptOutcome } from "./retry-policy.js";
@@ -50,24 +50,56 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
     bodyTimeout: options.timeoutMs,
   });
 
-  const post = async (request: OutboundRequest): Promise<AttemptOutcome> => {
-    const signal = AbortSignal.timeout(options.timeoutMs);
-    const response = await agent.request({
-      origin: request.url.origin,
-      path: `${request.url.pathname}${request.url.search}`,
-      method: "POST",
-      headers: request.headers,
-      body: request.body,
-      signal,
+  // Per attempt: one timer (Node keeps same-duration timers in one list) and one handler object;
+  // no AbortController, no listener, no stream. undici's controller aborts a request that is late.
+  const post = (request: OutboundRequest): Promise<AttemptOutcome> =>
+    new Promise((resolve, reject) => {
+      let controller: Dispatcher.DispatchController | undefined;
+      let outcome: AttemptOutcome | undefined;
+      let drained = 0;
+      let timedOut = false;
+      let settled = false;
+      const settle = (finish: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        finish();
+      };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        controller?.abort(timeoutError());
+        settle(() => reject(timeoutError()));
+      }, options.timeoutMs);
+      agent.dispatch(
+        { origin: request.url.origin, path: `${request.url.pathname}${request.url.search}`, method: "POST", headers: request.headers, body: request.body },
+        {
+          onRequestStart(c) {
+            controller = c;
+            if (timedOut) c.abort(timeoutError());
+          },
+          onResponseStart(_c, statusCode, headers) {
+            const retryAfter = headers["retry-after"];
+            const retryAfterMs = statusCode === 429 || statusCode === 503 ? parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) : undefined;
+            outcome = retryAfterMs === undefined ? { kind: "response", status: statusCode } : { kind: "response", status: statusCode, retryAfterMs };
+          },
+          onResponseData(c, chunk) {
+            // Read only to free the connection; a chatty receiver's body is cut off (and its connection closed).
+            drained += chunk.length;
+            if (drained > MAX_DRAINED_BODY_BYTES && outcome) {
+              const answered = outcome;
+              settle(() => resolve(answered));
+              c.abort(new Error("response body over the drain limit"));
+            }
+          },
+          onResponseEnd() {
+            settle(() => (outcome ? resolve(outcome) : reject(new Error("response ended without a status"))));
+          },
+          onResponseError(_c, error) {
+            settle(() => reject(timedOut ? timeoutError() : error));
+          },
+        },
+      );
     });
-    await response.body.dump({ limit: MAX_DRAINED_BODY_BYTES, signal });
-    const retryAfter = response.headers["retry-after"];
-    const retryAfterMs =
-      response.statusCode === 429 || response.statusCode === 503
-        ? parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter)
-        : undefined;
-    return retryAfterMs === undefined ? { kind: "response", status: response.statusCode } : { kind: "response", status: response.statusCode, retryAfterMs };
-  };
 
   return {
     async send(request) {
@@ -144,4 +176,8 @@ export function createDryRunSender(logger: Logger): Sender {
     },
     close: async () => undefined,
   };
+}
+
+function timeoutError(): Error {
+  return new DOMException("Request timed out", "TimeoutError");
 }

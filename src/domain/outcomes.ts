@@ -8,7 +8,8 @@ export const REJECT_REASONS = ["domain_not_authorized", "ssrf_blocked", "invalid
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 /** Why a delivery ended FAILED. */
-export const FAILURE_REASONS = [...REJECT_REASONS, "final_status", "attempts_exhausted", "subscription_removed"] as const;
+/** `internal_error`: a fault of ours nobody foresaw; dead-lettered rather than left open. */
+export const FAILURE_REASONS = [...REJECT_REASONS, "final_status", "attempts_exhausted", "subscription_removed", "internal_error"] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Why a record could not be dispatched at all. */
@@ -24,9 +25,6 @@ export const UNDISPATCHABLE_REASONS = [
 ] as const;
 export type UndispatchableReason = (typeof UNDISPATCHABLE_REASONS)[number];
 
-/**
- * Every reason a dead letter can carry. `internal_error` is a fault of ours that nobody foresaw:
- * the record is dead-lettered rather than left open, so its partition keeps moving.
- */
-export const DEAD_LETTER_REASONS = [...UNDISPATCHABLE_REASONS, ...FAILURE_REASONS, "internal_error"] as const;
+/** Every reason a dead letter can carry. */
+export const DEAD_LETTER_REASONS = [...UNDISPATCHABLE_REASONS, ...FAILURE_REASONS] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];

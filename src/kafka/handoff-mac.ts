@@ -25,11 +25,13 @@ const SCHEME = "v1=";
 const OURS = "callback-";
 
 /** The signing key first, then every key that still verifies. */
-export function handoffKeys(configured: readonly string[], config: { id: string; secret: string | null } | undefined): Buffer[] {
+export function handoffKeys(configured: readonly string[], config: { id: string; secret: string | null; additional_secrets?: readonly string[] } | undefined): Buffer[] {
   const keys = configured.map((k) => Buffer.from(k, "utf8"));
-  // An id is no secret: once real keys are configured, a key derived from one no longer verifies.
-  const ikm = config?.secret ? config.secret : config && keys.length === 0 ? `config-id:${config.id}` : undefined;
-  if (ikm !== undefined) keys.push(Buffer.from(hkdfSync("sha256", Buffer.from(ikm, "utf8"), Buffer.alloc(0), LABEL, 32)));
+  // The signing secret, then the older ones kept during a rotation: records written before the
+  // rotation still verify while they wait. An id is no secret: once real keys are configured, a
+  // key derived from one no longer verifies.
+  const secrets = config?.secret ? [config.secret, ...(config.additional_secrets ?? [])] : config && keys.length === 0 ? [`config-id:${config.id}`] : [];
+  for (const ikm of secrets) keys.push(Buffer.from(hkdfSync("sha256", Buffer.from(ikm, "utf8"), Buffer.alloc(0), LABEL, 32)));
   return keys;
 }
 

@@ -44,7 +44,7 @@ const OUR_PREFIX = "callback-";
  * Kafka refuses records above message.max.bytes (about 1 MB by default), and a refused write would
  * hold its record's offset forever. What we write stays under that: carried headers are capped,
  * and a dead letter's value is cut (its source coordinates still point at the original record).
- * A delivery body above the limit never goes to the retry topic (see delivery-runner).
+ * A delivery body above the limit never goes to the retry topic (see pipeline/delivery-stage.ts).
  */
 export const MAX_HANDOFF_VALUE_BYTES = 900 * 1024;
 const MAX_CARRIED_HEADER_BYTES = 8 * 1024;

@@ -24,6 +24,7 @@ export type DeliveryEnd = { kind: "ended" } | { kind: "abandoned" } | { kind: "l
 export type StageMode = "event" | "retry";
 
 const ENDED: DeliveryEnd = { kind: "ended" };
+const BREAKER_TIMER_SLACK_MS = 50;
 const ABANDONED: DeliveryEnd = { kind: "abandoned" };
 const fromWrite = (end: WriteEnd): DeliveryEnd => (end === "abandoned" ? ABANDONED : ENDED);
 
@@ -50,8 +51,7 @@ export class DeliveryStage {
     } catch (error) {
       if (signals.deadline.aborted) return ABANDONED;
       this.deps.logger.error({ delivery_id: planned.deliveryId, source: event.source, err: (error as Error)?.message }, "delivery broke unexpectedly; dead-lettering it");
-      execution.status = "FAILED";
-      execution.last_error = "internal error";
+      this.deps.dispatcher.fail(event, execution, "internal_error", "internal error");
       return fromWrite(await this.writer.failedDelivery(event, planned, execution, "internal_error", origin, signals));
     }
   }
@@ -70,8 +70,9 @@ export class DeliveryStage {
     const wait = (at: number) => (durable ? this.wait(event, planned, execution, at, origin, signals, mode) : this.waitInProcess(event, planned, execution, at, origin, signals, mode));
 
     // The breaker would refuse at once: spend no attempt and no slot on it; come back for its probe.
+    // Still open at or just past its time: opossum's timer has not fired yet; look again shortly.
     const reopensAt = this.deps.breakers.reopensAt(host);
-    if (reopensAt !== undefined && reopensAt > this.deps.now()) return wait(reopensAt);
+    if (reopensAt !== undefined) return wait(Math.max(reopensAt, this.deps.now() + BREAKER_TIMER_SLACK_MS));
 
     // The host has its whole share in flight and finished nothing for the budget (slow or dead):
     // don't queue behind it; try later without spending an attempt. A busy host keeps finishing

@@ -48,6 +48,7 @@ export class EventPipeline implements RecordProcessor {
     } catch (error) {
       if (signals.deadline.aborted) return ABANDONED;
       this.deps.logger.error({ topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message }, "record broke unexpectedly");
+      this.deps.metrics?.eventsSkipped.inc({ reason: "internal_error" });
       return recordEndOf(await this.writer.undispatchable(record, "internal_error", "internal error", undefined, signals));
     }
   }

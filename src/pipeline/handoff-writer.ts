@@ -100,6 +100,8 @@ export class HandoffWriter {
       // The publisher counts refusals (callbacks_handoff_refused_total, alerted on); this line is
       // what remains of the record, with the coordinates to find its source.
       this.deps.logger.error({ topic, source, code, err: (error as Error)?.message }, "Kafka refused a handoff record for good; it exists only in this log line");
+      // A refusal the publisher counted itself; anything else is counted here, under its own reason.
+      if (code === "WRITE_FAILED") this.deps.metrics?.handoffRefused.inc({ topic, reason: "write_failed" });
       return "escaped";
     }
   }

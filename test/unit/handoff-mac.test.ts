@@ -65,4 +65,9 @@ describe("signed handoff records", () => {
     expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys([], open))).toBe(true);
     expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys(["k".repeat(32)], open))).toBe(false);
   });
+
+  it("a secret rotation keeps records written under the old secret verifying (additional secrets)", () => {
+    const rotated = { id: "acme-cfg", secret: "the-new-secret-of-some-length", additional_secrets: [config.secret] };
+    expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys([], rotated))).toBe(true);
+  });
 });

@@ -50,7 +50,7 @@ groups:
         annotations:
           summary: '{{`{{ $labels.pod }}`}} consumes no records'
           description: >-
-            Fetching is paused (in-flight work is full) or deliveries are in flight while no record has been
+            Fetching is paused (a partition's buffered records are full) or deliveries are in flight while no record has been
             consumed for {{ $r.consumptionStoppedFor }}. Look for a slow target host and the consumer's lag.
       - alert: CallbackSidecarMetricsAbsent
         expr: absent(callbacks_inflight_deliveries{{ $b }})
