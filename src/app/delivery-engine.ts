@@ -23,7 +23,7 @@ export function createDeliveryEngine(
   settings: SidecarSettings,
   logger: Logger,
   metrics?: Metrics,
-  seams: { lookup?: LookupFn } = {},
+  seams: { lookup?: LookupFn; keepExecutions?: boolean; keepPayloads?: boolean } = {},
 ): DeliveryEngine {
   const breakers = new BreakerRegistry({
     failureThreshold: settings.http.circuitBreaker.failureThreshold,
@@ -43,13 +43,16 @@ export function createDeliveryEngine(
         breakers,
         connect: createGuardedConnect(policy, { timeoutMs: settings.http.timeoutMs, ...(seams.lookup ? { lookup: seams.lookup } : {}) }),
       });
-  const executions = new ExecutionStore(settings.executions.capacity);
+  // Memory for executions only where something reads them (see sidecar.ts): each kept payload
+  // holds its event's body.
+  const executions = new ExecutionStore(seams.keepExecutions === false ? 0 : settings.executions.capacity);
   const configs = new ConfigRepository(settings.configs);
   const dispatcher = new Dispatcher({
     configs,
     executions,
     sender,
     jitter: settings.retry.jitter,
+    keepPayloads: seams.keepPayloads !== false,
     ...(metrics ? { observer: metricsObserver(metrics) } : {}),
   });
   return {

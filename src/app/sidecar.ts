@@ -24,7 +24,8 @@ export interface RunningSidecar {
 /** Wiring and lifecycle of `callback-sidecar run`; nothing else lives here. */
 export async function startSidecar(settings: SidecarSettings, logger: Logger): Promise<RunningSidecar> {
   const metrics = createMetrics();
-  const engine = createDeliveryEngine(settings, logger, metrics);
+  const exposed = settings.server.executions;
+  const engine = createDeliveryEngine(settings, logger, metrics, { keepExecutions: exposed.enabled, keepPayloads: exposed.enabled && exposed.includePayloads });
   const kafka = createKafka(settings.kafka, logger);
   const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }), {
     onRefused: (topic, reason) => metrics.handoffRefused.inc({ topic, reason }),

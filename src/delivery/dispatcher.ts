@@ -25,6 +25,8 @@ export interface DispatcherOptions {
   sender: Sender;
   observer?: DeliveryObserver;
   jitter?: number;
+  /** Executions keep their event's payload (parsed on first read); off, they keep null. */
+  keepPayloads?: boolean;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
 }
@@ -142,7 +144,7 @@ export class Dispatcher {
   }
 
   newExecution(event: PreparedEvent, planned: PlannedDelivery): CallbackExecution {
-    return withLazyPayload(newExecution({
+    const execution = newExecution({
       config_id: planned.config.id,
       tenant_id: event.tenantId,
       event_type: event.eventType,
@@ -151,7 +153,13 @@ export class Dispatcher {
       delivery_id: planned.deliveryId,
       source: event.source,
       created_at: new Date(this.now()).toISOString(),
-    }), event);
+    });
+    return this.attachPayload(execution, event);
+  }
+
+  /** Gives an execution its event's payload, when executions keep payloads at all. */
+  attachPayload(execution: CallbackExecution, event: PreparedEvent): CallbackExecution {
+    return this.options.keepPayloads === false ? execution : withLazyPayload(execution, event);
   }
 
   /** Ends a delivery FAILED outside the retry loop's normal course too (a subscription removed since). */

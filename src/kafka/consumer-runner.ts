@@ -70,6 +70,10 @@ export class ConsumerRunner {
       sessionTimeout: options.sessionTimeoutMs,
       // kafkajs heartbeats, rejoins and leaves only between fetches: a long fetch wait slows all three.
       maxWaitTimeInMs: 500,
+      // A fetch holds up to this much of every partition in memory at once; the scheduler buffers
+      // at most max-in-flight records per partition anyway, so kafkajs' 1 MB / 10 MB only cost RSS.
+      maxBytesPerPartition: 256 * 1024,
+      maxBytes: 4 * 1024 * 1024,
       heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });

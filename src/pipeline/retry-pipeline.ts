@@ -1,4 +1,4 @@
-import { prepareEvent, withLazyPayload, type PreparedEvent } from "../delivery/prepared-event.js";
+import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
 import { newExecution, type CallbackExecution } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { subscriptionFingerprint } from "../domain/subscription-ref.js";
@@ -84,7 +84,7 @@ export class RetryPipeline implements RecordProcessor {
     }
     const config = deps.configs.findById(handoff.configId);
     const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint);
-    const execution = deps.executions.get(handoff.executionId) ?? executionFrom(handoff, event, subscription?.target_url ?? handoff.target);
+    const execution = deps.executions.get(handoff.executionId) ?? deps.dispatcher.attachPayload(executionFrom(handoff, subscription?.target_url ?? handoff.target), event);
     const origin = { headers: record.headers, key: record.key };
     if (!config || !config.enabled || !subscription) {
       // Unsubscribed since: the tenant no longer wants it, but nothing accepted vanishes silently.
@@ -113,8 +113,8 @@ export class RetryPipeline implements RecordProcessor {
   }
 }
 
-function executionFrom(h: DeliveryHandoff, event: PreparedEvent, targetUrl: string): CallbackExecution {
-  return withLazyPayload(newExecution({
+function executionFrom(h: DeliveryHandoff, targetUrl: string): CallbackExecution {
+  return newExecution({
     id: h.executionId,
     config_id: h.configId,
     tenant_id: h.tenantId,
@@ -127,5 +127,5 @@ function executionFrom(h: DeliveryHandoff, event: PreparedEvent, targetUrl: stri
     created_at: h.createdAt,
     delivery_id: h.deliveryId,
     source: h.source,
-  }), event);
+  });
 }

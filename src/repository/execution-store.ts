@@ -15,11 +15,13 @@ export class ExecutionStore {
   // Map iteration order is insertion order, which makes "oldest first" eviction O(1).
   private readonly executions = new Map<string, CallbackExecution>();
 
+  /** Capacity 0 keeps nothing: the sidecar with /executions off has no reader for it. */
   constructor(private readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError("execution store capacity must be a positive integer");
+    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError("execution store capacity must be a non-negative integer");
   }
 
   save(execution: CallbackExecution): void {
+    if (this.capacity === 0) return;
     if (!this.executions.has(execution.id)) {
       this.executions.set(execution.id, execution);
       if (this.executions.size > this.capacity) {

@@ -18,8 +18,14 @@ function execution(id: string, extra: { tenant?: string; config?: string; status
 const ids = (list: CallbackExecution[]) => list.map((e) => e.id);
 
 describe("ExecutionStore", () => {
-  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])("refuses capacity %s", (capacity) => {
+  it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])("refuses capacity %s", (capacity) => {
     expect(() => new ExecutionStore(capacity)).toThrow(RangeError);
+  });
+
+  it("keeps nothing with capacity 0 (no reader for it)", () => {
+    const store = new ExecutionStore(0);
+    store.save(execution("e1"));
+    expect(store.size).toBe(0);
   });
 
   it("saves and gets executions by id", () => {
