@@ -119,6 +119,29 @@ known for the chart-created Secret. Fails on values that would render a broken d
 {{- end -}}
 {{- $entries = append $entries (dict "env" "CALLBACK_EXECUTIONS_TOKEN" "value" .Values.secret.executionsToken) -}}
 {{- end -}}
+{{- /* Handoff keys (pyfly.callbacks.handoff.keys): CALLBACK_HANDOFF_KEY_<i>, in order, the first signs. */ -}}
+{{- $handoffKeys := .Values.secret.handoffKeys | default list -}}
+{{- $handoffCount := int (.Values.secret.handoffKeyCount | default 0) -}}
+{{- if .Values.secret.existingSecret -}}
+{{- if $handoffKeys -}}
+{{- fail "secret.handoffKeys is for the chart-created Secret: with secret.existingSecret, put CALLBACK_HANDOFF_KEY_0.. in that Secret and set secret.handoffKeyCount" -}}
+{{- end -}}
+{{- else -}}
+{{- if $handoffCount -}}
+{{- fail "secret.handoffKeyCount is for secret.existingSecret: list the keys themselves in secret.handoffKeys" -}}
+{{- end -}}
+{{- range $i, $key := $handoffKeys -}}
+{{- if lt (len $key) 32 -}}
+{{- fail (printf "secret.handoffKeys[%d] is shorter than 32 bytes: use 32 random bytes or more (openssl rand -base64 32)" $i) -}}
+{{- end -}}
+{{- end -}}
+{{- $handoffCount = len $handoffKeys -}}
+{{- end -}}
+{{- range $i, $_ := until $handoffCount -}}
+{{- $value := "" -}}
+{{- if not $.Values.secret.existingSecret }}{{ $value = index $handoffKeys $i }}{{ end -}}
+{{- $entries = append $entries (dict "env" (printf "CALLBACK_HANDOFF_KEY_%d" $i) "value" $value) -}}
+{{- end -}}
 {{- toJson $entries -}}
 {{- end -}}
 
@@ -171,6 +194,15 @@ the ConfigMap never holds one.
 {{- $configs = append $configs $tenant -}}
 {{- end -}}
 {{- $_ = set $callbacks "configs" $configs -}}
+{{- $handoffKeys := list -}}
+{{- range $entries -}}
+{{- if hasPrefix "CALLBACK_HANDOFF_KEY_" .env -}}
+{{- $handoffKeys = append $handoffKeys (printf "${%s}" .env) -}}
+{{- end -}}
+{{- end -}}
+{{- if $handoffKeys -}}
+{{- $_ = set $callbacks "handoff" (dict "keys" $handoffKeys) -}}
+{{- end -}}
 {{- dict "pyfly" (dict "callbacks" $callbacks) | toYaml -}}
 {{- end -}}
 
