@@ -7,6 +7,8 @@ export interface ReceivedRequest {
   headers: IncomingHttpHeaders;
   body: Buffer;
   at: number;
+  /** The status it was answered with (set when a `respond` behaviour chose it); absent for destroy and hang. */
+  status?: number;
 }
 
 /** What the receiver does with a request: answer, hang up, or never answer. */
@@ -57,6 +59,7 @@ export async function startReceiver(initial: Behaviour = { kind: "respond", stat
       } else if (b.kind === "hang") {
         hanging.add(res);
       } else {
+        received.status = b.status;
         const reply = () => {
           res.writeHead(b.status, b.headers ?? {});
           res.end(b.body ?? "");
@@ -101,6 +104,20 @@ export async function startReceiver(initial: Behaviour = { kind: "respond", stat
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * Answers `status` (503) to the FIRST request of each (X-Pyfly-Delivery-Id, path) pair and 200 to
+ * every later one: each delivery needs exactly one retry. Use with `receiver.behave(...)`.
+ */
+export function failFirstAttempt(status = 503): (req: ReceivedRequest) => Behaviour {
+  const seen = new Set<string>();
+  return (req) => {
+    const key = `${String(req.headers["x-pyfly-delivery-id"])}\u0000${new URL(req.url, "http://x").pathname}`;
+    if (seen.has(key)) return { kind: "respond", status: 200 };
+    seen.add(key);
+    return { kind: "respond", status };
   };
 }
 

@@ -4,23 +4,30 @@
  * server listens on a free port (server.port 0, read back from the "admin server listening" log).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { CLI, ROOT } from "./cli.js";
 
-export interface SidecarSetup {
+/** What a test's sidecar consumes and where it writes, with the retry and dead-letter topics left to the defaults if unnamed. */
+export interface SidecarSetupWithDefaults {
   brokers: string[];
   groupId: string;
   topics: string[];
-  /** Unique per test, so tests never share retry or dead-letter records. */
-  retryTopic: string;
-  deadLetterTopic: string;
+  /** Left out: "<group-id>.retry" / "<group-id>.dead-letter" (see `defaultHandoffTopics`). */
+  retryTopic?: string | undefined;
+  deadLetterTopic?: string | undefined;
   /** `configs[]` as written in application.yml (kebab-case keys). */
   configs: Record<string, unknown>[];
   /** Deep-merged over the generated `pyfly.callbacks` (kebab-case keys), e.g. `{ kafka: { "max-in-flight": 64 } }`. */
   callbacks?: Record<string, unknown>;
+}
+
+export interface SidecarSetup extends SidecarSetupWithDefaults {
+  /** Unique per test, so tests never share retry or dead-letter records. */
+  retryTopic: string;
+  deadLetterTopic: string;
 }
 
 export interface ExitResult {
@@ -41,15 +48,20 @@ function deepMerge(base: Plain, over: Plain): Plain {
   return out;
 }
 
+/** The retry and dead-letter topics a sidecar uses when its configuration names none (named after its group). */
+export function defaultHandoffTopics(groupId: string): { retryTopic: string; deadLetterTopic: string } {
+  return { retryTopic: `${groupId}.retry`, deadLetterTopic: `${groupId}.dead-letter` };
+}
+
 /** The `pyfly.callbacks` document for a test: short timeouts, 127.0.0.1 receivers allowed, admin on a free port. */
-export function sidecarConfig(setup: SidecarSetup): Plain {
+export function sidecarConfig(setup: SidecarSetupWithDefaults): Plain {
   const base: Plain = {
     enabled: true,
     "shutdown-grace": "5s",
     "log-level": "info",
     http: { timeout: "1s", "allow-private-networks": true },
-    retry: { topic: setup.retryTopic, "in-process-budget": "200ms" },
-    "dead-letter": { topic: setup.deadLetterTopic },
+    retry: { ...(setup.retryTopic === undefined ? {} : { topic: setup.retryTopic }), "in-process-budget": "200ms" },
+    "dead-letter": setup.deadLetterTopic === undefined ? {} : { topic: setup.deadLetterTopic },
     kafka: {
       brokers: setup.brokers,
       "client-id": `e2e-${setup.groupId}`,
@@ -64,6 +76,21 @@ export function sidecarConfig(setup: SidecarSetup): Plain {
     configs: setup.configs,
   };
   return deepMerge(base, setup.callbacks ?? {});
+}
+
+/**
+ * One `configs[]` entry (kebab-case keys): `tenant` signing with the pyfly scheme and `secret`, one
+ * subscription per target; `extra` adds or overrides keys (max-attempts, backoff-ms, ...). Without
+ * `extra` the tenant's retry settings are the defaults (5 attempts, 5 s backoff).
+ */
+export function callbackConfig(
+  tenant: string,
+  name: string,
+  secret: string,
+  targets: { eventType: string; url: string }[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return { "tenant-id": tenant, name, secret, subscriptions: targets.map((t) => ({ "event-type": t.eventType, "target-url": t.url })), ...extra };
 }
 
 /** Prometheus text parsed to `name{label="value",...}` (labels sorted) -> value, with a summing lookup. */
@@ -127,6 +154,8 @@ process.once("exit", () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// USER_HZ: 100 on every Linux the tests run on (getconf CLK_TCK).
+const CLOCK_TICKS_PER_SECOND = 100;
 
 export class SidecarProcess {
   stdout = "";
@@ -182,6 +211,19 @@ export class SidecarProcess {
 
   get pid(): number | undefined {
     return this.child.pid;
+  }
+
+  /** CPU time (user + system, ms) the process has used so far, from /proc/<pid>/stat (Linux); undefined once it exited. */
+  cpuMs(): number | undefined {
+    if (this.exitResult || this.child.pid === undefined) return undefined;
+    try {
+      const stat = readFileSync(`/proc/${this.child.pid}/stat`, "utf8");
+      // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+    } catch {
+      return undefined;
+    }
   }
 
   get exit(): ExitResult | undefined {
@@ -253,6 +295,31 @@ export class SidecarProcess {
     const { status, body } = await this.get("/metrics");
     if (status !== 200) throw new Error(`${this.name}: /metrics answered ${status}`);
     return MetricMap.parse(body);
+  }
+
+  /**
+   * Scrapes /metrics until `check` holds and returns that scrape; `what` (given the last scrape)
+   * says how far it got when the timeout ends the wait. A failed scrape is retried.
+   */
+  async metricsUntil(what: (m: MetricMap) => string, check: (m: MetricMap) => boolean, timeoutMs = 30_000): Promise<MetricMap> {
+    const until = Date.now() + timeoutMs;
+    let last = new MetricMap();
+    for (;;) {
+      if (this.exitResult) throw new Error(`${this.name} exited (${JSON.stringify(this.exitResult)}) while waiting for ${what(last)}\n${this.tail()}`);
+      const m = await this.metrics().catch(() => undefined);
+      if (m) {
+        last = m;
+        if (check(m)) return m;
+      }
+      if (Date.now() > until) throw new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for ${what(last)}`);
+      await sleep(250);
+    }
+  }
+
+  /** The partitions of `topic` this process was last assigned by its group (consumer "events"), sorted. */
+  assignment(topic: string, consumer = "events"): number[] {
+    const joins = this.logs().filter((l) => l.msg === "joined consumer group" && l.consumer === consumer);
+    return ((joins.at(-1)?.assignment as Record<string, number[]> | undefined)?.[topic] ?? []).slice().sort((a, b) => a - b);
   }
 
   kill(signal: NodeJS.Signals = "SIGTERM"): void {

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from "kafkajs";
 import { startReceiver, type Behaviour, type ReceivedRequest, type Receiver } from "./receiver.js";
+import type { SidecarSetupWithDefaults } from "./sidecar-process.js";
 
 export const DELIVERY_ID = "x-pyfly-delivery-id";
 
@@ -45,6 +46,33 @@ export async function createTopic(admin: Admin, prefix: string, partitions = 3):
   const name = unique(prefix);
   await admin.createTopics({ topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
   return { name, partitions };
+}
+
+/**
+ * A fresh event topic and group for one scenario. `handoffTopics`: "per-topic" (default) names the
+ * retry and dead-letter topics after the event topic, so no two tests share them; "defaults" leaves
+ * them out of the configuration, so the sidecar uses "<group-id>.retry" / "<group-id>.dead-letter".
+ */
+export async function scenario(
+  admin: Admin,
+  brokers: string[],
+  prefix: string,
+  options: { partitions?: number; handoffTopics?: "per-topic" | "defaults" } = {},
+): Promise<{ topic: TestTopic; setup: Omit<SidecarSetupWithDefaults, "configs"> }> {
+  const topic = await createTopic(admin, prefix, options.partitions ?? 3);
+  const handoff = options.handoffTopics === "defaults" ? {} : { retryTopic: `${topic.name}.retry`, deadLetterTopic: `${topic.name}.dlq` };
+  return { topic, setup: { brokers, groupId: unique(`${prefix}-group`), topics: [topic.name], ...handoff } };
+}
+
+/** Per partition, the offset a group committed for `topic` (-1 when it committed nothing). */
+export async function committedOffsets(admin: Admin, groupId: string, topic: string): Promise<Map<number, bigint>> {
+  const [entry] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return new Map((entry?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
+}
+
+/** Per partition, the end of `topic` (the offset the next record will get). */
+export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, bigint>> {
+  return new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, BigInt(p.high)]));
 }
 
 /** A record to produce. `id` names it in the ledger; the payload must carry it (see `events`). */
@@ -115,14 +143,15 @@ export async function produce(producer: Producer, topic: TestTopic, records: Out
 }
 
 /**
- * Produces `records` over time (a stream): `batchSize` records every `intervalMs`. `onBatch` sees
- * progress; `stop` (checked between batches) ends it early. Resolves with what was produced.
+ * Produces `records` over time (a stream): `batchSize` records every `intervalMs` (a function is
+ * asked before each pause, with the count produced so far). `onBatch` sees progress; `stop`
+ * (checked between batches) ends it early. Resolves with what was produced.
  */
 export async function produceStream(
   producer: Producer,
   topic: TestTopic,
   records: OutRecord[],
-  options: { batchSize: number; intervalMs: number; onBatch?: (producedSoFar: number) => void; stop?: () => boolean },
+  options: { batchSize: number; intervalMs: number | ((producedSoFar: number) => number); onBatch?: (producedSoFar: number) => void; stop?: () => boolean },
 ): Promise<ProducedRecord[]> {
   const out: ProducedRecord[] = [];
   for (let start = 0; start < records.length; start += options.batchSize) {
@@ -131,7 +160,7 @@ export async function produceStream(
     const batch = records.slice(start, start + options.batchSize).map((r, i) => ({ ...r, partition: r.partition ?? (start + i) % topic.partitions }));
     out.push(...(await produce(producer, topic, batch, options.batchSize)));
     options.onBatch?.(out.length);
-    if (start + options.batchSize < records.length) await sleep(options.intervalMs);
+    if (start + options.batchSize < records.length) await sleep(typeof options.intervalMs === "function" ? options.intervalMs(out.length) : options.intervalMs);
   }
   return out;
 }
@@ -174,6 +203,19 @@ export interface RecordingSource {
 }
 
 export type RecordingReceiver = Receiver;
+
+/**
+ * The requests of `source` that were answered 2xx (see ReceivedRequest.status), read afresh each
+ * time: a ledger over it counts accepted deliveries only, so a first attempt answered 503 and its
+ * retry are one delivery, not a duplicate.
+ */
+export function accepted(source: RecordingSource): RecordingSource {
+  return {
+    get requests() {
+      return source.requests.filter((r) => r.status !== undefined && r.status >= 200 && r.status < 300);
+    },
+  };
+}
 
 /** A receiver that records every request on arrival and answers `status` after `delayMs`. */
 export function startRecordingReceiver(options: { delayMs?: number; status?: number; port?: number } = {}): Promise<RecordingReceiver> {
