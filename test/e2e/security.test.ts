@@ -342,8 +342,9 @@ describe("signed handoff records (issue 10, item 3)", () => {
   }, 60_000);
 
   // Fails against src at the time of writing: RetryPipeline takes the execution this process still
-  // holds (DELIVERED, attempts == max-attempts), Dispatcher.deliver finds no attempt left and ends
-  // it FAILED "attempts_exhausted": a dead letter for a delivered webhook, which replay would send again.
+  // holds (kept while /executions is enabled; DELIVERED, attempts == max-attempts), Dispatcher.deliver
+  // finds no attempt left and ends it FAILED "attempts_exhausted": a dead letter for a delivered
+  // webhook, which replay would send again.
   it("a copy of a genuine retry record produced again after the delivery succeeded on its LAST attempt: the delivery stays DELIVERED and nothing is dead-lettered", async () => {
     const r = await receiver();
     let first = true;
