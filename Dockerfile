@@ -34,8 +34,12 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no
 COPY --from=build /app/dist ./dist
 # After the installs, so npm kept its cache in /root/.npm. HOME in /tmp: the only writable path
 # under readOnlyRootFilesystem.
+# The heap cap keeps a sidecar's RSS near 150 MB at full speed (V8 otherwise grows the old space
+# lazily to hundreds of MB of garbage; measured in docs/benchmarks.md). Raise it for large payloads:
+# about max-in-flight x 3 x the largest payload, plus 64 MB (env NODE_OPTIONS overrides it).
 ENV NODE_ENV=production \
     HOME=/tmp \
+    NODE_OPTIONS=--max-old-space-size=128 \
     PYFLY_CONFIG_FILE=/etc/callback-sidecar/application.yml
 # Numeric, so the kubelet can check runAsNonRoot without reading /etc/passwd. Files stay root-owned:
 # the process cannot change its own code.

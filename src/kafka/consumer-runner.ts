@@ -123,9 +123,9 @@ export class ConsumerRunner {
     this.commitTimer = setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 200);
   }
 
-  /** In the group and hearing from the broker recently. */
+  /** In the group, hearing from the broker recently, and working its partitions (none held). */
   isReady(): boolean {
-    return this.joined && !this.stopping.signal.aborted && Date.now() - this.lastHeartbeat < Math.max(this.options.sessionTimeoutMs, 10_000);
+    return this.joined && !this.scheduler.anyHeld && !this.stopping.signal.aborted && Date.now() - this.lastHeartbeat < Math.max(this.options.sessionTimeoutMs, 10_000);
   }
 
   get inFlight(): number {

@@ -138,6 +138,12 @@ export class RecordScheduler {
     return n;
   }
 
+  /** Some partition is still held for its previous owner's last commit (see `assign`). */
+  get anyHeld(): boolean {
+    for (const p of this.partitions.values()) if (p.held) return true;
+    return false;
+  }
+
   get anyPaused(): boolean {
     for (const p of this.partitions.values()) if (p.paused) return true;
     return false;
