@@ -97,7 +97,7 @@ export function createMetrics() {
     }),
     retryRecordsIgnored: new Counter({
       name: "callbacks_retry_records_ignored_total",
-      help: "Retry records left alone: written by another deployment that shares the retry topic (foreign_origin)",
+      help: "Retry records left alone: written by another deployment sharing the retry topic (foreign_origin), or a copy of a delivery this process already ended (already_final)",
       labelNames: ["reason"],
       registers,
     }),

@@ -26,6 +26,13 @@ const ABANDONED: RecordEnd = { kind: "abandoned" };
 export class RetryPipeline implements RecordProcessor {
   private readonly writer: HandoffWriter;
   private readonly stage: DeliveryStage;
+  /**
+   * Deliveries that ended DELIVERED or FAILED here recently. A retry record for one of them is a
+   * copy (a re-read after a rebalance, or produced again by someone: the MAC proves where a record
+   * came from, not that it is new): another attempt could only duplicate a delivered webhook or
+   * dead-letter one that was delivered. Bounded; past it, a copy is one more at-least-once attempt.
+   */
+  private readonly finished = new Set<string>();
 
   constructor(private readonly deps: PipelineDeps) {
     this.writer = new HandoffWriter(deps);
@@ -82,9 +89,14 @@ export class RetryPipeline implements RecordProcessor {
       if (hasCode(error, "INVALID_JSON")) return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals));
       throw error;
     }
+    const kept = deps.executions.get(handoff.executionId);
+    if (this.finished.has(handoff.deliveryId) || (kept !== undefined && kept.status !== "PENDING")) {
+      deps.metrics?.retryRecordsIgnored.inc({ reason: "already_final" });
+      return DONE;
+    }
     const config = deps.configs.findById(handoff.configId);
     const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint);
-    const execution = deps.executions.get(handoff.executionId) ?? deps.dispatcher.attachPayload(executionFrom(handoff, subscription?.target_url ?? handoff.target), event);
+    const execution = kept ?? deps.dispatcher.attachPayload(executionFrom(handoff, subscription?.target_url ?? handoff.target), event);
     const origin = { headers: record.headers, key: record.key };
     if (!config || !config.enabled || !subscription) {
       // Unsubscribed since: the tenant no longer wants it, but nothing accepted vanishes silently.
@@ -95,10 +107,18 @@ export class RetryPipeline implements RecordProcessor {
     return this.continue(event, { config, subscription, deliveryId: handoff.deliveryId }, execution, origin, signals);
   }
 
+  private remember(deliveryId: string): void {
+    this.finished.add(deliveryId);
+    // A Set iterates in insertion order: the first is the oldest.
+    if (this.finished.size > REMEMBERED_DELIVERIES) this.finished.delete(this.finished.values().next().value as string);
+  }
+
   private async continue(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, origin: Origin, signals: RecordSignals): Promise<RecordEnd> {
     const end = await this.stage.run(event, planned, execution, origin, signals, "retry");
     switch (end.kind) {
       case "ended":
+        // Handed back to the retry topic (PENDING) is not final: that record is the delivery's next.
+        if (execution.status !== "PENDING") this.remember(planned.deliveryId);
         return DONE;
       case "abandoned":
         return ABANDONED;
@@ -112,6 +132,8 @@ export class RetryPipeline implements RecordProcessor {
     }
   }
 }
+
+const REMEMBERED_DELIVERIES = 10_000;
 
 function executionFrom(h: DeliveryHandoff, targetUrl: string): CallbackExecution {
   return newExecution({
