@@ -128,6 +128,18 @@ describe("retries", () => {
     expect([...h.attempts.values()][0]).toBeGreaterThan(attemptsBefore[0] as number);
   });
 
+  it("a copy of a retry record whose delivery already ended here is left alone (no attempt, no dead letter)", async () => {
+    const h = harness({ endpoint: (_r, n) => (n === 1 ? { kind: "response", status: 503 } : ok) });
+    h.produce('{"n":1}', headers());
+    await vi.runAllTimersAsync();
+    expect([...h.attempts.values()]).toEqual([2]);
+    await h.deps.publisher.publish(TOPICS.retry, h.topic(TOPICS.retry)[0]!);
+    await vi.runAllTimersAsync();
+    expect([...h.attempts.values()]).toEqual([2]);
+    expect(h.topic(TOPICS.deadLetter)).toHaveLength(0);
+    expect(h.committable().get(TOPICS.retry)).toBe("2");
+  });
+
   it("while the host's breaker is open no attempt is spent: the delivery waits for the probe", async () => {
     const reopensAt = Date.now() + 30_000;
     const h = harness({ reopensAt: () => (Date.now() < reopensAt ? reopensAt : undefined) });
