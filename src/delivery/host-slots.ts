@@ -18,17 +18,30 @@ export class HostSlots {
     private readonly now: () => number = Date.now,
   ) {}
 
-  acquire(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> {
+  /** A slot now, if the host has one free. */
+  tryAcquire(host: string): boolean {
     let entry = this.hosts.get(host);
     if (!entry) this.hosts.set(host, (entry = { used: 0, progressAt: this.now(), waiters: [], timer: undefined }));
-    if (entry.used < this.perHost) {
-      entry.used += 1;
-      // Stall is measured from the last release, or from the moment the host filled up.
-      if (entry.used === this.perHost) entry.progressAt = this.now();
-      return Promise.resolve(true);
-    }
-    // Known to be stalled already: don't make every delivery behind it wait the stall out again.
-    if (signal?.aborted || this.now() - entry.progressAt >= stallMs) return Promise.resolve(false);
+    if (entry.used >= this.perHost) return false;
+    entry.used += 1;
+    // Stall is measured from the last release, or from the moment the host filled up.
+    if (entry.used === this.perHost) entry.progressAt = this.now();
+    return true;
+  }
+
+  /** A slot now, or once one frees while the host keeps making progress; false if it stalls. */
+  acquire(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.tryAcquire(host)) return Promise.resolve(true);
+    return this.wait(host, stallMs, signal) || Promise.resolve(false);
+  }
+
+  /**
+   * After a failed tryAcquire: false at once when the host is known to be stalled (or `signal`
+   * aborted), so later deliveries don't wait the stall out again; else the wait for a slot.
+   */
+  wait(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> | false {
+    const entry = this.hosts.get(host);
+    if (!entry || signal?.aborted || this.now() - entry.progressAt >= stallMs) return false;
     const current = entry;
     return new Promise((resolve) => {
       current.waiters.push({ resolve, stallMs, signal });

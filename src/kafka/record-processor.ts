@@ -20,6 +20,11 @@ export interface InboundRecord {
 export interface RecordSignals {
   stopping: AbortSignal;
   deadline: AbortSignal;
+  /**
+   * Lets the record's in-flight slot go while `wait` is pending (a delivery queued behind a full
+   * host): waiting for one host must not keep other records, and other hosts, from starting.
+   */
+  lend?: <T>(wait: Promise<T>) => Promise<T>;
 }
 
 export type Work = (signals: RecordSignals) => Promise<RecordEnd>;

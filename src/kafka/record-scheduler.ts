@@ -363,7 +363,7 @@ export class RecordScheduler {
     const state = entry.partition;
     if (slot) this.running += 1;
     state.running += 1;
-    void work(state.signals)
+    void work(slot ? this.lending(state.signals) : state.signals)
       .catch((error: unknown): RecordEnd => {
         // The pipeline never rejects; if it ever does, the record stays open rather than lost.
         this.options.logger.error({ topic: state.topic, partition: state.partition, offset: entry.offset, err: (error as Error)?.message }, "record work rejected; left uncommitted");
@@ -377,6 +377,29 @@ export class RecordScheduler {
         if (this.running === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
         this.pump();
       });
+  }
+
+  /** The record's signals plus `lend`: while any of its waits is pending, its slot is free. */
+  private lending(signals: RecordSignals): RecordSignals {
+    let lent = 0;
+    const lend = <T>(wait: Promise<T>): Promise<T> => {
+      if (lent++ === 0) {
+        this.running -= 1;
+        this.pump();
+      }
+      // Taken back even past max-in-flight: the record was already running.
+      const back = () => {
+        if (--lent === 0) this.running += 1;
+      };
+      return wait.then(
+        (value) => (back(), value),
+        (error: unknown) => {
+          back();
+          throw error;
+        },
+      );
+    };
+    return { ...signals, lend };
   }
 
   private finish(entry: Entry, end: RecordEnd): void {

@@ -25,6 +25,7 @@ export type StageMode = "event" | "retry";
 
 const ENDED: DeliveryEnd = { kind: "ended" };
 const BREAKER_TIMER_SLACK_MS = 50;
+const same = <T>(wait: Promise<T>): Promise<T> => wait;
 const ABANDONED: DeliveryEnd = { kind: "abandoned" };
 const fromWrite = (end: WriteEnd): DeliveryEnd => (end === "abandoned" ? ABANDONED : ENDED);
 
@@ -78,7 +79,13 @@ export class DeliveryStage {
     // don't queue behind it; try later without spending an attempt. A busy host keeps finishing
     // work, so we wait for it.
     const budgetMs = durable ? this.deps.inProcessBudgetMs : Number.POSITIVE_INFINITY;
-    if (!(await this.deps.hostSlots.acquire(host, budgetMs, signals.stopping))) {
+    const slots = this.deps.hostSlots;
+    let granted = slots.tryAcquire(host);
+    if (!granted) {
+      const wait = slots.wait(host, budgetMs, signals.stopping);
+      granted = wait !== false && (await (signals.lend ?? same)(wait));
+    }
+    if (!granted) {
       if (!durable && signals.stopping.aborted) return ABANDONED;
       return wait(this.deps.now() + backoffDelayMs(planned.config.backoff_ms, Math.max(1, execution.attempts), { jitter: this.deps.jitter }));
     }

@@ -59,6 +59,26 @@ describe("RecordScheduler", () => {
     expect(ran).toEqual([1, 0]);
   });
 
+  it("a record waiting on something it lends its slot for lets other records start, and takes it back after", async () => {
+    const { s, offer } = scheduler({ maxInFlight: 1 });
+    const ran: number[] = [];
+    let release: () => void = () => undefined;
+    const hostFull = new Promise<void>((resolve) => (release = resolve));
+    offer(0, async (signals) => {
+      await signals.lend!(hostFull);
+      ran.push(0);
+      return done;
+    });
+    offer(1, async () => (ran.push(1), done));
+    await vi.advanceTimersByTimeAsync(1);
+    expect(ran).toEqual([1]);
+    expect(s.inFlight).toBe(0);
+    release();
+    await vi.runAllTimersAsync();
+    expect(ran).toEqual([1, 0]);
+    expect(s.uncommitted()).toEqual([{ topic: "t", partition: 0, offset: "2" }]);
+  });
+
   it("a newly assigned partition is held, then drops what its previous owner committed meanwhile", async () => {
     const { s, offer } = scheduler();
     s.assign("t", 0, true);
