@@ -57,7 +57,8 @@ function parseOptions(argv) {
   const opts = {};
   for (const [name, [def]] of Object.entries(OPTIONS)) {
     const env = process.env[`BENCH_${name.toUpperCase().replace(/-/g, "_")}`];
-    opts[name] = env === undefined ? def : typeof def === "number" ? Number(env) : typeof def === "boolean" ? env === "1" || env === "true" : env;
+    opts[name] =
+      env === undefined ? def : typeof def === "number" ? Number(env) : typeof def === "boolean" ? env === "1" || env === "true" : env;
   }
   for (let i = 0; i < argv.length; i++) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
@@ -73,14 +74,17 @@ function parseOptions(argv) {
   for (const [name, [def]] of Object.entries(OPTIONS)) {
     if (typeof def === "number" && !(Number.isFinite(opts[name]) && opts[name] >= 0)) throw new Error(`--${name} must be a number >= 0`);
   }
-  if (opts.records < 1 || opts.partitions < 1 || opts.repeat < 1) throw new Error("--records, --partitions and --repeat must be at least 1");
+  if (opts.records < 1 || opts.partitions < 1 || opts.repeat < 1)
+    throw new Error("--records, --partitions and --repeat must be at least 1");
   return opts;
 }
 
 const usage = () =>
   `Usage: npm run bench -- [options]      (or node scripts/bench.mjs [options]; build first)\n\n${Object.entries(OPTIONS)
     .map(([name, [def, text]]) => `  --${name.padEnd(20)} ${text}${typeof def === "boolean" ? "" : ` (default ${JSON.stringify(def)})`}`)
-    .join("\n")}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.`;
+    .join(
+      "\n",
+    )}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.`;
 
 const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
 
@@ -103,7 +107,13 @@ function track(child, name) {
       resolve({ code, signal });
     }),
   );
-  return { child, name, pid: child.pid, exited, tail: (chars = 4_000) => `--- ${name} stdout ---\n${tail.out.slice(-chars)}\n--- ${name} stderr ---\n${tail.err.slice(-chars)}` };
+  return {
+    child,
+    name,
+    pid: child.pid,
+    exited,
+    tail: (chars = 4_000) => `--- ${name} stdout ---\n${tail.out.slice(-chars)}\n--- ${name} stderr ---\n${tail.err.slice(-chars)}`,
+  };
 }
 
 function forkChild(script, config, name) {
@@ -212,7 +222,10 @@ async function main(opts) {
     fs.appendFileSync(jsonl, `${line}\n`);
   };
 
-  const scenarioTokens = opts.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
+  const scenarioTokens = opts.scenarios
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const delays = [];
   let steady = false;
   for (const token of scenarioTokens) {
@@ -221,11 +234,16 @@ async function main(opts) {
     else throw new Error(`--scenarios: unknown scenario ${token} (use <n>ms or steady)`);
   }
   const contenders = new Set(opts.contenders.split(",").map((s) => s.trim()));
-  for (const c of contenders) if (!["kafka", "http", "loop", "sidecar"].includes(c)) throw new Error(`--contenders: unknown contender ${c}`);
+  for (const c of contenders)
+    if (!["kafka", "http", "loop", "sidecar"].includes(c)) throw new Error(`--contenders: unknown contender ${c}`);
   const fanouts = opts.fanouts.split(",").map(Number);
   if (fanouts.some((f) => !Number.isInteger(f) || f < 1 || f > 50)) throw new Error("--fanouts: whole numbers from 1 to 50");
-  const steadyContenders = opts["steady-contenders"].split(",").map((s) => s.trim()).filter(Boolean);
-  for (const c of steadyContenders) if (!["sidecar", "loop"].includes(c)) throw new Error(`--steady-contenders: sidecar and/or loop, not ${c}`);
+  const steadyContenders = opts["steady-contenders"]
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const c of steadyContenders)
+    if (!["sidecar", "loop"].includes(c)) throw new Error(`--steady-contenders: sidecar and/or loop, not ${c}`);
   const cli = path.resolve(ROOT, opts["sidecar-cli"]);
   if (contenders.has("sidecar") && !fs.existsSync(cli)) throw new Error(`${cli} is missing: npm run build first`);
 
@@ -246,7 +264,9 @@ async function main(opts) {
     brokers = state.broker.brokers;
     brokerPid = state.broker.pid;
     meta.kafka = state.broker.version;
-    log(`Kafka ${state.broker.version} on ${state.broker.bootstrap} (pid ${brokerPid}) ready in ${((nowMs() - started) / 1000).toFixed(1)} s`);
+    log(
+      `Kafka ${state.broker.version} on ${state.broker.bootstrap} (pid ${brokerPid}) ready in ${((nowMs() - started) / 1000).toFixed(1)} s`,
+    );
   }
 
   // Quiet: the warm-up's "coordinator is loading" retries are expected; real failures throw.
@@ -273,11 +293,17 @@ async function main(opts) {
   let started = nowMs();
   for (let i = 0; i < opts.records; i += 500) {
     const sentAtUs = Math.round(nowMs() * 1000);
-    const messages = Array.from({ length: Math.min(500, opts.records - i) }, (_, j) => ({ key: `k${i + j}`, value: payload(i + j, sentAtUs), headers: HEADERS }));
+    const messages = Array.from({ length: Math.min(500, opts.records - i) }, (_, j) => ({
+      key: `k${i + j}`,
+      value: payload(i + j, sentAtUs),
+      headers: HEADERS,
+    }));
     await producer.send({ topic, messages });
   }
   const valueBytes = Buffer.byteLength(payload(0, Math.round(nowMs() * 1000)));
-  log(`produced ${opts.records} records of ${valueBytes} bytes to ${topic} (${opts.partitions} partitions) in ${((nowMs() - started) / 1000).toFixed(1)} s`);
+  log(
+    `produced ${opts.records} records of ${valueBytes} bytes to ${topic} (${opts.partitions} partitions) in ${((nowMs() - started) / 1000).toFixed(1)} s`,
+  );
   meta.value_bytes = valueBytes;
   emit({ bench: "meta", ...meta });
 
@@ -292,7 +318,8 @@ async function main(opts) {
   for (const delayMs of delays) {
     const scenario = `${delayMs}ms`;
     if (contenders.has("http")) plan.push({ scenario, contender: "http", delayMs });
-    if (contenders.has("loop")) for (const fanout of fanouts) if (delayMs === 0 || fanout === 1) plan.push({ scenario, contender: "loop", delayMs, fanout });
+    if (contenders.has("loop"))
+      for (const fanout of fanouts) if (delayMs === 0 || fanout === 1) plan.push({ scenario, contender: "loop", delayMs, fanout });
     if (contenders.has("sidecar")) for (const fanout of fanouts) plan.push({ scenario, contender: "sidecar", delayMs, fanout });
   }
 
@@ -305,7 +332,15 @@ async function main(opts) {
       emit(result);
     } catch (error) {
       failures += 1;
-      const record = { bench: "side-by-side", run: runId, rep, scenario: m.scenario, contender: m.contender, fanout: m.fanout, error: error.message.split("\n")[0] };
+      const record = {
+        bench: "side-by-side",
+        run: runId,
+        rep,
+        scenario: m.scenario,
+        contender: m.contender,
+        fanout: m.fanout,
+        error: error.message.split("\n")[0],
+      };
       emit(record);
       log(`FAILED ${m.scenario} ${m.contender}: ${error.message}`);
     }
@@ -318,10 +353,15 @@ async function main(opts) {
     if (!rate) {
       const top = summarize(results).find((r) => r.contender === "sidecar" && r.scenario === "0ms" && r.fanout === 1);
       rate = top ? Math.max(1, Math.round(top.records_per_s / 2)) : 1000;
-      log(top ? `steady rate: half of the sidecar's ${top.records_per_s} records/s = ${rate}/s` : `steady rate: no 0 ms fan-out 1 sidecar figure in this run, using ${rate}/s`);
+      log(
+        top
+          ? `steady rate: half of the sidecar's ${top.records_per_s} records/s = ${rate}/s`
+          : `steady rate: no 0 ms fan-out 1 sidecar figure in this run, using ${rate}/s`,
+      );
     }
     for (let rep = 1; rep <= opts.repeat; rep++) {
-      for (const contender of steadyContenders) await run({ scenario: "steady", contender, delayMs: 0, fanout: 1, steady: { rate, seconds: opts["steady-seconds"] } }, rep);
+      for (const contender of steadyContenders)
+        await run({ scenario: "steady", contender, delayMs: 0, fanout: 1, steady: { rate, seconds: opts["steady-seconds"] } }, rep);
     }
   }
 
@@ -354,12 +394,22 @@ function writeReports(opts, outDir, runId, meta, results) {
 /** --from: the reports of an earlier run, from its JSON lines. */
 function renderFrom(opts) {
   const file = path.resolve(ROOT, opts.from);
-  const lines = fs.readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const lines = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   const { bench: _meta, ...meta } = lines.find((l) => l.bench === "meta") ?? {};
   if (!meta.run) throw new Error(`${file} has no meta line`);
   meta.load_end = lines.find((l) => l.bench === "end")?.load_end;
   if (opts.note) meta.options.note = opts.note;
-  writeReports(opts, path.dirname(file), meta.run, meta, lines.filter((l) => l.bench === "side-by-side"));
+  writeReports(
+    opts,
+    path.dirname(file),
+    meta.run,
+    meta,
+    lines.filter((l) => l.bench === "side-by-side"),
+  );
 }
 
 async function warmUp(kafka, topic, groupId) {
@@ -421,7 +471,11 @@ async function measure(ctx, m, rep) {
         if (msg.type === "done") st.done = msg;
       });
     } else if (m.contender === "http") {
-      proc = forkChild("http-ceiling.mjs", { url: targets[0], deliveries: records, connections: opts["http-connections"], payloadBytes: opts["payload-bytes"] }, "http-ceiling");
+      proc = forkChild(
+        "http-ceiling.mjs",
+        { url: targets[0], deliveries: records, connections: opts["http-connections"], payloadBytes: opts["payload-bytes"] },
+        "http-ceiling",
+      );
     } else if (m.contender === "loop") {
       proc = forkChild("loop.mjs", { brokers, topic: readTopic, groupId, targets }, "loop");
       proc.child.on("message", (msg) => {
@@ -430,7 +484,17 @@ async function measure(ctx, m, rep) {
     } else {
       adminPort = await freePort();
       const nodeArgs = opts["sidecar-node-args"].split(" ").filter(Boolean);
-      proc = spawnSidecar({ cli: ctx.cli, brokers, topic: readTopic, groupId, targets, adminPort, retryTopic: ctx.retryTopic, deadLetterTopic: ctx.deadLetterTopic, nodeArgs });
+      proc = spawnSidecar({
+        cli: ctx.cli,
+        brokers,
+        topic: readTopic,
+        groupId,
+        targets,
+        adminPort,
+        retryTopic: ctx.retryTopic,
+        deadLetterTopic: ctx.deadLetterTopic,
+        nodeArgs,
+      });
     }
     if (receiver) {
       receiver.onEvent = (msg) => {
@@ -528,7 +592,15 @@ async function measure(ctx, m, rep) {
       load_1m_before: loadStart,
       measured_s: round((endAt - st.spawnAt) / 1000, 2),
     };
-    if (m.steady) Object.assign(result, { ready_s: round((st.readyAt - st.spawnAt) / 1000, 2), first_after_ready_s: round((firstAt - st.readyAt) / 1000, 2), steady_rate: m.steady.rate, steady_seconds: m.steady.seconds, latency: stats.latency, producer: steadyInfo.producer });
+    if (m.steady)
+      Object.assign(result, {
+        ready_s: round((st.readyAt - st.spawnAt) / 1000, 2),
+        first_after_ready_s: round((firstAt - st.readyAt) / 1000, 2),
+        steady_rate: m.steady.rate,
+        steady_seconds: m.steady.seconds,
+        latency: stats.latency,
+        producer: steadyInfo.producer,
+      });
     log(
       `${label}: ${result.records_per_s} records/s${result.deliveries_per_s ? `, ${result.deliveries_per_s} deliveries/s` : ""}, ${result.cpu_s_per_1k} CPU-s/1k, peak RSS ${result.peak_rss_mb} MB${result.complete ? "" : ` (partial: ${stopReason})`}${m.steady ? `, latency p50 ${stats.latency.p50_ms} p99 ${stats.latency.p99_ms} max ${stats.latency.max_ms} ms` : ""}`,
     );
@@ -576,7 +648,13 @@ async function produceSteady(ctx, topic, { rate, seconds }, info) {
   }
   if (sent < total) log(`steady producer sent only ${sent} of ${total} records in time`);
   lags.sort((a, b) => a - b);
-  info.producer = { sent, sends: lags.length, ack_lag_p50_ms: round(percentile(lags, 0.5), 1), ack_lag_p99_ms: round(percentile(lags, 0.99), 1), ack_lag_max_ms: round(lags.at(-1), 1) };
+  info.producer = {
+    sent,
+    sends: lags.length,
+    ack_lag_p50_ms: round(percentile(lags, 0.5), 1),
+    ack_lag_p99_ms: round(percentile(lags, 0.99), 1),
+    ack_lag_max_ms: round(lags.at(-1), 1),
+  };
 }
 
 function machineAndVersions(opts) {
@@ -625,7 +703,9 @@ function cleanup(interrupted = false) {
     await state.closeKafka?.().catch(() => {});
     if (state.broker) {
       log("stopping the broker");
-      await state.broker.stop(interrupted ? { signal: "SIGKILL", timeoutMs: 5_000 } : { timeoutMs: 20_000 }).catch((e) => log(`broker stop: ${e.message}`));
+      await state.broker
+        .stop(interrupted ? { signal: "SIGKILL", timeoutMs: 5_000 } : { timeoutMs: 20_000 })
+        .catch((e) => log(`broker stop: ${e.message}`));
     }
     if (state.brokerDir) fs.rmSync(state.brokerDir, { recursive: true, force: true });
   })();

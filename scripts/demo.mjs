@@ -35,7 +35,9 @@ async function main() {
   createInterface({ input: receiver.stdout }).on("line", (line) => {
     const d = JSON.parse(line);
     deliveries.push(d);
-    log(`receiver got ${d.event_type} for ${d.tenant} at ${d.path}: signature ${d.signature_valid ? "valid" : "INVALID"} (${d.scheme}), body ${d.body}`);
+    log(
+      `receiver got ${d.event_type} for ${d.tenant} at ${d.path}: signature ${d.signature_valid ? "valid" : "INVALID"} (${d.scheme}), body ${d.body}`,
+    );
   });
 
   const sidecar = start("sidecar", ["dist/cli/index.js", "run", "--config", "application.yml"], {
@@ -55,15 +57,21 @@ async function main() {
     topic: "orders",
     messages: [
       { key: "order-1", value: JSON.stringify({ orderId: 1, amount: 99.5, customer: "Zoë" }), headers: headers("acme", "OrderPlaced") },
-      { key: "order-2", value: JSON.stringify({ orderId: 2, amount: 10, items: [{ sku: "A-1", qty: 3 }] }), headers: headers("acme", "OrderPlaced") },
+      {
+        key: "order-2",
+        value: JSON.stringify({ orderId: 2, amount: 10, items: [{ sku: "A-1", qty: 3 }] }),
+        headers: headers("acme", "OrderPlaced"),
+      },
       { key: "order-1", value: JSON.stringify({ orderId: 1, reason: "customer request" }), headers: headers("acme", "OrderCancelled") },
       { key: "bad", value: "this is not JSON", headers: headers("acme", "OrderPlaced") },
     ],
   });
   await producer.send({
     topic: "invoices",
-    messages: [// Written as text: the integer is beyond a JS number, and the sidecar keeps it exact.
-      { key: "inv-7", value: '{"invoiceId": 7, "paid": true, "total": 12345678901234567890}', headers: headers("globex", "InvoicePaid") }],
+    messages: [
+      // Written as text: the integer is beyond a JS number, and the sidecar keeps it exact.
+      { key: "inv-7", value: '{"invoiceId": 7, "paid": true, "total": 12345678901234567890}', headers: headers("globex", "InvoicePaid") },
+    ],
   });
   await producer.disconnect();
   log("published 5 records (one of them not JSON)");
@@ -95,7 +103,12 @@ function start(name, args, env) {
 async function waitFor(check, timeoutMs, what) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if (await Promise.resolve().then(check).catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(check)
+        .catch(() => false)
+    )
+      return;
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out waiting for ${what}`);

@@ -239,16 +239,30 @@ export async function startBroker({
   if (!formatted) {
     // Same shape as Kafka's Uuid.randomUuid(): never a leading "-", which argparse would take for an option.
     const clusterId = randomBytes(16).toString("base64url").replace(/^-/, "A");
-    const r = spawnSync("java", [...jvm, ...classpath, "kafka.tools.StorageTool", "format", `--cluster-id=${clusterId}`, "--config", propsFile], {
-      encoding: "utf8",
-    });
+    const r = spawnSync(
+      "java",
+      [...jvm, ...classpath, "kafka.tools.StorageTool", "format", `--cluster-id=${clusterId}`, "--config", propsFile],
+      {
+        encoding: "utf8",
+      },
+    );
     if (r.status !== 0) fail(`formatting ${logDirs} failed:\n${r.stdout}${r.stderr}`);
   }
 
   const out = fs.openSync(logFile, "a");
   const child = spawn(
     "java",
-    [`-Xms128m`, `-Xmx${heap}`, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", ...jvm, ...classpath, "kafka.Kafka", propsFile],
+    [
+      `-Xms128m`,
+      `-Xmx${heap}`,
+      "-XX:+UseG1GC",
+      "-XX:MaxGCPauseMillis=20",
+      "-XX:+ExitOnOutOfMemoryError",
+      ...jvm,
+      ...classpath,
+      "kafka.Kafka",
+      propsFile,
+    ],
     { detached: true, stdio: ["ignore", out, out] },
   );
   fs.closeSync(out);
@@ -364,7 +378,9 @@ async function main() {
     const pid = port !== 0 ? runningPid(dataDir) : undefined;
     if (pid) {
       console.error(`[kafka] already running (pid ${pid})`);
-      console.log(`${HOST}:${readProps(path.join(dataDir, "server.properties")).listeners?.match(/PLAINTEXT:\/\/[^:]+:(\d+)/)?.[1] ?? port}`);
+      console.log(
+        `${HOST}:${readProps(path.join(dataDir, "server.properties")).listeners?.match(/PLAINTEXT:\/\/[^:]+:(\d+)/)?.[1] ?? port}`,
+      );
       return;
     }
     const b = await startBroker({ port, dataDir: dir });

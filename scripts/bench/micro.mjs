@@ -23,14 +23,23 @@ function payloadOf(bytes) {
 }
 
 function benchCanonical() {
-  for (const [label, size] of [["1KB", 1024], ["100KB", 100 * 1024], ["1MB", 1024 * 1024]]) {
+  for (const [label, size] of [
+    ["1KB", 1024],
+    ["100KB", 100 * 1024],
+    ["1MB", 1024 * 1024],
+  ]) {
     const text = payloadOf(size);
     const iterations = Math.max(5, Math.round((20 * 1024 * 1024) / text.length));
     for (let i = 0; i < 3; i++) canonicalizeJson(text);
     const started = performance.now();
     for (let i = 0; i < iterations; i++) canonicalizeJson(text);
     const ms = (performance.now() - started) / iterations;
-    report("canonical-json", { payload: label, bytes: text.length, ms_per_op: +ms.toFixed(3), mb_per_s: +((text.length / 1048576) / (ms / 1000)).toFixed(1) });
+    report("canonical-json", {
+      payload: label,
+      bytes: text.length,
+      ms_per_op: +ms.toFixed(3),
+      mb_per_s: +(text.length / 1048576 / (ms / 1000)).toFixed(1),
+    });
   }
 }
 

@@ -33,7 +33,8 @@ export function summarize(results) {
     row.range = [Math.min(...runs.map((r) => r.records_per_s)), Math.max(...runs.map((r) => r.records_per_s))];
     rows.push(row);
   }
-  const find = (scenario, contender, fanout) => rows.find((r) => r.scenario === scenario && r.contender === contender && (fanout === undefined || r.fanout === fanout));
+  const find = (scenario, contender, fanout) =>
+    rows.find((r) => r.scenario === scenario && r.contender === contender && (fanout === undefined || r.fanout === fanout));
   const kafka = find("kafka", "kafka");
   for (const row of rows) {
     if (row.scenario === "kafka" || row.scenario === "steady" || row.contender === "http") continue;
@@ -52,7 +53,10 @@ export function summarize(results) {
     }
   }
   const scenarioRank = (s) => (s === "kafka" ? -1 : s === "steady" ? 1e9 : Number.parseInt(s, 10));
-  rows.sort((a, b) => scenarioRank(a.scenario) - scenarioRank(b.scenario) || ORDER[a.contender] - ORDER[b.contender] || (a.fanout ?? 0) - (b.fanout ?? 0));
+  rows.sort(
+    (a, b) =>
+      scenarioRank(a.scenario) - scenarioRank(b.scenario) || ORDER[a.contender] - ORDER[b.contender] || (a.fanout ?? 0) - (b.fanout ?? 0),
+  );
   return rows;
 }
 
@@ -67,7 +71,18 @@ function throughputCells(r) {
   return [`${fmtInt(r.records_per_s)}${star}${range}`, r.deliveries_per_s === null ? "–" : `${fmtInt(r.deliveries_per_s)}${star}`];
 }
 
-const MAIN_HEADER = ["scenario", "contender", "fan-out", "records/s", "deliveries/s", "CPU-s per 1k", "CPU-s per 1k incl. start-up", "peak RSS MB", "× lower ceiling", "× loop"];
+const MAIN_HEADER = [
+  "scenario",
+  "contender",
+  "fan-out",
+  "records/s",
+  "deliveries/s",
+  "CPU-s per 1k",
+  "CPU-s per 1k incl. start-up",
+  "peak RSS MB",
+  "× lower ceiling",
+  "× loop",
+];
 
 function mainRows(rows) {
   return rows
@@ -85,7 +100,18 @@ function mainRows(rows) {
     ]);
 }
 
-const STEADY_HEADER = ["contender", "rate records/s", "records", "p50 ms", "p99 ms", "max ms", "p99 after 2 s", "max after 2 s", "CPU-s per 1k", "peak RSS MB"];
+const STEADY_HEADER = [
+  "contender",
+  "rate records/s",
+  "records",
+  "p50 ms",
+  "p99 ms",
+  "max ms",
+  "p99 after 2 s",
+  "max after 2 s",
+  "CPU-s per 1k",
+  "peak RSS MB",
+];
 
 function steadyRows(rows) {
   return rows
@@ -110,26 +136,31 @@ function textTable(header, body) {
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
-const mdTable = (header, body) => [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...body.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+const mdTable = (header, body) =>
+  [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...body.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 
 export function renderTable(rows) {
   const parts = [textTable(MAIN_HEADER, mainRows(rows))];
-  if (rows.some((r) => !r.complete && r.scenario !== "steady")) parts.push("* partial: stopped at its time window; the rate is over what arrived");
+  if (rows.some((r) => !r.complete && r.scenario !== "steady"))
+    parts.push("* partial: stopped at its time window; the rate is over what arrived");
   const steady = steadyRows(rows);
-  if (steady.length > 0) parts.push("", "steady rate, produce-to-receipt latency (first seconds included):", textTable(STEADY_HEADER, steady));
+  if (steady.length > 0)
+    parts.push("", "steady rate, produce-to-receipt latency (first seconds included):", textTable(STEADY_HEADER, steady));
   return parts.join("\n");
 }
 
 /** The issue's targets against this run's figures. */
 function targetRows(rows) {
-  const find = (scenario, contender, fanout) => rows.find((r) => r.scenario === scenario && r.contender === contender && r.fanout === fanout);
+  const find = (scenario, contender, fanout) =>
+    rows.find((r) => r.scenario === scenario && r.contender === contender && r.fanout === fanout);
   const s0 = find("0ms", "sidecar", 1);
   const s20 = find("20ms", "sidecar", 1);
   const steady = rows.find((r) => r.scenario === "steady" && r.contender === "sidecar");
   const sidecars = rows.filter((r) => r.contender === "sidecar");
   const out = [];
   const add = (target, value, ok) => out.push([target, value, ok === undefined ? "–" : ok ? "met" : "missed"]);
-  if (s0?.vs_lower_ceiling !== undefined) add("0 ms, fan-out 1: ≥ 0.50 × lower ceiling", s0.vs_lower_ceiling.toFixed(2), s0.vs_lower_ceiling >= 0.5);
+  if (s0?.vs_lower_ceiling !== undefined)
+    add("0 ms, fan-out 1: ≥ 0.50 × lower ceiling", s0.vs_lower_ceiling.toFixed(2), s0.vs_lower_ceiling >= 0.5);
   if (s0?.vs_loop !== undefined) add("0 ms, fan-out 1: ≥ 2.5 × the loop", fmtRatio(s0.vs_loop), s0.vs_loop >= 2.5);
   if (s20?.vs_loop !== undefined) add("20 ms, fan-out 1: ≥ 20 × the loop", fmtRatio(s20.vs_loop), s20.vs_loop >= 20);
   const cpu = sidecars.filter((r) => r.scenario !== "steady" && r.cpu_s_per_1k !== undefined);
@@ -141,7 +172,8 @@ function targetRows(rows) {
     const worst = Math.max(...sidecars.map((r) => r.peak_rss_mb ?? 0));
     add("peak RSS ≤ 150 MB (worst sidecar row, steady included)", `${worst.toFixed(0)} MB`, worst <= 150);
   }
-  if (steady?.latency?.p99_ms !== undefined) add("steady at half the top rate: p99 ≤ 50 ms", `${steady.latency.p99_ms} ms`, steady.latency.p99_ms <= 50);
+  if (steady?.latency?.p99_ms !== undefined)
+    add("steady at half the top rate: p99 ≤ 50 ms", `${steady.latency.p99_ms} ms`, steady.latency.p99_ms <= 50);
   return out;
 }
 
@@ -176,7 +208,8 @@ export function renderMarkdown(rows, meta, svgFile) {
     mdTable(MAIN_HEADER, mainRows(rows)),
     "",
   );
-  if (partial) lines.push("\\* partial: stopped at its time window (see `--slow-window-seconds`); the rate is over the deliveries that arrived.", "");
+  if (partial)
+    lines.push("\\* partial: stopped at its time window (see `--slow-window-seconds`); the rate is over the deliveries that arrived.", "");
   lines.push(
     "- **records/s** and **deliveries/s**: from the first to the last receipt at the receiver (the Kafka ceiling: first to last message consumed); start-up and group join are outside that window. For the HTTP ceiling, one POST counts as one record.",
     "- **CPU-s per 1k**: the contender process's utime + stime from `/proc/<pid>/stat`, from the first delivery to the end, per 1,000 deliveries (records for the Kafka ceiling). *incl. start-up* counts from process start (module loading, connecting, group join; for the HTTP ceiling also pre-signing the bodies).",
@@ -266,22 +299,34 @@ export function renderSvg(rows, meta) {
   for (const panel of panels) {
     const left = x + panelPad;
     const width = panel.groups.reduce((w, g) => w + g.bars.length * (barW + barGap) - barGap + groupGap, groupGap);
-    parts.push(`<text x="${left + width / 2}" y="${plotTop - 14}" text-anchor="middle" font-weight="bold">receiver answers after ${panel.scenario.replace("ms", " ms")}</text>`);
+    parts.push(
+      `<text x="${left + width / 2}" y="${plotTop - 14}" text-anchor="middle" font-weight="bold">receiver answers after ${panel.scenario.replace("ms", " ms")}</text>`,
+    );
     for (let decade = lo; decade <= hi; decade *= 10) {
       parts.push(`<line x1="${left}" x2="${left + width}" y1="${y(decade)}" y2="${y(decade)}" stroke="#ccc"/>`);
-      parts.push(`<text x="${left - 6}" y="${y(decade) + 4}" text-anchor="end" font-size="11" fill="#555">${decade >= 1000 ? `${decade / 1000}k` : decade}</text>`);
-      for (const m of [2, 5]) if (decade * m < hi) parts.push(`<line x1="${left}" x2="${left + width}" y1="${y(decade * m)}" y2="${y(decade * m)}" stroke="#eee"/>`);
+      parts.push(
+        `<text x="${left - 6}" y="${y(decade) + 4}" text-anchor="end" font-size="11" fill="#555">${decade >= 1000 ? `${decade / 1000}k` : decade}</text>`,
+      );
+      for (const m of [2, 5])
+        if (decade * m < hi)
+          parts.push(`<line x1="${left}" x2="${left + width}" y1="${y(decade * m)}" y2="${y(decade * m)}" stroke="#eee"/>`);
     }
     parts.push(`<line x1="${left}" x2="${left}" y1="${plotTop}" y2="${plotBottom}" stroke="#888"/>`);
-    parts.push(`<text transform="translate(${x + 12},${plotTop + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#555">records/s (log scale)</text>`);
+    parts.push(
+      `<text transform="translate(${x + 12},${plotTop + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="11" fill="#555">records/s (log scale)</text>`,
+    );
     let gx = left + groupGap;
     for (const g of panel.groups) {
       const gw = g.bars.length * (barW + barGap) - barGap;
       for (const [i, b] of g.bars.entries()) {
         const bx = gx + i * (barW + barGap);
         const by = y(b.value);
-        parts.push(`<rect x="${bx}" y="${by.toFixed(1)}" width="${barW}" height="${(plotBottom - by).toFixed(1)}" fill="${COLOR[b.contender]}"><title>${esc(SHORT_LABEL[b.contender])}: ${fmtInt(b.value)} records/s</title></rect>`);
-        parts.push(`<text x="${bx + barW / 2}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10">${fmtK(b.value)}${b.complete ? "" : "*"}</text>`);
+        parts.push(
+          `<rect x="${bx}" y="${by.toFixed(1)}" width="${barW}" height="${(plotBottom - by).toFixed(1)}" fill="${COLOR[b.contender]}"><title>${esc(SHORT_LABEL[b.contender])}: ${fmtInt(b.value)} records/s</title></rect>`,
+        );
+        parts.push(
+          `<text x="${bx + barW / 2}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10">${fmtK(b.value)}${b.complete ? "" : "*"}</text>`,
+        );
       }
       parts.push(`<text x="${gx + gw / 2}" y="${plotBottom + 16}" text-anchor="middle" font-size="12">fan-out ${g.fanout}</text>`);
       gx += gw + groupGap;
@@ -291,11 +336,15 @@ export function renderSvg(rows, meta) {
   }
   const totalW = Math.max(640, x + 10);
   const legend = Object.keys(SHORT_LABEL)
-    .map((c, i) => `<rect x="${20 + i * 150}" y="62" width="12" height="12" fill="${COLOR[c]}"/><text x="${36 + i * 150}" y="72" font-size="12">${esc(SHORT_LABEL[c])}</text>`)
+    .map(
+      (c, i) =>
+        `<rect x="${20 + i * 150}" y="62" width="12" height="12" fill="${COLOR[c]}"/><text x="${36 + i * 150}" y="72" font-size="12">${esc(SHORT_LABEL[c])}</text>`,
+    )
     .join("");
   const o = meta.options;
   const subtitle = `${fmtInt(o.records)} records × ${meta.value_bytes} B on ${o.partitions} partitions · ${meta.nproc} CPUs (${meta.cpu_model}) · Node ${meta.node} · Kafka ${meta.kafka ?? "external"} · ${meta.date.slice(0, 10)}`;
-  const footer = "Log scale. HTTP ceiling shown as deliveries/s ÷ fan-out; Kafka ceiling does not depend on the receiver.  * partial (time window)";
+  const footer =
+    "Log scale. HTTP ceiling shown as deliveries/s ÷ fan-out; Kafka ceiling does not depend on the receiver.  * partial (time window)";
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${totalW}" height="${plotBottom + 62}" viewBox="0 0 ${totalW} ${plotBottom + 62}" font-family="Helvetica, Arial, sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="20" y="26" font-size="16" font-weight="bold">callback-sidecar side-by-side benchmark: records/s (higher is better)</text>

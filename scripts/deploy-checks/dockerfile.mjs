@@ -56,7 +56,7 @@ function substitute(value, vars) {
 function parsePairs(args) {
   const pairs = {};
   const re = /([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)/g;
-  for (let m; (m = re.exec(args)); ) pairs[m[1]] = m[2].startsWith('"') ? JSON.parse(m[2]) : m[2];
+  for (let m; (m = re.exec(args));) pairs[m[1]] = m[2].startsWith('"') ? JSON.parse(m[2]) : m[2];
   return pairs;
 }
 
@@ -94,7 +94,8 @@ export function lint(text, { dockerignore = "", contextFiles } = {}) {
   const at = (line, msg) => problems.push(`Dockerfile:${line}: ${msg}`);
   const instructions = parseDockerfile(text);
   const { stages } = stagesOf(instructions);
-  for (const ins of instructions) if (!KNOWN.has(ins.op)) at(ins.line, `${ins.op} is not used by this project's images (and the replay cannot check it)`);
+  for (const ins of instructions)
+    if (!KNOWN.has(ins.op)) at(ins.line, `${ins.op} is not used by this project's images (and the replay cannot check it)`);
   if (stages.length < 2) at(1, "expected a multi-stage build (a build stage with dev dependencies, a runtime stage without)");
   for (const s of stages) {
     if (/:latest$/.test(s.image) || !/(:[0-9]+\.[0-9]+\.[0-9]+[^:@]*|@sha256:[a-f0-9]{64})$/.test(s.image)) {
@@ -110,19 +111,23 @@ export function lint(text, { dockerignore = "", contextFiles } = {}) {
         if (/\bnpm (install|i)\b/.test(rest)) at(ins.line, "use npm ci: installs must follow package-lock.json");
         if (/\bsudo\b/.test(rest)) at(ins.line, "sudo has no place in a build");
         if (/(^|&&|;)\s*cd\s/.test(rest)) at(ins.line, "use WORKDIR instead of cd");
-        if (/apt-get install/.test(rest) && !/--no-install-recommends/.test(rest)) at(ins.line, "apt-get install without --no-install-recommends");
+        if (/apt-get install/.test(rest) && !/--no-install-recommends/.test(rest))
+          at(ins.line, "apt-get install without --no-install-recommends");
         if (/apt-get install/.test(rest) && !/rm -rf \/var\/lib\/apt\/lists/.test(rest)) at(ins.line, "apt lists left in the layer");
         if (/\b(curl|wget)\b.*\|\s*(ba)?sh/.test(rest)) at(ins.line, "piping a download into a shell");
       }
       if (ins.op === "WORKDIR" && !rest.startsWith("/")) at(ins.line, "WORKDIR must be absolute");
-      if ((ins.op === "ENTRYPOINT" || ins.op === "CMD") && !execForm(rest)) at(ins.line, `${ins.op} must use the JSON (exec) form so signals reach node`);
-      if (ins.op === "ENV" && Object.keys(parsePairs(rest)).some((k) => /SECRET|PASSWORD|TOKEN|KEY/i.test(k))) at(ins.line, "secrets do not belong in ENV");
+      if ((ins.op === "ENTRYPOINT" || ins.op === "CMD") && !execForm(rest))
+        at(ins.line, `${ins.op} must use the JSON (exec) form so signals reach node`);
+      if (ins.op === "ENV" && Object.keys(parsePairs(rest)).some((k) => /SECRET|PASSWORD|TOKEN|KEY/i.test(k)))
+        at(ins.line, "secrets do not belong in ENV");
       if (ins.op === "COPY" && /^\.\s/.test(rest)) at(ins.line, "COPY . copies the whole context; copy what the stage needs");
       if (ins.op === "COPY" && contextFiles && !splitFlags(ins.args).flags.from) {
         const sources = rest.split(/\s+/).slice(0, -1);
         for (const src of sources) {
           const norm = posix.normalize(src).replace(/\/$/, "");
-          if (![...contextFiles].some((f) => f === norm || f.startsWith(`${norm}/`))) at(ins.line, `COPY ${src}: not in the build context (.dockerignore excludes it?)`);
+          if (![...contextFiles].some((f) => f === norm || f.startsWith(`${norm}/`)))
+            at(ins.line, `COPY ${src}: not in the build context (.dockerignore excludes it?)`);
         }
       }
     }
@@ -142,9 +147,14 @@ export function lint(text, { dockerignore = "", contextFiles } = {}) {
   if (!entry) at(final.line, "the runtime stage needs an ENTRYPOINT");
   const labels = Object.assign({}, ...final.steps.filter((s) => s.op === "LABEL").map((s) => parsePairs(s.args)));
   for (const l of REQUIRED_LABELS) if (!(l in labels)) at(final.line, `missing OCI label ${l}`);
-  const runs = final.steps.filter((s) => s.op === "RUN").map((s) => s.args).join("\n");
-  if (!/npm ci\b[^\n]*--omit=dev/.test(runs)) at(final.line, "the runtime stage must install production dependencies only (npm ci --omit=dev)");
-  if (!/^\s*\*\s*$/m.test(dockerignore) && !/node_modules/.test(dockerignore)) problems.push(".dockerignore: must exclude node_modules (or allowlist from *)");
+  const runs = final.steps
+    .filter((s) => s.op === "RUN")
+    .map((s) => s.args)
+    .join("\n");
+  if (!/npm ci\b[^\n]*--omit=dev/.test(runs))
+    at(final.line, "the runtime stage must install production dependencies only (npm ci --omit=dev)");
+  if (!/^\s*\*\s*$/m.test(dockerignore) && !/node_modules/.test(dockerignore))
+    problems.push(".dockerignore: must exclude node_modules (or allowlist from *)");
   return problems;
 }
 
@@ -179,7 +189,10 @@ export function ignoreMatcher(dockerignore) {
     .filter((l) => l && !l.startsWith("#"))
     .map((l) => {
       const exclusion = l.startsWith("!");
-      const body = posix.normalize((exclusion ? l.slice(1) : l).trim()).replace(/^\/+/, "").replace(/\/$/, "");
+      const body = posix
+        .normalize((exclusion ? l.slice(1) : l).trim())
+        .replace(/^\/+/, "")
+        .replace(/\/$/, "");
       return { exclusion, re: globToRegExp(body) };
     });
   return (file) => {
@@ -275,7 +288,8 @@ function buildStages(stages, context, work, cacheDir) {
           for (const src of parts) {
             const source = from ? join(work, from, posix.resolve("/", src)) : join(context, src);
             const target = dest.endsWith("/") || parts.length > 1 ? join(inRoot(dest), posix.basename(src)) : inRoot(dest);
-            if (!existsSync(source)) throw new Error(`Dockerfile:${ins.line}: COPY ${src}: not found${from ? ` in stage ${from}` : " in the build context"}`);
+            if (!existsSync(source))
+              throw new Error(`Dockerfile:${ins.line}: COPY ${src}: not found${from ? ` in stage ${from}` : " in the build context"}`);
             cpSync(source, target, { recursive: true });
           }
           break;
@@ -308,7 +322,10 @@ async function runFinal(stage, work, { healthTimeoutMs = 60_000 } = {}) {
   const steps = stage.steps;
   const entry = execForm(splitFlags(steps.filter((s) => s.op === "ENTRYPOINT").at(-1).args).rest);
   const cmd = execForm(steps.filter((s) => s.op === "CMD").at(-1)?.args ?? "[]") ?? [];
-  const [uid, gid = uid] = steps.filter((s) => s.op === "USER").at(-1).args.split(":");
+  const [uid, gid = uid] = steps
+    .filter((s) => s.op === "USER")
+    .at(-1)
+    .args.split(":");
   const image = join(work, stage.name);
   const rootfs = join(work, "rootfs");
   const port = await freePort();
@@ -338,7 +355,9 @@ async function runFinal(stage, work, { healthTimeoutMs = 60_000 } = {}) {
   spawnSync("chmod", ["-R", "a+rX", rootfs, work]);
   const binds = [["/usr", "usr"], ["/dev", "dev"], ["/proc", "proc"], ...own.map((d) => [join(image, d), d])];
   const q = (s) => `'${s.replace(/'/g, "'\\''")}'`;
-  const envArgs = Object.entries(stage.env).filter(([k]) => k !== "PATH").map(([k, v]) => q(`${k}=${v}`));
+  const envArgs = Object.entries(stage.env)
+    .filter(([k]) => k !== "PATH")
+    .map(([k, v]) => q(`${k}=${v}`));
   const script = [
     "set -e",
     `mount --bind ${q(rootfs)} ${q(rootfs)}`,
@@ -348,8 +367,12 @@ async function runFinal(stage, work, { healthTimeoutMs = 60_000 } = {}) {
     ...own.map((d) => `mount -o remount,bind,ro ${q(join(rootfs, d))}`),
     `exec chroot ${q(rootfs)} setpriv --reuid=${uid} --regid=${gid} --clear-groups --no-new-privs -- env -i ${envArgs.join(" ")} PATH=/usr/local/bin:/usr/bin:/bin ${[...entry, ...cmd].map(q).join(" ")}`,
   ].join("\n");
-  console.log(`== run ${[...entry, ...cmd].join(" ")} as ${uid}:${gid}, read-only root, tmpfs /tmp, admin port ${port}, broker 127.0.0.1:${kafkaPort} (absent)`);
-  const child = spawn("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script], { stdio: ["ignore", "inherit", "inherit"] });
+  console.log(
+    `== run ${[...entry, ...cmd].join(" ")} as ${uid}:${gid}, read-only root, tmpfs /tmp, admin port ${port}, broker 127.0.0.1:${kafkaPort} (absent)`,
+  );
+  const child = spawn("unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   // Listen from the start: an entrypoint that dies early must still be seen to have died.
   const exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
   try {
@@ -409,7 +432,10 @@ async function replay() {
 const [command] = process.argv.slice(2);
 if (command === "lint") {
   const dockerignore = readFileSync(join(REPO, ".dockerignore"), "utf8");
-  const problems = lint(readFileSync(join(REPO, "Dockerfile"), "utf8"), { dockerignore, contextFiles: new Set(contextFiles(REPO, dockerignore)) });
+  const problems = lint(readFileSync(join(REPO, "Dockerfile"), "utf8"), {
+    dockerignore,
+    contextFiles: new Set(contextFiles(REPO, dockerignore)),
+  });
   for (const p of problems) console.error(p);
   console.log(problems.length === 0 ? "Dockerfile lint: ok" : `Dockerfile lint: ${problems.length} problem(s)`);
   process.exitCode = problems.length === 0 ? 0 : 1;

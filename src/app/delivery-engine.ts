@@ -34,7 +34,10 @@ export function createDeliveryEngine(
     },
   });
   metrics?.readBreakerStatesFrom(() => breakers.states());
-  const policy = createNetworkPolicy({ allowPrivateNetworks: settings.http.allowPrivateNetworks, allowedCidrs: settings.http.allowedCidrs });
+  const policy = createNetworkPolicy({
+    allowPrivateNetworks: settings.http.allowPrivateNetworks,
+    allowedCidrs: settings.http.allowedCidrs,
+  });
   const sender: Sender = settings.http.dryRun
     ? createDryRunSender(logger)
     : createHttpSender({

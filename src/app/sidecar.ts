@@ -25,7 +25,10 @@ export interface RunningSidecar {
 export async function startSidecar(settings: SidecarSettings, logger: Logger): Promise<RunningSidecar> {
   const metrics = createMetrics();
   const exposed = settings.server.executions;
-  const engine = createDeliveryEngine(settings, logger, metrics, { keepExecutions: exposed.enabled, keepPayloads: exposed.enabled && exposed.includePayloads });
+  const engine = createDeliveryEngine(settings, logger, metrics, {
+    keepExecutions: exposed.enabled,
+    keepPayloads: exposed.enabled && exposed.includePayloads,
+  });
   const kafka = createKafka(settings.kafka, logger);
   const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }), {
     onRefused: (topic, reason) => metrics.handoffRefused.inc({ topic, reason }),
@@ -110,7 +113,10 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
         await retries.start();
         await backlogAdmin.connect();
         backlogConnected = true;
-        logger.info({ brokers: settings.kafka.brokers, group: settings.kafka.groupId, admin_port: admin.port }, "callback-sidecar consuming");
+        logger.info(
+          { brokers: settings.kafka.brokers, group: settings.kafka.groupId, admin_port: admin.port },
+          "callback-sidecar consuming",
+        );
         return;
       } catch (error) {
         logger.error({ attempt, err: (error as Error).message }, "cannot start consuming yet; retrying");

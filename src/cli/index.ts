@@ -24,7 +24,7 @@ const COMMANDS: Record<string, CommandEntry> = {
     usage: async () => (await import("./send.js")).SEND_USAGE,
   },
   sign: {
-    summary: "sign a JSON payload read on stdin; prints {\"body\", \"headers\"}",
+    summary: 'sign a JSON payload read on stdin; prints {"body", "headers"}',
     load: async () => (await import("./sign.js")).signCommand,
     usage: async () => (await import("./sign.js")).SIGN_USAGE,
   },
@@ -79,7 +79,9 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${await entry.usage()}\n`);
       return EXIT.OK;
     }
-    return await (await entry.load())(rest);
+    return await (
+      await entry.load()
+    )(rest);
   } catch (error) {
     return exitCodeFor(error, name);
   }

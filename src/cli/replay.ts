@@ -169,7 +169,13 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
     if (!matchesReplayFilter(handoff, deadLetteredAt, filter)) return undefined;
     summary.matched += 1;
     // The target as the record carries it: redacted (a capability URL is a credential).
-    const base = { ...at, delivery_id: handoff.deliveryId, tenant: handoff.tenantId, event_type: handoff.eventType, target: handoff.target };
+    const base = {
+      ...at,
+      delivery_id: handoff.deliveryId,
+      tenant: handoff.tenantId,
+      event_type: handoff.eventType,
+      target: handoff.target,
+    };
     const originalBytes = headerText(message.headers, H.valueTruncated);
     if (originalBytes !== undefined) {
       // Sending the cut value would deliver a different body under the same delivery id.
@@ -196,7 +202,9 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
       writeOut(JSON.stringify({ ...base, reason, last_error: handoff.lastError, dry_run: true }));
       return undefined;
     }
-    const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint);
+    const subscription = config?.subscriptions.find(
+      (s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint,
+    );
     if (!config || !config.enabled || !subscription) {
       summary.failed += 1;
       writeOut(JSON.stringify({ ...base, status: "FAILED", last_error: "Subscription no longer configured" }));

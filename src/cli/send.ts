@@ -29,10 +29,20 @@ export async function sendCommand(argv: string[]): Promise<number> {
   try {
     const executions = await engine.dispatcher.dispatchJson(tenant, eventType, body);
     // The payload is the caller's own input; the target URL is still redacted, as everywhere.
-    writeOut(JSON.stringify(executions.map((e) => executionView(e, { includePayload: true })), null, 2));
+    writeOut(
+      JSON.stringify(
+        executions.map((e) => executionView(e, { includePayload: true })),
+        null,
+        2,
+      ),
+    );
     if (executions.length === 0) {
       const known = engine.configs.findByTenant(tenant).length > 0;
-      writeErr(known ? `send: no enabled subscription of tenant "${tenant}" matches event type "${eventType}"` : `send: no config for tenant "${tenant}"`);
+      writeErr(
+        known
+          ? `send: no enabled subscription of tenant "${tenant}" matches event type "${eventType}"`
+          : `send: no config for tenant "${tenant}"`,
+      );
     }
     return executions.every((e) => e.status === "DELIVERED") ? EXIT.OK : EXIT.NEGATIVE;
   } finally {

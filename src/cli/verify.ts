@@ -46,7 +46,8 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   writeOut("invalid");
   writeErr(`verify: ${reason}`);
   // The usual way to get this wrong: `echo` or `jq -r` adds a newline that was never signed.
-  if (body.at(-1) === 0x0a) writeErr("verify: note: the body ends with a newline, which is part of the signed bytes (use printf '%s' or jq -j)");
+  if (body.at(-1) === 0x0a)
+    writeErr("verify: note: the body ends with a newline, which is part of the signed bytes (use printf '%s' or jq -j)");
   return EXIT.NEGATIVE;
 }
 

@@ -55,7 +55,10 @@ export function applyEnvOverrides(
       links.push(name);
       continue;
     }
-    const tokens = name.slice(PREFIX.length).split("_").filter((t) => t.length > 0);
+    const tokens = name
+      .slice(PREFIX.length)
+      .split("_")
+      .filter((t) => t.length > 0);
     const path = resolvePath(callbacksSchema, tokens);
     if (path === undefined) {
       errors.push(new ConfigError(`environment ${name}`, "does not name a pyfly.callbacks key"));

@@ -32,7 +32,12 @@ export function loadSettings(options: LoadOptions = {}): SidecarSettings {
   return parseSettings(text, env, file, options.warnings);
 }
 
-export function parseSettings(yamlText: string, env: NodeJS.ProcessEnv, fileName = "<inline>", warnings: ConfigWarning[] = []): SidecarSettings {
+export function parseSettings(
+  yamlText: string,
+  env: NodeJS.ProcessEnv,
+  fileName = "<inline>",
+  warnings: ConfigWarning[] = [],
+): SidecarSettings {
   const document = parseYaml(yamlText, fileName);
   const errors: ConfigError[] = [];
   const found: ConfigWarning[] = [];
@@ -72,10 +77,10 @@ function parseYaml(text: string, fileName: string): Record<string, unknown> {
 
 /** KAFKA_BROKERS and LOG_LEVEL are what operators reach for first; they win over the file. */
 function applyConventionalEnv(document: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
-  const pyfly = ((document.pyfly ??= {}) as Record<string, unknown>);
-  const callbacks = ((pyfly.callbacks ??= {}) as Record<string, unknown>);
+  const pyfly = (document.pyfly ??= {}) as Record<string, unknown>;
+  const callbacks = (pyfly.callbacks ??= {}) as Record<string, unknown>;
   if (env.KAFKA_BROKERS) {
-    const kafka = ((callbacks.kafka ??= {}) as Record<string, unknown>);
+    const kafka = (callbacks.kafka ??= {}) as Record<string, unknown>;
     kafka.brokers = env.KAFKA_BROKERS;
   }
   if (env.LOG_LEVEL) callbacks["log-level"] = env.LOG_LEVEL;

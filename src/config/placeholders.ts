@@ -7,12 +7,7 @@ import { ConfigError } from "./errors.js";
  */
 const PLACEHOLDER = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}/g;
 
-export function expandPlaceholders(
-  node: unknown,
-  env: NodeJS.ProcessEnv,
-  path: string,
-  errors: ConfigError[],
-): unknown {
+export function expandPlaceholders(node: unknown, env: NodeJS.ProcessEnv, path: string, errors: ConfigError[]): unknown {
   if (typeof node === "string") {
     return node.replace(PLACEHOLDER, (_whole, name: string, fallback: string | undefined) => {
       const value = env[name];

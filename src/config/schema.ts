@@ -35,7 +35,9 @@ const bool = (defaultValue: boolean) =>
 
 const int = (min: number, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =>
   z
-    .union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, { error: `expected an integer >= ${min}` })], { error: `expected an integer >= ${min}` })
+    .union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, { error: `expected an integer >= ${min}` })], {
+      error: `expected an integer >= ${min}`,
+    })
     .transform(Number)
     .pipe(
       z
@@ -49,7 +51,9 @@ const int = (min: number, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =
 
 const fraction = (defaultValue: number) =>
   z
-    .union([z.number(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, { error: "expected a number between 0 and 1" })], { error: "expected a number between 0 and 1" })
+    .union([z.number(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, { error: "expected a number between 0 and 1" })], {
+      error: "expected a number between 0 and 1",
+    })
     .transform(Number)
     .pipe(z.number().min(0, { error: "expected a number between 0 and 1" }).max(1, { error: "expected a number between 0 and 1" }))
     .optional()
@@ -117,7 +121,9 @@ const subscriptionSchema = z.strictObject({
 
 const authorizedDomainSchema = z.strictObject({
   domain: nonEmpty(),
-  description: text().optional().transform((v) => v ?? ""),
+  description: text()
+    .optional()
+    .transform((v) => v ?? ""),
 });
 
 const callbackConfigSchema = z.strictObject({
@@ -126,20 +132,36 @@ const callbackConfigSchema = z.strictObject({
   name: nonEmpty(),
   enabled: bool(true),
   secret: text().optional(),
-  "signing-scheme": z.enum(SIGNATURE_SCHEMES, { error: `expected one of ${SIGNATURE_SCHEMES.join(", ")}` }).optional().transform((v) => v ?? "pyfly"),
-  "additional-secrets": z.array(nonEmpty(), { error: "expected a list of secrets" }).optional().transform((v) => v ?? []),
+  "signing-scheme": z
+    .enum(SIGNATURE_SCHEMES, { error: `expected one of ${SIGNATURE_SCHEMES.join(", ")}` })
+    .optional()
+    .transform((v) => v ?? "pyfly"),
+  "additional-secrets": z
+    .array(nonEmpty(), { error: "expected a list of secrets" })
+    .optional()
+    .transform((v) => v ?? []),
   "max-attempts": int(0, 5, 100),
   "backoff-ms": int(0, 5000),
   // Tenant binding: the event topics this config accepts the tenant's records from (empty: any).
   topics: stringList([]),
-  "authorized-domains": z.array(authorizedDomainSchema, { error: "expected a list" }).optional().transform((v) => v ?? []),
-  subscriptions: z.array(subscriptionSchema, { error: "expected a list" }).optional().transform((v) => v ?? []),
+  "authorized-domains": z
+    .array(authorizedDomainSchema, { error: "expected a list" })
+    .optional()
+    .transform((v) => v ?? []),
+  subscriptions: z
+    .array(subscriptionSchema, { error: "expected a list" })
+    .optional()
+    .transform((v) => v ?? []),
 });
 
 const kafkaSchema = section({
   brokers: stringList(["localhost:9092"]),
-  "client-id": nonEmpty().optional().transform((v) => v ?? "callback-sidecar"),
-  "group-id": nonEmpty().optional().transform((v) => v ?? "callback-sidecar"),
+  "client-id": nonEmpty()
+    .optional()
+    .transform((v) => v ?? "callback-sidecar"),
+  "group-id": nonEmpty()
+    .optional()
+    .transform((v) => v ?? "callback-sidecar"),
   topics: stringList([]),
   "topic-pattern": nonEmpty()
     .superRefine((v, ctx) => {
@@ -151,10 +173,17 @@ const kafkaSchema = section({
     })
     .optional(),
   "from-beginning": bool(false),
-  "tenant-header": nonEmpty().optional().transform((v) => (v ?? "x-tenant-id").toLowerCase()),
-  "event-type-header": nonEmpty().optional().transform((v) => (v ?? "x-event-type").toLowerCase()),
+  "tenant-header": nonEmpty()
+    .optional()
+    .transform((v) => (v ?? "x-tenant-id").toLowerCase()),
+  "event-type-header": nonEmpty()
+    .optional()
+    .transform((v) => (v ?? "x-event-type").toLowerCase()),
   "max-in-flight": int(1, 256, 100_000),
-  ordering: z.enum(ORDERINGS, { error: `expected one of ${ORDERINGS.join(", ")}` }).optional().transform((v) => v ?? "none"),
+  ordering: z
+    .enum(ORDERINGS, { error: `expected one of ${ORDERINGS.join(", ")}` })
+    .optional()
+    .transform((v) => v ?? "none"),
   "session-timeout": duration(30_000),
   "connection-timeout": duration(10_000),
   ssl: section({
@@ -165,7 +194,10 @@ const kafkaSchema = section({
     "reject-unauthorized": bool(true),
   }),
   sasl: section({
-    mechanism: z.enum(["none", "plain", "scram-sha-256", "scram-sha-512"], { error: "expected one of none, plain, scram-sha-256, scram-sha-512" }).optional().transform((v) => v ?? "none"),
+    mechanism: z
+      .enum(["none", "plain", "scram-sha-256", "scram-sha-512"], { error: "expected one of none, plain, scram-sha-256, scram-sha-512" })
+      .optional()
+      .transform((v) => v ?? "none"),
     username: text().optional(),
     password: text().optional(),
   }),
@@ -174,7 +206,10 @@ const kafkaSchema = section({
 const callbacksSchema = z.strictObject({
   enabled: bool(false),
   "shutdown-grace": duration(25_000),
-  "log-level": z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` }).optional().transform((v) => v ?? "info"),
+  "log-level": z
+    .enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(", ")}` })
+    .optional()
+    .transform((v) => v ?? "info"),
   http: section({
     timeout: duration(10_000),
     // Also each host's share of in-flight deliveries: an attempt holds a connection for its whole
@@ -204,7 +239,9 @@ const callbacksSchema = z.strictObject({
   kafka: kafkaSchema,
   server: section({
     port: int(0, 8080, 65_535),
-    host: nonEmpty().optional().transform((v) => v ?? "0.0.0.0"),
+    host: nonEmpty()
+      .optional()
+      .transform((v) => v ?? "0.0.0.0"),
     // /executions shows tenants' traffic: off unless asked for, and then behind a bearer token.
     executions: section({
       enabled: bool(false),
@@ -215,14 +252,19 @@ const callbacksSchema = z.strictObject({
   executions: section({
     capacity: int(1, 10_000, 10_000_000),
   }),
-  configs: z.array(callbackConfigSchema, { error: "expected a list of callback configs" }).optional().transform((v) => v ?? []),
+  configs: z
+    .array(callbackConfigSchema, { error: "expected a list of callback configs" })
+    .optional()
+    .transform((v) => v ?? []),
 });
 
 /** The document: only `pyfly.callbacks` is ours; other keys of an application.yml belong to others. */
-export const documentSchema = z
-  .looseObject({
+export const documentSchema = z.looseObject(
+  {
     pyfly: z.looseObject({ callbacks: callbacksSchema.prefault({}) }, { error: "expected a mapping" }).prefault({}),
-  }, { error: "expected a YAML mapping at the top level" });
+  },
+  { error: "expected a YAML mapping at the top level" },
+);
 
 export type RawCallbacks = z.output<typeof callbacksSchema>;
 

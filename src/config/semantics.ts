@@ -50,12 +50,16 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
         // Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
         if (TRANSPORT_HEADERS.has(name.toLowerCase())) at(path, "is set by the HTTP client and cannot be configured");
         // Even unsigned, a configured look-alike would let receivers mistake it for ours.
-        if (isSignatureHeader(name) || IDENTITY_HEADERS.has(name.toLowerCase())) at(path, "is set by callback-sidecar and cannot be configured");
+        if (isSignatureHeader(name) || IDENTITY_HEADERS.has(name.toLowerCase()))
+          at(path, "is set by callback-sidecar and cannot be configured");
       }
     });
     if (config["additional-secrets"].length > 0) {
       if (config["signing-scheme"] !== "standard-webhooks") {
-        at(`configs[${i}].additional-secrets`, "secret rotation needs signing-scheme standard-webhooks (pyfly receivers accept one signature)");
+        at(
+          `configs[${i}].additional-secrets`,
+          "secret rotation needs signing-scheme standard-webhooks (pyfly receivers accept one signature)",
+        );
       } else if (!hasSecret) {
         at(`configs[${i}].additional-secrets`, "additional secrets need a primary secret");
       }
@@ -84,7 +88,8 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
   }
   raw.handoff.keys.forEach((key, i) => {
     // An HMAC key shorter than its hash's block of entropy is the weak link of every handoff record.
-    if (Buffer.byteLength(key, "utf8") < MIN_HANDOFF_KEY_BYTES) at(`handoff.keys[${i}]`, `shorter than ${MIN_HANDOFF_KEY_BYTES} bytes: use 32 random bytes or more (e.g. openssl rand -base64 32)`);
+    if (Buffer.byteLength(key, "utf8") < MIN_HANDOFF_KEY_BYTES)
+      at(`handoff.keys[${i}]`, `shorter than ${MIN_HANDOFF_KEY_BYTES} bytes: use 32 random bytes or more (e.g. openssl rand -base64 32)`);
   });
   raw.http["allowed-cidrs"].forEach((cidr, i) => {
     try {
@@ -125,13 +130,20 @@ export function semanticWarnings(raw: RawCallbacks): ConfigWarning[] {
   raw.configs.forEach((config, i) => {
     // pyfly receivers take any key, so refusing one would break working setups; saying so is what we can do.
     if (config["signing-scheme"] === "pyfly" && config.secret && Buffer.byteLength(config.secret, "utf8") < MIN_PYFLY_SECRET_BYTES) {
-      at(`configs[${i}].secret`, `shorter than ${MIN_PYFLY_SECRET_BYTES} bytes: anyone holding one signed webhook can try to guess it offline; use 32 random bytes or more`);
+      at(
+        `configs[${i}].secret`,
+        `shorter than ${MIN_PYFLY_SECRET_BYTES} bytes: anyone holding one signed webhook can try to guess it offline; use 32 random bytes or more`,
+      );
     }
     const kafka = raw.kafka;
     const pattern = kafka["topic-pattern"] !== undefined ? new RegExp(kafka["topic-pattern"]) : undefined;
     config.topics.forEach((topic, j) => {
       const consumed = pattern ? pattern.test(topic) : kafka.topics.includes(topic);
-      if (raw.enabled && !consumed) at(`configs[${i}].topics[${j}]`, `topic "${topic}" is not consumed (kafka.topics / kafka.topic-pattern): this config receives nothing from it`);
+      if (raw.enabled && !consumed)
+        at(
+          `configs[${i}].topics[${j}]`,
+          `topic "${topic}" is not consumed (kafka.topics / kafka.topic-pattern): this config receives nothing from it`,
+        );
     });
   });
   const token = raw.server.executions.token;

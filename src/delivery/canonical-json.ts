@@ -131,14 +131,44 @@ function isHighSurrogate(c: number): boolean {
 }
 
 const enum C {
-  Tab = 0x09, Lf = 0x0a, Cr = 0x0d, Space = 0x20, Quote = 0x22, Plus = 0x2b, Comma = 0x2c,
-  Minus = 0x2d, Dot = 0x2e, Zero = 0x30, One = 0x31, Nine = 0x39, Colon = 0x3a, E = 0x45,
-  I = 0x49, N = 0x4e, LBracket = 0x5b, Backslash = 0x5c, RBracket = 0x5d, LowerE = 0x65,
-  F = 0x66, LowerN = 0x6e, T = 0x74, U = 0x75, LBrace = 0x7b, RBrace = 0x7d,
+  Tab = 0x09,
+  Lf = 0x0a,
+  Cr = 0x0d,
+  Space = 0x20,
+  Quote = 0x22,
+  Plus = 0x2b,
+  Comma = 0x2c,
+  Minus = 0x2d,
+  Dot = 0x2e,
+  Zero = 0x30,
+  One = 0x31,
+  Nine = 0x39,
+  Colon = 0x3a,
+  E = 0x45,
+  I = 0x49,
+  N = 0x4e,
+  LBracket = 0x5b,
+  Backslash = 0x5c,
+  RBracket = 0x5d,
+  LowerE = 0x65,
+  F = 0x66,
+  LowerN = 0x6e,
+  T = 0x74,
+  U = 0x75,
+  LBrace = 0x7b,
+  RBrace = 0x7d,
 }
 
 // Second byte of the two-character escapes Python writes, by code unit.
-const SHORT_ESCAPES = new Map([[0x22, 0x22], [0x5c, 0x5c], [0x0a, 0x6e], [0x0d, 0x72], [0x09, 0x74], [0x08, 0x62], [0x0c, 0x66]]);
+const SHORT_ESCAPES = new Map([
+  [0x22, 0x22],
+  [0x5c, 0x5c],
+  [0x0a, 0x6e],
+  [0x0d, 0x72],
+  [0x09, 0x74],
+  [0x08, 0x62],
+  [0x0c, 0x66],
+]);
 const HEX = Buffer.from("0123456789abcdef", "latin1");
 // Largest write of one step: a \uXXXX escape, or a float repr.
 const SLACK = 32;
@@ -214,14 +244,22 @@ class Parser {
   private value(depth: number): void {
     const c = this.text.charCodeAt(this.pos);
     switch (c) {
-      case C.Quote: return this.string(false);
-      case C.LBrace: return this.object(depth + 1);
-      case C.LBracket: return this.array(depth + 1);
-      case C.T: return this.literal("true");
-      case C.F: return this.literal("false");
-      case C.LowerN: return this.literal("null");
-      case C.N: return this.literal("NaN");
-      case C.I: return this.literal("Infinity");
+      case C.Quote:
+        return this.string(false);
+      case C.LBrace:
+        return this.object(depth + 1);
+      case C.LBracket:
+        return this.array(depth + 1);
+      case C.T:
+        return this.literal("true");
+      case C.F:
+        return this.literal("false");
+      case C.LowerN:
+        return this.literal("null");
+      case C.N:
+        return this.literal("NaN");
+      case C.I:
+        return this.literal("Infinity");
       default:
         if (c === C.Minus || (c >= C.Zero && c <= C.Nine)) return this.number();
         return this.fail("Expecting value");
@@ -411,14 +449,22 @@ class Parser {
   private escape(p: number): number {
     const t = this.text;
     switch (t.charCodeAt(p + 1)) {
-      case C.Quote: return C.Quote;
-      case C.Backslash: return C.Backslash;
-      case 0x2f: return 0x2f;
-      case 0x62: return 0x08;
-      case C.F: return 0x0c;
-      case C.LowerN: return C.Lf;
-      case 0x72: return C.Cr;
-      case C.T: return C.Tab;
+      case C.Quote:
+        return C.Quote;
+      case C.Backslash:
+        return C.Backslash;
+      case 0x2f:
+        return 0x2f;
+      case 0x62:
+        return 0x08;
+      case C.F:
+        return 0x0c;
+      case C.LowerN:
+        return C.Lf;
+      case 0x72:
+        return C.Cr;
+      case C.T:
+        return C.Tab;
       case C.U: {
         const h = t.slice(p + 2, p + 6);
         if (!/^[0-9a-fA-F]{4}$/.test(h)) this.fail("Invalid \\uXXXX escape", p + 1);
@@ -494,9 +540,23 @@ function invalidUtf8At(b: Uint8Array): number {
   while (i < b.length) {
     const c = b[i]!;
     const [n, lo, hi] =
-      c < 0x80 ? [0, 0, 0] : c >= 0xc2 && c <= 0xdf ? [1, 0x80, 0xbf] : c === 0xe0 ? [2, 0xa0, 0xbf]
-      : c === 0xed ? [2, 0x80, 0x9f] : c >= 0xe1 && c <= 0xef ? [2, 0x80, 0xbf] : c === 0xf0 ? [3, 0x90, 0xbf]
-      : c === 0xf4 ? [3, 0x80, 0x8f] : c >= 0xf1 && c <= 0xf3 ? [3, 0x80, 0xbf] : [-1, 0, 0];
+      c < 0x80
+        ? [0, 0, 0]
+        : c >= 0xc2 && c <= 0xdf
+          ? [1, 0x80, 0xbf]
+          : c === 0xe0
+            ? [2, 0xa0, 0xbf]
+            : c === 0xed
+              ? [2, 0x80, 0x9f]
+              : c >= 0xe1 && c <= 0xef
+                ? [2, 0x80, 0xbf]
+                : c === 0xf0
+                  ? [3, 0x90, 0xbf]
+                  : c === 0xf4
+                    ? [3, 0x80, 0x8f]
+                    : c >= 0xf1 && c <= 0xf3
+                      ? [3, 0x80, 0xbf]
+                      : [-1, 0, 0];
     if (n < 0) return i;
     for (let k = 1; k <= n; k++) {
       const d = b[i + k];

@@ -69,7 +69,12 @@ export class Dispatcher {
   }
 
   /** Same, from JSON text, so numbers keep their exact spelling. */
-  async dispatchJson(tenantId: string, eventType: string, json: string | Uint8Array, source: EventSource | null = null): Promise<CallbackExecution[]> {
+  async dispatchJson(
+    tenantId: string,
+    eventType: string,
+    json: string | Uint8Array,
+    source: EventSource | null = null,
+  ): Promise<CallbackExecution[]> {
     const event = prepareEvent(tenantId, eventType, json, source);
     const results = await Promise.all(this.plan(event).map((planned) => this.deliver(event, planned)));
     return results.map((r) => r.execution);
@@ -119,7 +124,8 @@ export class Dispatcher {
         return { state: "delivered", execution };
       }
       execution.last_error = describe(outcome);
-      if (verdict === "final") return this.fail(event, execution, outcome.kind === "rejected" ? outcome.reason : "final_status", execution.last_error);
+      if (verdict === "final")
+        return this.fail(event, execution, outcome.kind === "rejected" ? outcome.reason : "final_status", execution.last_error);
       if (attempt >= config.max_attempts) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
       const delay = backoffDelayMs(config.backoff_ms, attempt, {
         jitter: this.options.jitter ?? 0,

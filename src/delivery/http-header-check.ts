@@ -48,7 +48,8 @@ export function headerValueProblem(value: string): string | undefined {
 /** The first reason the headers of an outgoing request cannot be sent, or undefined. */
 export function requestHeadersProblem(headers: Readonly<Record<string, string>>): string | undefined {
   for (const [name, value] of Object.entries(headers)) {
-    const problem = headerNameProblem(name) ?? (TRANSPORT_HEADERS.has(name.toLowerCase()) ? "is set by the HTTP client" : headerValueProblem(value));
+    const problem =
+      headerNameProblem(name) ?? (TRANSPORT_HEADERS.has(name.toLowerCase()) ? "is set by the HTTP client" : headerValueProblem(value));
     if (problem) return `header ${name} ${problem}`;
   }
   return undefined;

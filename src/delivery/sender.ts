@@ -71,7 +71,13 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         settle(() => reject(timeoutError()));
       }, options.timeoutMs);
       agent.dispatch(
-        { origin: request.url.origin, path: `${request.url.pathname}${request.url.search}`, method: "POST", headers: request.headers, body: request.body },
+        {
+          origin: request.url.origin,
+          path: `${request.url.pathname}${request.url.search}`,
+          method: "POST",
+          headers: request.headers,
+          body: request.body,
+        },
         {
           onRequestStart(c) {
             controller = c;
@@ -79,8 +85,14 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
           },
           onResponseStart(_c, statusCode, headers) {
             const retryAfter = headers["retry-after"];
-            const retryAfterMs = statusCode === 429 || statusCode === 503 ? parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) : undefined;
-            outcome = retryAfterMs === undefined ? { kind: "response", status: statusCode } : { kind: "response", status: statusCode, retryAfterMs };
+            const retryAfterMs =
+              statusCode === 429 || statusCode === 503
+                ? parseRetryAfterMs(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter)
+                : undefined;
+            outcome =
+              retryAfterMs === undefined
+                ? { kind: "response", status: statusCode }
+                : { kind: "response", status: statusCode, retryAfterMs };
           },
           onResponseData(c, chunk) {
             // Read only to free the connection; a chatty receiver's body is cut off (and its connection closed).
@@ -169,7 +181,11 @@ export function createDryRunSender(logger: Logger): Sender {
       const invalid = invalidRequest(request);
       if (invalid) return invalid;
       logger.info(
-        { target_url: redactUrl(request.url.href), bytes: Buffer.byteLength(request.body), event_type: request.headers["X-Pyfly-Event-Type"] },
+        {
+          target_url: redactUrl(request.url.href),
+          bytes: Buffer.byteLength(request.body),
+          event_type: request.headers["X-Pyfly-Event-Type"],
+        },
         "dry-run: would POST webhook",
       );
       return { outcome: { kind: "response", status: 200 }, durationMs: 0 };

@@ -14,7 +14,11 @@ export function deliveryIdFor(
 ): string {
   if (source === null) return randomUUID();
   const digest = createHash("sha256")
-    .update([source.topic, source.partition, source.offset, configId, subscription.event_type, subscription.target_url, occurrence].join("\u0000"))
+    .update(
+      [source.topic, source.partition, source.offset, configId, subscription.event_type, subscription.target_url, occurrence].join(
+        "\u0000",
+      ),
+    )
     .digest("hex");
   // UUID layout with version 8 (custom) bits, so it fits where a UUID is expected.
   const variant = ((parseInt(digest.slice(16, 17), 16) & 0x3) | 0x8).toString(16);

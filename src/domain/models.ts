@@ -77,7 +77,8 @@ export type CallbackExecution = z.infer<typeof CallbackExecution>;
  * validates executions that come from outside).
  */
 export function newExecution(
-  fields: Pick<CallbackExecution, "config_id" | "tenant_id" | "event_type" | "target_url" | "payload" | "delivery_id" | "source"> & Partial<CallbackExecution>,
+  fields: Pick<CallbackExecution, "config_id" | "tenant_id" | "event_type" | "target_url" | "payload" | "delivery_id" | "source"> &
+    Partial<CallbackExecution>,
 ): CallbackExecution {
   return {
     id: randomUUID(),

@@ -14,11 +14,7 @@ export function matchesEventType(subscription: CallbackSubscription, eventType: 
 }
 
 /** The tenant's enabled configs x their matching subscriptions, in configuration order. */
-export function planDeliveries(
-  configs: readonly CallbackConfig[],
-  eventType: string,
-  source: EventSource | null,
-): PlannedDelivery[] {
+export function planDeliveries(configs: readonly CallbackConfig[], eventType: string, source: EventSource | null): PlannedDelivery[] {
   const planned: PlannedDelivery[] = [];
   for (const config of configs) {
     if (!config.enabled) continue;

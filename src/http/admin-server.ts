@@ -169,7 +169,8 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       const given = bearerToken(req.headers.authorization);
       if (given === undefined || !tokenMatches(given, executionsToken)) {
         // RFC 6750: a bare challenge when no credentials came, invalid_token when wrong ones did.
-        const challenge = given === undefined ? 'Bearer realm="callback-sidecar"' : 'Bearer realm="callback-sidecar", error="invalid_token"';
+        const challenge =
+          given === undefined ? 'Bearer realm="callback-sidecar"' : 'Bearer realm="callback-sidecar", error="invalid_token"';
         res.setHeader("WWW-Authenticate", challenge);
         return sendJson(res, 401, { error: "a bearer token is required (pyfly.callbacks.server.executions.token)" });
       }
@@ -180,7 +181,11 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
         if (error instanceof BadRequest) return sendJson(res, 400, { error: error.message });
         throw error;
       }
-      sendJson(res, 200, executions.find(query).map((e) => executionView(e, { includePayload })));
+      sendJson(
+        res,
+        200,
+        executions.find(query).map((e) => executionView(e, { includePayload })),
+      );
     };
   }
 

@@ -125,7 +125,12 @@ export class ConsumerRunner {
 
   /** In the group, hearing from the broker recently, and working its partitions (none held). */
   isReady(): boolean {
-    return this.joined && !this.scheduler.anyHeld && !this.stopping.signal.aborted && Date.now() - this.lastHeartbeat < Math.max(this.options.sessionTimeoutMs, 10_000);
+    return (
+      this.joined &&
+      !this.scheduler.anyHeld &&
+      !this.stopping.signal.aborted &&
+      Date.now() - this.lastHeartbeat < Math.max(this.options.sessionTimeoutMs, 10_000)
+    );
   }
 
   get inFlight(): number {
@@ -211,15 +216,20 @@ export class ConsumerRunner {
     try {
       const topics = [...new Set(gained.map((g) => g.topic))];
       for (const entry of await this.admin.fetchOffsets({ groupId: this.options.groupId, topics })) {
-        for (const p of entry.partitions) committed.set(`${entry.topic}\u0000${p.partition}`, BigInt(p.offset) >= 0n ? p.offset : undefined);
+        for (const p of entry.partitions)
+          committed.set(`${entry.topic}\u0000${p.partition}`, BigInt(p.offset) >= 0n ? p.offset : undefined);
       }
     } catch (error) {
       // Without the offsets, start from where kafkajs started: at worst what the previous owner just finished runs again.
-      this.options.logger.warn({ consumer: this.options.name, err: (error as Error).message }, "could not re-read committed offsets of gained partitions");
+      this.options.logger.warn(
+        { consumer: this.options.name, err: (error as Error).message },
+        "could not re-read committed offsets of gained partitions",
+      );
     }
     for (const { topic, partition } of gained) {
       const dropped = this.scheduler.release(topic, partition, committed.get(`${topic}\u0000${partition}`));
-      if (dropped > 0) this.options.logger.info({ consumer: this.options.name, topic, partition, dropped }, "skipped records the previous owner finished");
+      if (dropped > 0)
+        this.options.logger.info({ consumer: this.options.name, topic, partition, dropped }, "skipped records the previous owner finished");
     }
   }
 
@@ -228,7 +238,10 @@ export class ConsumerRunner {
       if (paused) this.consumer.pause([{ topic, partitions: [partition] }]);
       else this.consumer.resume([{ topic, partitions: [partition] }]);
     } catch (error) {
-      this.options.logger.debug({ consumer: this.options.name, topic, partition, err: (error as Error).message }, "pause/resume not applied");
+      this.options.logger.debug(
+        { consumer: this.options.name, topic, partition, err: (error as Error).message },
+        "pause/resume not applied",
+      );
     }
     const any = this.scheduler.anyPaused;
     if (any !== this.reportedPaused) {

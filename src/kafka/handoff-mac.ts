@@ -25,12 +25,19 @@ const SCHEME = "v1=";
 const OURS = "callback-";
 
 /** The signing key first, then every key that still verifies. */
-export function handoffKeys(configured: readonly string[], config: { id: string; secret: string | null; additional_secrets?: readonly string[] } | undefined): Buffer[] {
+export function handoffKeys(
+  configured: readonly string[],
+  config: { id: string; secret: string | null; additional_secrets?: readonly string[] } | undefined,
+): Buffer[] {
   const keys = configured.map((k) => Buffer.from(k, "utf8"));
   // The signing secret, then the older ones kept during a rotation: records written before the
   // rotation still verify while they wait. An id is no secret: once real keys are configured, a
   // key derived from one no longer verifies.
-  const secrets = config?.secret ? [config.secret, ...(config.additional_secrets ?? [])] : config && keys.length === 0 ? [`config-id:${config.id}`] : [];
+  const secrets = config?.secret
+    ? [config.secret, ...(config.additional_secrets ?? [])]
+    : config && keys.length === 0
+      ? [`config-id:${config.id}`]
+      : [];
   for (const ikm of secrets) keys.push(Buffer.from(hkdfSync("sha256", Buffer.from(ikm, "utf8"), Buffer.alloc(0), LABEL, 32)));
   return keys;
 }
@@ -39,12 +46,20 @@ function bytes(value: Buffer | string): Buffer {
   return typeof value === "string" ? Buffer.from(value, "utf8") : value;
 }
 
-function first(value: RecordHeaders extends infer R ? (R extends Record<string, infer V> ? V : never) : never): Buffer | string | undefined {
+function first(
+  value: RecordHeaders extends infer R ? (R extends Record<string, infer V> ? V : never) : never,
+): Buffer | string | undefined {
   return Array.isArray(value) ? (value[0] as Buffer | string | undefined) : (value as Buffer | string | undefined);
 }
 
 /** HMAC-SHA256 over the kind, our headers (sorted, length-prefixed) and the value. */
-function mac(key: Buffer, kind: HandoffKind, value: Buffer | string, headers: RecordHeaders | Record<string, Buffer | string>, macHeader: string): Buffer {
+function mac(
+  key: Buffer,
+  kind: HandoffKind,
+  value: Buffer | string,
+  headers: RecordHeaders | Record<string, Buffer | string>,
+  macHeader: string,
+): Buffer {
   const h = createHmac("sha256", key);
   const field = (b: Buffer) => {
     const length = Buffer.alloc(4);
@@ -67,12 +82,24 @@ function mac(key: Buffer, kind: HandoffKind, value: Buffer | string, headers: Re
 }
 
 /** The header value that seals a record under `key`. */
-export function sealValue(key: Buffer, kind: HandoffKind, value: Buffer | string, headers: Record<string, Buffer | string>, macHeader: string): string {
+export function sealValue(
+  key: Buffer,
+  kind: HandoffKind,
+  value: Buffer | string,
+  headers: Record<string, Buffer | string>,
+  macHeader: string,
+): string {
   return SCHEME + mac(key, kind, value, headers, macHeader).toString("base64");
 }
 
 /** True when the record's MAC verifies under one of `keys`. */
-export function verifySeal(keys: readonly Buffer[], kind: HandoffKind, value: Buffer | string, headers: RecordHeaders, macHeader: string): boolean {
+export function verifySeal(
+  keys: readonly Buffer[],
+  kind: HandoffKind,
+  value: Buffer | string,
+  headers: RecordHeaders,
+  macHeader: string,
+): boolean {
   const raw = first(headers?.[macHeader] as never);
   const text = raw === undefined ? "" : raw.toString();
   if (!text.startsWith(SCHEME)) return false;

@@ -150,7 +150,14 @@ function handoffHeaders(h: DeliveryHandoff): Record<string, string> {
  * `origin` names the deployment (its group id) whose retry consumer may take the record: two
  * deployments pointed at one retry topic then leave each other's records alone.
  */
-export function retryRecord(h: DeliveryHandoff, body: string, dueAt: number, original: RecordHeaders, key: Buffer | string | null, origin: string): OutboundRecord {
+export function retryRecord(
+  h: DeliveryHandoff,
+  body: string,
+  dueAt: number,
+  original: RecordHeaders,
+  key: Buffer | string | null,
+  origin: string,
+): OutboundRecord {
   const bounded = boundedKey(key ?? h.deliveryId);
   return {
     key: bounded.key,
@@ -172,7 +179,15 @@ export function deliveryDeadLetter(
   return {
     key: bounded.key,
     value: fitted.value,
-    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...fitted.truncated, ...bounded.headers, [H.status]: "FAILED", [H.reason]: reason, [H.deadLetteredAt]: String(now) },
+    headers: {
+      ...carriedHeaders(original),
+      ...handoffHeaders(h),
+      ...fitted.truncated,
+      ...bounded.headers,
+      [H.status]: "FAILED",
+      [H.reason]: reason,
+      [H.deadLetteredAt]: String(now),
+    },
   };
 }
 

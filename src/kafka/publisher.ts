@@ -1,5 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Partitioners, type ICustomPartitioner, type Kafka, type Message, type PartitionMetadata, type Producer, type RecordMetadata } from "kafkajs";
+import {
+  Partitioners,
+  type ICustomPartitioner,
+  type Kafka,
+  type Message,
+  type PartitionMetadata,
+  type Producer,
+  type RecordMetadata,
+} from "kafkajs";
 import type { Logger } from "pino";
 import { SidecarError } from "../shared/errors.js";
 import type { OutboundRecord } from "./handoff-records.js";
@@ -116,7 +124,9 @@ export class DurablePublisher {
     // one produce request per broker in flight for it; our own retries resend unchanged, so its
     // finite retries do not weaken the guarantee.
     const create =
-      options.createProducer ?? ((partitioner) => kafka.producer({ idempotent: true, allowAutoTopicCreation: false, retry: { retries: 5 }, createPartitioner: partitioner }));
+      options.createProducer ??
+      ((partitioner) =>
+        kafka.producer({ idempotent: true, allowAutoTopicCreation: false, retry: { retries: 5 }, createPartitioner: partitioner }));
     this.producer = create(createPartitioner);
   }
 
@@ -231,7 +241,7 @@ export class DurablePublisher {
 
   /** Sends `batch` until Kafka acknowledges or refuses it; a failure it may recover from is retried unchanged. */
   private async send(lane: Lane, batch: Pending[]): Promise<Outcome> {
-    for (let failures = 0; !this.stopping.signal.aborted; ) {
+    for (let failures = 0; !this.stopping.signal.aborted;) {
       let acks: RecordMetadata[];
       try {
         acks = await this.producer.sendBatch({ acks: -1, topicMessages: [{ topic: lane.topic, messages: batch.map((p) => p.message) }] });
@@ -241,7 +251,13 @@ export class DurablePublisher {
         if (this.stopping.signal.aborted) break;
         failures += 1;
         this.logger.error(
-          { topic: lane.topic, partition: lane.partition ?? batch[0]?.message.partition, records: batch.length, attempt: failures, err: (error as Error).message },
+          {
+            topic: lane.topic,
+            partition: lane.partition ?? batch[0]?.message.partition,
+            records: batch.length,
+            attempt: failures,
+            err: (error as Error).message,
+          },
           "write to Kafka failed; will retry",
         );
         await sleep(Math.min(500 * 2 ** (failures - 1), 10_000), undefined, { signal: this.stopping.signal }).catch(() => undefined);
@@ -252,7 +268,10 @@ export class DurablePublisher {
       const written = batch.every((p) => acks.some((a) => a.topicName === lane.topic && a.partition === p.message.partition));
       if (written) return "acknowledged";
       this.partitionsOf.delete(lane.topic);
-      this.logger.warn({ topic: lane.topic, partition: lane.partition, records: batch.length }, "partition no longer in Kafka's metadata; choosing again");
+      this.logger.warn(
+        { topic: lane.topic, partition: lane.partition, records: batch.length },
+        "partition no longer in Kafka's metadata; choosing again",
+      );
       return "misrouted";
     }
     return "stopped";
@@ -260,7 +279,10 @@ export class DurablePublisher {
 
   private refuse(pending: Pending, kafkaError: KafkaRefusal): void {
     const error = new HandoffRefusedError(pending.topic, kafkaError);
-    this.logger.error({ topic: pending.topic, partition: pending.message.partition, bytes: pending.bytes, reason: error.reason }, "Kafka refused a write for good");
+    this.logger.error(
+      { topic: pending.topic, partition: pending.message.partition, bytes: pending.bytes, reason: error.reason },
+      "Kafka refused a write for good",
+    );
     this.onRefused(pending.topic, error.reason);
     pending.reject(error);
   }
@@ -281,7 +303,10 @@ function takeBatch(queue: Pending[]): Pending[] {
 }
 
 function abandoned(topic: string, reason: unknown): SidecarError {
-  return new SidecarError("HANDOFF_ABANDONED", `write to ${topic} abandoned before Kafka acknowledged it`, { retriable: true, cause: reason });
+  return new SidecarError("HANDOFF_ABANDONED", `write to ${topic} abandoned before Kafka acknowledged it`, {
+    retriable: true,
+    cause: reason,
+  });
 }
 
 /** Kafka's error type behind a kafkajs error, if it is one no retry changes. kafkajs wraps it in `cause` when it gave up. */

@@ -19,9 +19,7 @@ export type RecordHeaders = Record<string, HeaderValue> | undefined;
 
 export type DecodeFailure = "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json";
 
-export type DecodedRecord =
-  | { ok: true; tenantId: string; eventType: string }
-  | { ok: false; reason: DecodeFailure; detail: string };
+export type DecodedRecord = { ok: true; tenantId: string; eventType: string } | { ok: false; reason: DecodeFailure; detail: string };
 
 export interface HeaderNames {
   tenant: string;
@@ -67,9 +65,11 @@ function pick(headers: RecordHeaders, ours: string, cloudEvents: string): Header
 export function decodeRecordHeaders(headers: RecordHeaders, names: HeaderNames): DecodedRecord {
   const tenant = pick(headers, names.tenant, CLOUDEVENTS_HEADERS.tenant);
   if ("invalid" in tenant) return { ok: false, reason: "invalid_header", detail: tenant.invalid };
-  if ("missing" in tenant) return { ok: false, reason: "missing_tenant", detail: `no ${names.tenant} (or ${CLOUDEVENTS_HEADERS.tenant}) header` };
+  if ("missing" in tenant)
+    return { ok: false, reason: "missing_tenant", detail: `no ${names.tenant} (or ${CLOUDEVENTS_HEADERS.tenant}) header` };
   const eventType = pick(headers, names.eventType, CLOUDEVENTS_HEADERS.eventType);
   if ("invalid" in eventType) return { ok: false, reason: "invalid_header", detail: eventType.invalid };
-  if ("missing" in eventType) return { ok: false, reason: "missing_event_type", detail: `no ${names.eventType} (or ${CLOUDEVENTS_HEADERS.eventType}) header` };
+  if ("missing" in eventType)
+    return { ok: false, reason: "missing_event_type", detail: `no ${names.eventType} (or ${CLOUDEVENTS_HEADERS.eventType}) header` };
   return { ok: true, tenantId: tenant.value, eventType: eventType.value };
 }

@@ -238,10 +238,16 @@ export class RecordScheduler {
     this.parked = this.parked.filter((e) => e.partition !== state);
     for (const entry of parked) this.start(entry, entry.handOver, false, true);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([state.whenIdle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineAt - this.now()))))]);
+    await Promise.race([
+      state.whenIdle(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadlineAt - this.now())))),
+    ]);
     clearTimeout(timer);
     if (state.running > 0) {
-      this.options.logger.warn({ topic, partition, running: state.running }, "grace over; unfinished records stay uncommitted for the next owner");
+      this.options.logger.warn(
+        { topic, partition, running: state.running },
+        "grace over; unfinished records stay uncommitted for the next owner",
+      );
     }
     state.deadline.abort();
     this.partitions.delete(tpKey(topic, partition));
@@ -254,7 +260,9 @@ export class RecordScheduler {
     this.consumerStopping.abort();
     clearTimeout(this.yieldTimer);
     const owned = this.owned();
-    const offsets = await Promise.all(owned.map(async ({ topic, partition }) => ({ topic, partition, offset: await this.letGo(topic, partition, deadlineAt) })));
+    const offsets = await Promise.all(
+      owned.map(async ({ topic, partition }) => ({ topic, partition, offset: await this.letGo(topic, partition, deadlineAt) })),
+    );
     this.consumerDeadline.abort();
     clearTimeout(this.parkTimer);
     return offsets.filter((o): o is { topic: string; partition: number; offset: string } => o.offset !== undefined);
@@ -366,7 +374,10 @@ export class RecordScheduler {
     void work(slot ? this.lending(state.signals) : state.signals)
       .catch((error: unknown): RecordEnd => {
         // The pipeline never rejects; if it ever does, the record stays open rather than lost.
-        this.options.logger.error({ topic: state.topic, partition: state.partition, offset: entry.offset, err: (error as Error)?.message }, "record work rejected; left uncommitted");
+        this.options.logger.error(
+          { topic: state.topic, partition: state.partition, offset: entry.offset, err: (error as Error)?.message },
+          "record work rejected; left uncommitted",
+        );
         return { kind: "abandoned" };
       })
       .then((end) => {

@@ -35,7 +35,9 @@ const DEFAULT_STALL_MS = 60_000;
 /** The read cannot reach the end it set itself (broker unreachable, or offsets that never arrive). */
 export class TopicReadStalledError extends SidecarError {
   constructor(topic: string, partitions: number[], stallMs: number) {
-    super("TOPIC_READ_STALLED", `reading ${topic}: partitions ${partitions.join(", ")} made no progress for ${stallMs} ms`, { retriable: true });
+    super("TOPIC_READ_STALLED", `reading ${topic}: partitions ${partitions.join(", ")} made no progress for ${stallMs} ms`, {
+      retriable: true,
+    });
   }
 }
 
@@ -51,7 +53,11 @@ export class TopicReadStalledError extends SidecarError {
  * group, and the positions kept here drop anything a rebalance or a failed commit fetches twice,
  * so every record reaches `select` exactly once. Chunks bound the memory a large topic needs.
  */
-export async function* readTopicInChunks<T>(kafka: Kafka, topic: string, options: ChunkedReadOptions<T>): AsyncGenerator<T[], void, undefined> {
+export async function* readTopicInChunks<T>(
+  kafka: Kafka,
+  topic: string,
+  options: ChunkedReadOptions<T>,
+): AsyncGenerator<T[], void, undefined> {
   const limits: ChunkLimits = { ...DEFAULT_CHUNK_LIMITS, ...options.limits };
   limits.records = Math.max(1, limits.records);
   const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
@@ -115,7 +121,17 @@ async function readChunk<T>(
       };
       const armStall = () => {
         clearTimeout(stallTimer);
-        stallTimer = setTimeout(() => settle(new TopicReadStalledError(topic, [...open].sort((a, b) => a - b), stallMs)), stallMs);
+        stallTimer = setTimeout(
+          () =>
+            settle(
+              new TopicReadStalledError(
+                topic,
+                [...open].sort((a, b) => a - b),
+                stallMs,
+              ),
+            ),
+          stallMs,
+        );
       };
       armStall();
       consumer.on(consumer.events.CRASH, ({ payload }) => {
@@ -204,7 +220,12 @@ function recordBytes(message: KafkaMessage): number {
  * Reads a topic from its beginning up to where it ended when the read started, then stops, and
  * hands every record to `onRecord` (after the consumer has let go of it). Returns how many.
  */
-export async function readTopicToEnd(kafka: Kafka, topic: string, onRecord: (record: ReadRecord) => Promise<void>, groupPrefix: string): Promise<number> {
+export async function readTopicToEnd(
+  kafka: Kafka,
+  topic: string,
+  onRecord: (record: ReadRecord) => Promise<void>,
+  groupPrefix: string,
+): Promise<number> {
   let count = 0;
   for await (const chunk of readTopicInChunks(kafka, topic, { groupPrefix, select: (record) => record })) {
     for (const record of chunk) {

@@ -33,8 +33,18 @@ export function createMetrics() {
 
   const metrics = {
     registry,
-    eventsConsumed: new Counter({ name: "callbacks_events_consumed_total", help: "Kafka records consumed, by topic", labelNames: ["topic"], registers }),
-    eventsSkipped: new Counter({ name: "callbacks_events_skipped_total", help: "Records that could not be dispatched, by reason", labelNames: ["reason"], registers }),
+    eventsConsumed: new Counter({
+      name: "callbacks_events_consumed_total",
+      help: "Kafka records consumed, by topic",
+      labelNames: ["topic"],
+      registers,
+    }),
+    eventsSkipped: new Counter({
+      name: "callbacks_events_skipped_total",
+      help: "Records that could not be dispatched, by reason",
+      labelNames: ["reason"],
+      registers,
+    }),
     deliveries: new Counter({
       name: "callbacks_deliveries_total",
       help: "Final delivery outcomes",
@@ -76,7 +86,11 @@ export function createMetrics() {
       registers,
     }),
     inflight: new Gauge({ name: "callbacks_inflight_deliveries", help: "Deliveries in progress", registers }),
-    consumerPaused: new Gauge({ name: "callbacks_consumer_paused", help: "1 while fetching is paused because in-flight work is full", registers }),
+    consumerPaused: new Gauge({
+      name: "callbacks_consumer_paused",
+      help: "1 while fetching is paused because in-flight work is full",
+      registers,
+    }),
     retriesScheduled: new Counter({
       name: "callbacks_retries_scheduled_total",
       help: "Deliveries handed to the retry topic",

@@ -46,29 +46,56 @@ export class DeliveryStage {
     private readonly writer: HandoffWriter,
   ) {}
 
-  async run(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, origin: Origin, signals: RecordSignals, mode: StageMode): Promise<DeliveryEnd> {
+  async run(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    origin: Origin,
+    signals: RecordSignals,
+    mode: StageMode,
+  ): Promise<DeliveryEnd> {
     try {
       return await this.attempt(event, planned, execution, origin, signals, mode);
     } catch (error) {
       if (signals.deadline.aborted) return ABANDONED;
-      this.deps.logger.error({ delivery_id: planned.deliveryId, source: event.source, err: (error as Error)?.message }, "delivery broke unexpectedly; dead-lettering it");
+      this.deps.logger.error(
+        { delivery_id: planned.deliveryId, source: event.source, err: (error as Error)?.message },
+        "delivery broke unexpectedly; dead-lettering it",
+      );
       this.deps.dispatcher.fail(event, execution, "internal_error", "internal error");
       return fromWrite(await this.writer.failedDelivery(event, planned, execution, "internal_error", origin, signals));
     }
   }
 
   /** Makes a waiting delivery durable: the retry topic, due at `at`, attempts as they stand. */
-  async handOver(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, at: number, origin: Origin, signals: RecordSignals): Promise<DeliveryEnd> {
+  async handOver(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    at: number,
+    origin: Origin,
+    signals: RecordSignals,
+  ): Promise<DeliveryEnd> {
     this.deps.executions.save(execution);
     return fromWrite(await this.writer.retry(event, planned, execution, at, origin, signals));
   }
 
-  private async attempt(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, origin: Origin, signals: RecordSignals, mode: StageMode): Promise<DeliveryEnd> {
+  private async attempt(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    origin: Origin,
+    signals: RecordSignals,
+    mode: StageMode,
+  ): Promise<DeliveryEnd> {
     const host = targetHostOf(new URL(planned.subscription.target_url));
     // A body too large for a Kafka record cannot wait in the retry topic: it waits and retries in
     // process instead, and is left uncommitted (redelivered) if the member lets go meanwhile.
     const durable = Buffer.byteLength(event.body) <= MAX_HANDOFF_VALUE_BYTES;
-    const wait = (at: number) => (durable ? this.wait(event, planned, execution, at, origin, signals, mode) : this.waitInProcess(event, planned, execution, at, origin, signals, mode));
+    const wait = (at: number) =>
+      durable
+        ? this.wait(event, planned, execution, at, origin, signals, mode)
+        : this.waitInProcess(event, planned, execution, at, origin, signals, mode);
 
     // The breaker would refuse at once: spend no attempt and no slot on it; come back for its probe.
     // Still open at or just past its time: opossum's timer has not fired yet; look again shortly.
@@ -87,7 +114,9 @@ export class DeliveryStage {
     }
     if (!granted) {
       if (!durable && signals.stopping.aborted) return ABANDONED;
-      return wait(this.deps.now() + backoffDelayMs(planned.config.backoff_ms, Math.max(1, execution.attempts), { jitter: this.deps.jitter }));
+      return wait(
+        this.deps.now() + backoffDelayMs(planned.config.backoff_ms, Math.max(1, execution.attempts), { jitter: this.deps.jitter }),
+      );
     }
     let result;
     this.deps.metrics?.inflight.inc();
@@ -107,12 +136,28 @@ export class DeliveryStage {
     }
   }
 
-  private async wait(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, at: number, origin: Origin, signals: RecordSignals, mode: StageMode): Promise<DeliveryEnd> {
+  private async wait(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    at: number,
+    origin: Origin,
+    signals: RecordSignals,
+    mode: StageMode,
+  ): Promise<DeliveryEnd> {
     if (mode === "retry" && !signals.stopping.aborted) return { kind: "later", at, execution };
     return this.handOver(event, planned, execution, at, origin, signals);
   }
 
-  private async waitInProcess(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, at: number, origin: Origin, signals: RecordSignals, mode: StageMode): Promise<DeliveryEnd> {
+  private async waitInProcess(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    at: number,
+    origin: Origin,
+    signals: RecordSignals,
+    mode: StageMode,
+  ): Promise<DeliveryEnd> {
     const slept = await abortableSleep(Math.max(0, at - this.deps.now()), signals.stopping).then(
       () => true,
       () => false,

@@ -47,7 +47,10 @@ export class EventPipeline implements RecordProcessor {
       return await this.dispatch(record, signals);
     } catch (error) {
       if (signals.deadline.aborted) return ABANDONED;
-      this.deps.logger.error({ topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message }, "record broke unexpectedly");
+      this.deps.logger.error(
+        { topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message },
+        "record broke unexpectedly",
+      );
       this.deps.metrics?.eventsSkipped.inc({ reason: "internal_error" });
       return recordEndOf(await this.writer.undispatchable(record, "internal_error", "internal error", undefined, signals));
     }
@@ -78,14 +81,17 @@ export class EventPipeline implements RecordProcessor {
     // Tenant binding: a config that names its topics takes this tenant's records from those only.
     const all = deps.dispatcher.plan(event);
     const planned = all.filter((p) => tenantAllowedOnTopic(p.config, record.topic));
-    if (planned.length === 0 && all.length > 0) return refuse("tenant_not_allowed_on_topic", `tenant's configs do not accept records from topic ${record.topic}`, tenantId);
+    if (planned.length === 0 && all.length > 0)
+      return refuse("tenant_not_allowed_on_topic", `tenant's configs do not accept records from topic ${record.topic}`, tenantId);
     if (planned.length === 0) {
       // A tenant subscribing to some event types only is normal: counted, not a dead letter.
       deps.metrics?.eventsSkipped.inc({ reason: "no_subscription" });
       return DONE;
     }
     const origin = { headers: record.headers, key: record.key };
-    const ends: DeliveryEnd[] = await Promise.all(planned.map((p) => this.stage.run(event, p, deps.dispatcher.newExecution(event, p), origin, signals, "event")));
+    const ends: DeliveryEnd[] = await Promise.all(
+      planned.map((p) => this.stage.run(event, p, deps.dispatcher.newExecution(event, p), origin, signals, "event")),
+    );
     return ends.some((e) => e.kind === "abandoned") ? ABANDONED : DONE;
   }
 }

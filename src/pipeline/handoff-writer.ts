@@ -4,7 +4,14 @@ import type { DeadLetterReason, UndispatchableReason } from "../domain/outcomes.
 import type { PlannedDelivery } from "../domain/routing.js";
 import type { PreparedEvent } from "../delivery/prepared-event.js";
 import { targetHostOf } from "../delivery/target.js";
-import { deliveryDeadLetter, retryRecord, sealed, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../kafka/handoff-records.js";
+import {
+  deliveryDeadLetter,
+  retryRecord,
+  sealed,
+  undispatchableDeadLetter,
+  type DeliveryHandoff,
+  type OutboundRecord,
+} from "../kafka/handoff-records.js";
 import type { HandoffKind } from "../kafka/handoff-mac.js";
 import type { InboundRecord, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
@@ -28,7 +35,13 @@ export class HandoffWriter {
   constructor(private readonly deps: PipelineDeps) {}
 
   /** A record that cannot be dispatched at all: its bytes as they came, and why. */
-  undispatchable(record: InboundRecord, reason: UndispatchableReason | "internal_error", detail: string, tenant: string | undefined, signals: RecordSignals): Promise<WriteEnd> {
+  undispatchable(
+    record: InboundRecord,
+    reason: UndispatchableReason | "internal_error",
+    detail: string,
+    tenant: string | undefined,
+    signals: RecordSignals,
+  ): Promise<WriteEnd> {
     const source = { topic: record.topic, partition: record.partition, offset: record.offset };
     this.deps.logger.warn({ ...source, reason, detail }, "record dead-lettered");
     const value = undispatchableDeadLetter(record.value, record.headers, record.key, source, reason, detail, this.deps.now());
@@ -36,7 +49,14 @@ export class HandoffWriter {
   }
 
   /** A delivery that ended FAILED (or broke in a way nobody foresaw). */
-  failedDelivery(event: PreparedEvent, planned: DeliveryIdentity, execution: CallbackExecution, reason: DeadLetterReason, origin: Origin, signals: RecordSignals): Promise<WriteEnd> {
+  failedDelivery(
+    event: PreparedEvent,
+    planned: DeliveryIdentity,
+    execution: CallbackExecution,
+    reason: DeadLetterReason,
+    origin: Origin,
+    signals: RecordSignals,
+  ): Promise<WriteEnd> {
     this.deps.logger.warn(
       {
         tenant: event.tenantId,
@@ -53,7 +73,14 @@ export class HandoffWriter {
   }
 
   /** Hands a delivery to the retry topic, due at `dueAt`, attempts as they stand. */
-  async retry(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, dueAt: number, origin: Origin, signals: RecordSignals): Promise<WriteEnd> {
+  async retry(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    dueAt: number,
+    origin: Origin,
+    signals: RecordSignals,
+  ): Promise<WriteEnd> {
     const value = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key, this.deps.origin);
     const end = await this.write(this.deps.topics.retry, this.seal(value, "retry", planned.config.id), event.source, signals);
     if (end === "written") this.deps.metrics?.retriesScheduled.inc({ target_host: targetHostOf(new URL(planned.subscription.target_url)) });
@@ -70,7 +97,13 @@ export class HandoffWriter {
     return this.write(this.deps.topics.retry, { key: record.key, value: record.value ?? Buffer.alloc(0), headers }, source, signals);
   }
 
-  private async deadLetter(value: OutboundRecord, reason: DeadLetterReason, tenant: string | undefined, source: unknown, signals: RecordSignals): Promise<WriteEnd> {
+  private async deadLetter(
+    value: OutboundRecord,
+    reason: DeadLetterReason,
+    tenant: string | undefined,
+    source: unknown,
+    signals: RecordSignals,
+  ): Promise<WriteEnd> {
     const end = await this.write(this.deps.topics.deadLetter, value, source, signals);
     // Only configured tenants become label values; anything else is one bounded bucket.
     if (end === "written") this.deps.metrics?.deadLetters.inc({ tenant: this.tenantLabel(tenant), reason });
@@ -99,7 +132,10 @@ export class HandoffWriter {
       const code = hasCode(error, "HANDOFF_REFUSED") ? "HANDOFF_REFUSED" : "WRITE_FAILED";
       // The publisher counts refusals (callbacks_handoff_refused_total, alerted on); this line is
       // what remains of the record, with the coordinates to find its source.
-      this.deps.logger.error({ topic, source, code, err: (error as Error)?.message }, "Kafka refused a handoff record for good; it exists only in this log line");
+      this.deps.logger.error(
+        { topic, source, code, err: (error as Error)?.message },
+        "Kafka refused a handoff record for good; it exists only in this log line",
+      );
       // A refusal the publisher counted itself; anything else is counted here, under its own reason.
       if (code === "WRITE_FAILED") this.deps.metrics?.handoffRefused.inc({ topic, reason: "write_failed" });
       return "escaped";

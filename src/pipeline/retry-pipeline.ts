@@ -54,7 +54,10 @@ export class RetryPipeline implements RecordProcessor {
       return await this.take(record, signals);
     } catch (error) {
       if (signals.deadline.aborted) return ABANDONED;
-      this.deps.logger.error({ topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message }, "retry record broke unexpectedly");
+      this.deps.logger.error(
+        { topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message },
+        "retry record broke unexpectedly",
+      );
       return recordEndOf(await this.writer.undispatchable(record, "internal_error", "internal error", undefined, signals));
     }
   }
@@ -75,18 +78,28 @@ export class RetryPipeline implements RecordProcessor {
     try {
       handoff = readDeliveryHandoff(record.headers);
     } catch (error) {
-      if (hasCode(error, "INVALID_HANDOFF_RECORD")) return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals));
+      if (hasCode(error, "INVALID_HANDOFF_RECORD"))
+        return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals));
       throw error;
     }
     // Anyone who may write the retry topic could otherwise have any body signed for any tenant.
     if (!isSealed(record.headers, record.value ?? Buffer.alloc(0), "retry", deps.handoffKeys(handoff.configId))) {
-      return recordEndOf(await this.writer.undispatchable(record, "forged_retry_record", "the record's MAC is missing or does not verify", handoff.tenantId, signals));
+      return recordEndOf(
+        await this.writer.undispatchable(
+          record,
+          "forged_retry_record",
+          "the record's MAC is missing or does not verify",
+          handoff.tenantId,
+          signals,
+        ),
+      );
     }
     let event: PreparedEvent;
     try {
       event = prepareEvent(handoff.tenantId, handoff.eventType, record.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
     } catch (error) {
-      if (hasCode(error, "INVALID_JSON")) return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals));
+      if (hasCode(error, "INVALID_JSON"))
+        return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals));
       throw error;
     }
     const kept = deps.executions.get(handoff.executionId);
@@ -95,12 +108,18 @@ export class RetryPipeline implements RecordProcessor {
       return DONE;
     }
     const config = deps.configs.findById(handoff.configId);
-    const subscription = config?.subscriptions.find((s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint);
+    const subscription = config?.subscriptions.find(
+      (s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint,
+    );
     const execution = kept ?? deps.dispatcher.attachPayload(executionFrom(handoff, subscription?.target_url ?? handoff.target), event);
     const origin = { headers: record.headers, key: record.key };
     if (!config || !config.enabled || !subscription) {
       // Unsubscribed since: the tenant no longer wants it, but nothing accepted vanishes silently.
-      const identity = { config: { id: handoff.configId }, subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.target, headers: {} }, deliveryId: handoff.deliveryId };
+      const identity = {
+        config: { id: handoff.configId },
+        subscription: { event_type: handoff.subscriptionEventType, target_url: handoff.target, headers: {} },
+        deliveryId: handoff.deliveryId,
+      };
       deps.dispatcher.fail(event, execution, "subscription_removed", "Subscription no longer configured");
       return recordEndOf(await this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals));
     }
@@ -113,7 +132,13 @@ export class RetryPipeline implements RecordProcessor {
     if (this.finished.size > REMEMBERED_DELIVERIES) this.finished.delete(this.finished.values().next().value as string);
   }
 
-  private async continue(event: PreparedEvent, planned: PlannedDelivery, execution: CallbackExecution, origin: Origin, signals: RecordSignals): Promise<RecordEnd> {
+  private async continue(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution: CallbackExecution,
+    origin: Origin,
+    signals: RecordSignals,
+  ): Promise<RecordEnd> {
     const end = await this.stage.run(event, planned, execution, origin, signals, "retry");
     switch (end.kind) {
       case "ended":
@@ -127,7 +152,8 @@ export class RetryPipeline implements RecordProcessor {
           kind: "later",
           at: end.at,
           resume: (s) => this.continue(event, planned, end.execution, origin, s),
-          handOver: async (s) => ((await this.stage.handOver(event, planned, end.execution, end.at, origin, s)).kind === "abandoned" ? ABANDONED : DONE),
+          handOver: async (s) =>
+            (await this.stage.handOver(event, planned, end.execution, end.at, origin, s)).kind === "abandoned" ? ABANDONED : DONE,
         };
     }
   }

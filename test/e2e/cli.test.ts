@@ -175,7 +175,17 @@ describe("sign and verify", () => {
     expect(headers["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
 
     const verifyArgs = (id: string) => [
-      "verify", "--secret-env", "WH", "--scheme", "standard-webhooks", "--id", id, "--timestamp", ts, "--signature", headers["webhook-signature"]!,
+      "verify",
+      "--secret-env",
+      "WH",
+      "--scheme",
+      "standard-webhooks",
+      "--id",
+      id,
+      "--timestamp",
+      ts,
+      "--signature",
+      headers["webhook-signature"]!,
     ];
     const ok = await cli(verifyArgs("msg_e2e"), { env, stdin: body });
     expect(ok.code).toBe(0);
@@ -187,12 +197,28 @@ describe("sign and verify", () => {
   });
 
   it("standard-webhooks verify needs --id and --timestamp (exit 2) and rejects an old timestamp (exit 1)", async () => {
-    const missing = await cli(["verify", "--secret", WH_SECRET, "--scheme", "standard-webhooks", "--signature", "v1,AAAA"], { stdin: "{}" });
+    const missing = await cli(["verify", "--secret", WH_SECRET, "--scheme", "standard-webhooks", "--signature", "v1,AAAA"], {
+      stdin: "{}",
+    });
     expect(missing.code).toBe(2);
-    const signed = await cli(["sign", "--secret", WH_SECRET, "--scheme", "standard-webhooks", "--id", "m", "--timestamp", "1000"], { stdin: "{}" });
+    const signed = await cli(["sign", "--secret", WH_SECRET, "--scheme", "standard-webhooks", "--id", "m", "--timestamp", "1000"], {
+      stdin: "{}",
+    });
     const { headers } = JSON.parse(signed.stdout) as { headers: Record<string, string> };
     const old = await cli(
-      ["verify", "--secret", WH_SECRET, "--scheme", "standard-webhooks", "--id", "m", "--timestamp", "1000", "--signature", headers["webhook-signature"]!],
+      [
+        "verify",
+        "--secret",
+        WH_SECRET,
+        "--scheme",
+        "standard-webhooks",
+        "--id",
+        "m",
+        "--timestamp",
+        "1000",
+        "--signature",
+        headers["webhook-signature"]!,
+      ],
       { stdin: "{}" },
     );
     expect(old.code).toBe(1);

@@ -35,23 +35,81 @@ const cases: [string, string, string][] = [
   ["unknown tenant key", base(tenant("        max-attempt: 3")), 'pyfly.callbacks.configs[0]: Unrecognized key: "max-attempt"'],
   ["negative duration", base("    shutdown-grace: -5s"), "pyfly.callbacks.shutdown-grace: expected a number of seconds"],
   ["negative count", base(tenant("        backoff-ms: -1")), "pyfly.callbacks.configs[0].backoff-ms: expected an integer >= 0"],
-  ["bad URL", base(tenant("").replace("https://hooks.example.com/x", "hooks.example.com/x")), "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an absolute"],
-  ["URL with credentials", base(tenant("").replace("https://hooks", "https://user:pw@hooks")), "pyfly.callbacks.configs[0].subscriptions[0].target-url: credentials in the URL"],
-  ["duplicate tenant config", base(tenant("      - tenant-id: acme\n        name: main")), 'pyfly.callbacks.configs[1].name: duplicate config "main" for tenant "acme"'],
-  ["scheme without secret", base("    configs:\n      - tenant-id: acme\n        name: sw\n        signing-scheme: standard-webhooks"), "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret"],
-  ["bad standard-webhooks secret", base(tenant("        signing-scheme: standard-webhooks")), "pyfly.callbacks.configs[0].secret: the secret must be"],
-  ["rotation with pyfly", base(tenant("        additional-secrets: [old]")), "pyfly.callbacks.configs[0].additional-secrets: secret rotation needs signing-scheme standard-webhooks"],
-  ["3-byte standard-webhooks key", base(tenant("        signing-scheme: standard-webhooks").replace(`secret: ${SECRET}`, "secret: whsec_AAAA")), "pyfly.callbacks.configs[0].secret: the key is shorter than 24 bytes"],
-  ["/executions without a token", base("    server:\n      executions:\n        enabled: true"), "pyfly.callbacks.server.executions.token: required when server.executions.enabled is true"],
+  [
+    "bad URL",
+    base(tenant("").replace("https://hooks.example.com/x", "hooks.example.com/x")),
+    "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an absolute",
+  ],
+  [
+    "URL with credentials",
+    base(tenant("").replace("https://hooks", "https://user:pw@hooks")),
+    "pyfly.callbacks.configs[0].subscriptions[0].target-url: credentials in the URL",
+  ],
+  [
+    "duplicate tenant config",
+    base(tenant("      - tenant-id: acme\n        name: main")),
+    'pyfly.callbacks.configs[1].name: duplicate config "main" for tenant "acme"',
+  ],
+  [
+    "scheme without secret",
+    base("    configs:\n      - tenant-id: acme\n        name: sw\n        signing-scheme: standard-webhooks"),
+    "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret",
+  ],
+  [
+    "bad standard-webhooks secret",
+    base(tenant("        signing-scheme: standard-webhooks")),
+    "pyfly.callbacks.configs[0].secret: the secret must be",
+  ],
+  [
+    "rotation with pyfly",
+    base(tenant("        additional-secrets: [old]")),
+    "pyfly.callbacks.configs[0].additional-secrets: secret rotation needs signing-scheme standard-webhooks",
+  ],
+  [
+    "3-byte standard-webhooks key",
+    base(tenant("        signing-scheme: standard-webhooks").replace(`secret: ${SECRET}`, "secret: whsec_AAAA")),
+    "pyfly.callbacks.configs[0].secret: the key is shorter than 24 bytes",
+  ],
+  [
+    "/executions without a token",
+    base("    server:\n      executions:\n        enabled: true"),
+    "pyfly.callbacks.server.executions.token: required when server.executions.enabled is true",
+  ],
   ["retry topic missing", base("    retry:\n      topic: ''"), "pyfly.callbacks.retry.topic: must not be empty"],
   ["dead-letter topic missing", base("    dead-letter:\n      topic: ''"), "pyfly.callbacks.dead-letter.topic: must not be empty"],
   ["retry topic consumed", base("    retry:\n      topic: orders"), 'pyfly.callbacks.retry.topic: topic "orders" is also consumed'],
-  ["same retry and dead-letter topic", base("    retry:\n      topic: t\n    dead-letter:\n      topic: t"), "pyfly.callbacks.dead-letter.topic: must differ from retry.topic"],
+  [
+    "same retry and dead-letter topic",
+    base("    retry:\n      topic: t\n    dead-letter:\n      topic: t"),
+    "pyfly.callbacks.dead-letter.topic: must differ from retry.topic",
+  ],
   ["no topics", base("").replace("      topics: [orders]\n", ""), "pyfly.callbacks.kafka.topics: no topic to consume"],
   ["bad CIDR", base("    http:\n      allowed-cidrs: [10.0.0.0/33]"), "pyfly.callbacks.http.allowed-cidrs[0]: invalid CIDR"],
-  ["bad ordering", base("    kafka:\n      ordering: strict").replace("    kafka:\n      brokers: [127.0.0.1:1]\n      topics: [orders]\n", ""), "pyfly.callbacks.kafka.ordering: expected one of none, key, partition"],
-  ["forbidden header", base(tenant("").replace('target-url: https://hooks.example.com/x', 'target-url: https://hooks.example.com/x\n            headers: { Host: evil }')), "pyfly.callbacks.configs[0].subscriptions[0].headers.Host: is set by the HTTP client"],
-  ["signature header configured", base(tenant("").replace('target-url: https://hooks.example.com/x', 'target-url: https://hooks.example.com/x\n            headers: { x-pyfly-signature: forged }')), "pyfly.callbacks.configs[0].subscriptions[0].headers.x-pyfly-signature: is set by callback-sidecar"],
+  [
+    "bad ordering",
+    base("    kafka:\n      ordering: strict").replace("    kafka:\n      brokers: [127.0.0.1:1]\n      topics: [orders]\n", ""),
+    "pyfly.callbacks.kafka.ordering: expected one of none, key, partition",
+  ],
+  [
+    "forbidden header",
+    base(
+      tenant("").replace(
+        "target-url: https://hooks.example.com/x",
+        "target-url: https://hooks.example.com/x\n            headers: { Host: evil }",
+      ),
+    ),
+    "pyfly.callbacks.configs[0].subscriptions[0].headers.Host: is set by the HTTP client",
+  ],
+  [
+    "signature header configured",
+    base(
+      tenant("").replace(
+        "target-url: https://hooks.example.com/x",
+        "target-url: https://hooks.example.com/x\n            headers: { x-pyfly-signature: forged }",
+      ),
+    ),
+    "pyfly.callbacks.configs[0].subscriptions[0].headers.x-pyfly-signature: is set by callback-sidecar",
+  ],
   ["invalid YAML", base("    http: [unclosed"), "invalid YAML"],
 ];
 

@@ -66,7 +66,12 @@ async function scenario(prefix: string, partitions = 3, on: Admin = admin, onBro
 }
 
 /** A pyfly-signed config of `tenant` with one subscription per target. */
-function tenantConfig(tenant: string, name: string, targets: { eventType: string; url: string }[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+function tenantConfig(
+  tenant: string,
+  name: string,
+  targets: { eventType: string; url: string }[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     "tenant-id": tenant,
     name,
@@ -98,7 +103,12 @@ function rssBytes(pid: number): number {
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
 /** Polls /metrics until `check` holds; returns the last scrape. */
-async function metricsUntil(sidecar: SidecarProcess, what: (m: MetricMap) => string, check: (m: MetricMap) => boolean, timeoutMs: number): Promise<MetricMap> {
+async function metricsUntil(
+  sidecar: SidecarProcess,
+  what: (m: MetricMap) => string,
+  check: (m: MetricMap) => boolean,
+  timeoutMs: number,
+): Promise<MetricMap> {
   // A scrape may time out (a sidecar under test can be unresponsive for a while): waitFor retries.
   let m = new MetricMap();
   await waitFor(
@@ -121,7 +131,12 @@ interface RawRecord {
 
 /** Reads `topic` from the beginning until `count` records arrived (or the timeout), headers raw. */
 async function readRaw(client: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<RawRecord[]> {
-  const consumer = client.consumer({ groupId: unique("faults-reader"), sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 250 });
+  const consumer = client.consumer({
+    groupId: unique("faults-reader"),
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: 250,
+  });
   const out: RawRecord[] = [];
   await consumer.connect();
   try {
@@ -195,7 +210,11 @@ describe("fault tests (built sidecar, real broker)", () => {
       const receiver = track(await startRecordingReceiver({ delayMs: 50 }));
       const sidecar = SidecarProcess.start(
         "outage",
-        sidecarConfig({ ...setup, configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])], callbacks: SINGLE_HOST }),
+        sidecarConfig({
+          ...setup,
+          configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])],
+          callbacks: SINGLE_HOST,
+        }),
       );
       await sidecar.waitReady();
       const ledger = new DeliveryLedger({ r: receiver });
@@ -203,7 +222,12 @@ describe("fault tests (built sidecar, real broker)", () => {
       const before = events(3000, { prefix: "before", tenant: "acme", eventType: "OrderPlaced" });
       let stopStream = false;
       const streaming = produceStream(outageProducer, topic, before, { batchSize: 50, intervalMs: 50, stop: () => stopStream });
-      await waitFor(() => `600 deliveries before the outage (have ${ledger.distinct()})`, () => ledger.distinct() >= 600, 60_000, 10);
+      await waitFor(
+        () => `600 deliveries before the outage (have ${ledger.distinct()})`,
+        () => ledger.distinct() >= 600,
+        60_000,
+        10,
+      );
       stopStream = true;
       const producedBefore = await streaming;
 
@@ -213,7 +237,13 @@ describe("fault tests (built sidecar, real broker)", () => {
       // Keep it down at least 15 s, and until /readyz has said 503 (or 30 s passed).
       const statuses: { at: number; status: number }[] = [];
       while (Date.now() - stoppedAt < 15_000 || (!statuses.some((s) => s.status === 503) && Date.now() - stoppedAt < 30_000)) {
-        statuses.push({ at: Date.now(), status: await sidecar.get("/readyz").then((r) => r.status, () => 0) });
+        statuses.push({
+          at: Date.now(),
+          status: await sidecar.get("/readyz").then(
+            (r) => r.status,
+            () => 0,
+          ),
+        });
         expect((await sidecar.get("/healthz")).status).toBe(200);
         await sleep(250);
       }
@@ -238,7 +268,12 @@ describe("fault tests (built sidecar, real broker)", () => {
       const after = events(1500, { prefix: "after", tenant: "acme", eventType: "OrderPlaced" });
       const producedAfter = await produceStream(outageProducer, topic, after, { batchSize: 100, intervalMs: 50 });
       const all = [...producedBefore, ...producedAfter];
-      await waitFor(() => `all ${all.length} delivered (have ${ledger.distinct()})`, () => ledger.distinct() >= all.length, 90_000, 200);
+      await waitFor(
+        () => `all ${all.length} delivered (have ${ledger.distinct()})`,
+        () => ledger.distinct() >= all.length,
+        90_000,
+        200,
+      );
       await sleep(1_000);
       const report = ledger.report("broker-outage", expectEach(all, "r/orders"));
       expect(report.lost).toBe(0);
@@ -275,7 +310,8 @@ describe("fault tests (built sidecar, real broker)", () => {
     let breakerOpenSeen = false;
     const m = await metricsUntil(
       sidecar,
-      (x) => `${total} dead letters (have ${x.sum("callbacks_dead_letters_total")}, breaker ${x.sum("callbacks_circuit_breaker_state", { target_host: `127.0.0.1:${port}` })})`,
+      (x) =>
+        `${total} dead letters (have ${x.sum("callbacks_dead_letters_total")}, breaker ${x.sum("callbacks_circuit_breaker_state", { target_host: `127.0.0.1:${port}` })})`,
       (x) => {
         if (x.sum("callbacks_circuit_breaker_state", { target_host: `127.0.0.1:${port}` }) === 2) breakerOpenSeen = true;
         return x.sum("callbacks_dead_letters_total") >= total;
@@ -316,19 +352,30 @@ describe("fault tests (built sidecar, real broker)", () => {
     // The receiver is back, on the same port; replay acme's dead letters first, then globex's.
     const receiver = track(await startRecordingReceiver({ port }));
     const configFile = writeConfig("refused", callbacks);
-    const dry = await runCli(["replay", "--config", configFile, "--dry-run", "--tenant", "acme", "--target-host", `127.0.0.1:${port}`], { timeoutMs: 60_000 });
+    const dry = await runCli(["replay", "--config", configFile, "--dry-run", "--tenant", "acme", "--target-host", `127.0.0.1:${port}`], {
+      timeoutMs: 60_000,
+    });
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout.trim().split("\n").filter((l) => l.includes('"dry_run":true'))).toHaveLength(acme.length);
+    expect(
+      dry.stdout
+        .trim()
+        .split("\n")
+        .filter((l) => l.includes('"dry_run":true')),
+    ).toHaveLength(acme.length);
     expect(receiver.requests).toHaveLength(0);
 
-    const replayAcme = await runCli(["replay", "--config", configFile, "--tenant", "acme", "--target-host", `127.0.0.1:${port}`], { timeoutMs: 60_000 });
+    const replayAcme = await runCli(["replay", "--config", configFile, "--tenant", "acme", "--target-host", `127.0.0.1:${port}`], {
+      timeoutMs: 60_000,
+    });
     expect(replayAcme.code, replayAcme.stderr).toBe(0);
     const acmeSummary = JSON.parse(replayAcme.stdout.trim().split("\n").at(-1) as string) as { summary: Record<string, number> };
     expect(acmeSummary.summary).toMatchObject({ read: total, matched: acme.length, delivered: acme.length, failed: 0 });
     // The filter held: nothing of globex's went out.
     expect(receiver.requests.filter((r) => r.url === "/globex")).toHaveLength(0);
 
-    const replayGlobex = await runCli(["replay", "--config", configFile, "--tenant", "globex", "--target-host", "127.0.0.1"], { timeoutMs: 60_000 });
+    const replayGlobex = await runCli(["replay", "--config", configFile, "--tenant", "globex", "--target-host", "127.0.0.1"], {
+      timeoutMs: 60_000,
+    });
     expect(replayGlobex.code, replayGlobex.stderr).toBe(0);
     const globexSummary = JSON.parse(replayGlobex.stdout.trim().split("\n").at(-1) as string) as { summary: Record<string, number> };
     expect(globexSummary.summary).toMatchObject({ matched: globex.length, delivered: globex.length, failed: 0 });
@@ -340,7 +387,10 @@ describe("fault tests (built sidecar, real broker)", () => {
     for (const r of receiver.requests) {
       expect(r.headers["x-pyfly-signature"]).toBe(`sha256=${createHmac("sha256", PYFLY_SECRET).update(r.body).digest("hex")}`);
     }
-    const report = new DeliveryLedger({ r: receiver }).report("refused-breaker-replay", [...expectEach(acme, "r/acme"), ...expectEach(globex, "r/globex")]);
+    const report = new DeliveryLedger({ r: receiver }).report("refused-breaker-replay", [
+      ...expectEach(acme, "r/acme"),
+      ...expectEach(globex, "r/globex"),
+    ]);
     expect(report.lost).toBe(0);
     expect(report.duplicated).toBe(0);
     expect(report.unexpected).toBe(0);
@@ -373,7 +423,12 @@ describe("fault tests (built sidecar, real broker)", () => {
     const records = events(3000, { prefix: "gk", tenant: "acme", eventType: "OrderPlaced" });
     const ledger = new DeliveryLedger({ r: receiver });
     const producing = produceStream(producer, topic, records, { batchSize: 100, intervalMs: 100 });
-    await waitFor(() => `800 deliveries before the kill (have ${ledger.distinct()})`, () => ledger.distinct() >= 800, 60_000, 10);
+    await waitFor(
+      () => `800 deliveries before the kill (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= 800,
+      60_000,
+      10,
+    );
     const consumedByA = (await a.metrics()).sum("callbacks_events_consumed_total", { topic: topic.name });
     a.kill("SIGKILL");
     const killedAt = Date.now();
@@ -382,12 +437,24 @@ describe("fault tests (built sidecar, real broker)", () => {
     const produced: ProducedRecord[] = await producing;
     expect(produced).toHaveLength(records.length);
 
-    await waitFor(() => `b owns all 6 partitions (has ${assignment(b)})`, () => assignment(b).length === 6, 60_000, 200);
+    await waitFor(
+      () => `b owns all 6 partitions (has ${assignment(b)})`,
+      () => assignment(b).length === 6,
+      60_000,
+      200,
+    );
     const takeoverMs = Date.now() - killedAt;
-    await waitFor(() => `all ${records.length} delivered (have ${ledger.distinct()})`, () => ledger.distinct() >= records.length, 60_000, 200);
+    await waitFor(
+      () => `all ${records.length} delivered (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= records.length,
+      60_000,
+      200,
+    );
     await sleep(1_000);
     const report = ledger.report("group-sigkill", expectEach(records, "r/orders"));
-    console.log(`group-kill: a consumed ${consumedByA} before the kill; ${atKill} delivered at the kill; b owned all partitions ${takeoverMs} ms after it`);
+    console.log(
+      `group-kill: a consumed ${consumedByA} before the kill; ${atKill} delivered at the kill; b owned all partitions ${takeoverMs} ms after it`,
+    );
     expect(consumedByA).toBeGreaterThan(0);
     expect(report.lost).toBe(0);
     expect(report.unexpected).toBe(0);
@@ -402,8 +469,8 @@ describe("fault tests (built sidecar, real broker)", () => {
   }, 150_000);
 });
 
-
-type Outcome = "delivered" | "no_subscription" | "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json" | "unknown_tenant";
+type Outcome =
+  "delivered" | "no_subscription" | "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json" | "unknown_tenant";
 
 interface HostileKind {
   kind: string;
@@ -429,47 +496,203 @@ describe("hostile records", () => {
     const kinds: HostileKind[] = [
       // Valid, however odd: each must be delivered.
       { kind: "plain", count: 1500, outcome: "delivered", make: (id) => ({ key: id, value: json(id), headers: H }) },
-      { kind: "junk-utf8-other-header", count: 50, outcome: "delivered", make: (id) => ({ value: json(id), headers: { ...H, "x-trace": Buffer.from([0xff, 0xfe, 0xc3, 0x28]) } }) },
-      { kind: "dup-tenant-same", count: 50, outcome: "delivered", make: (id) => ({ value: json(id), headers: { "x-tenant-id": ["acme", "acme"], "x-event-type": "OrderPlaced" } }) },
-      { kind: "crlf-other-header", count: 50, outcome: "delivered", make: (id) => ({ value: json(id), headers: { ...H, "x-note": "a\r\nX-Injected: yes\r\n\r\nGET / HTTP/1.1" } }) },
-      { kind: "huge-other-header", count: 20, outcome: "delivered", make: (id) => ({ value: json(id), headers: { ...H, "x-blob": "b".repeat(100 * KB) } }) },
-      { kind: "upper-case-names", count: 50, outcome: "delivered", make: (id) => ({ value: json(id), headers: { "X-Tenant-Id": "acme", "X-EVENT-TYPE": "OrderPlaced" } }) },
-      { kind: "cloudevents", count: 50, outcome: "delivered", make: (id) => ({ value: json(id), headers: { ce_tenantid: "acme", ce_type: "OrderPlaced", ce_specversion: "1.0", ce_id: id } }) },
-      { kind: "unicode", count: 50, outcome: "delivered", make: (id) => ({ value: json(id, { s: "Zoë \u2603 \ud834\udd1e \u0000 \"q\" \\" }), headers: H }) },
-      { kind: "deep-400", count: 20, outcome: "delivered", make: (id) => ({ value: `{"id":"${id}","d":${nested(400, "[", "]")}}`, headers: H }) },
-      { kind: "multi-mb-valid", count: 3, outcome: "delivered", make: (id) => ({ value: json(id, { blob: "v".repeat(3 * MB) }), headers: H }) },
+      {
+        kind: "junk-utf8-other-header",
+        count: 50,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id), headers: { ...H, "x-trace": Buffer.from([0xff, 0xfe, 0xc3, 0x28]) } }),
+      },
+      {
+        kind: "dup-tenant-same",
+        count: 50,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": ["acme", "acme"], "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "crlf-other-header",
+        count: 50,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id), headers: { ...H, "x-note": "a\r\nX-Injected: yes\r\n\r\nGET / HTTP/1.1" } }),
+      },
+      {
+        kind: "huge-other-header",
+        count: 20,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id), headers: { ...H, "x-blob": "b".repeat(100 * KB) } }),
+      },
+      {
+        kind: "upper-case-names",
+        count: 50,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id), headers: { "X-Tenant-Id": "acme", "X-EVENT-TYPE": "OrderPlaced" } }),
+      },
+      {
+        kind: "cloudevents",
+        count: 50,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id), headers: { ce_tenantid: "acme", ce_type: "OrderPlaced", ce_specversion: "1.0", ce_id: id } }),
+      },
+      {
+        kind: "unicode",
+        count: 50,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id, { s: 'Zoë \u2603 \ud834\udd1e \u0000 "q" \\' }), headers: H }),
+      },
+      {
+        kind: "deep-400",
+        count: 20,
+        outcome: "delivered",
+        make: (id) => ({ value: `{"id":"${id}","d":${nested(400, "[", "]")}}`, headers: H }),
+      },
+      {
+        kind: "multi-mb-valid",
+        count: 3,
+        outcome: "delivered",
+        make: (id) => ({ value: json(id, { blob: "v".repeat(3 * MB) }), headers: H }),
+      },
       // Tenant without a subscription for the type: counted, not dead-lettered.
-      { kind: "unsubscribed-type", count: 50, outcome: "no_subscription", make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme", "x-event-type": "Unsubscribed" } }) },
+      {
+        kind: "unsubscribed-type",
+        count: 50,
+        outcome: "no_subscription",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme", "x-event-type": "Unsubscribed" } }),
+      },
       // Bad: each dead-lettered with its reason.
-      { kind: "random-bytes", count: 100, outcome: "invalid_json", make: () => ({ value: Buffer.concat([Buffer.from([0xff]), bytes(1 + Math.floor(random() * 2000))]), headers: H }) },
-      { kind: "random-text", count: 50, outcome: "invalid_json", make: () => ({ value: `{${Array.from({ length: 50 }, () => String.fromCharCode(97 + Math.floor(random() * 26))).join("")}`, headers: H }) },
-      { kind: "invalid-utf8-value", count: 50, outcome: "invalid_json", make: (id) => ({ value: Buffer.concat([Buffer.from(`{"id":"${id}","s":"`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), headers: H }) },
-      { kind: "utf8-surrogate-value", count: 30, outcome: "invalid_json", make: (id) => ({ value: Buffer.concat([Buffer.from(`{"id":"${id}","s":"`), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]), headers: H }) },
-      { kind: "invalid-utf8-tenant", count: 50, outcome: "invalid_header", make: (id) => ({ value: json(id), headers: { "x-tenant-id": Buffer.from([0x61, 0xff, 0x63]), "x-event-type": "OrderPlaced" } }) },
-      { kind: "invalid-utf8-type", count: 30, outcome: "invalid_header", make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme", "x-event-type": Buffer.from([0x4f, 0xc0, 0xaf]) } }) },
-      { kind: "missing-tenant", count: 50, outcome: "missing_tenant", make: (id) => ({ value: json(id), headers: { "x-event-type": "OrderPlaced" } }) },
-      { kind: "missing-type", count: 50, outcome: "missing_event_type", make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme" } }) },
+      {
+        kind: "random-bytes",
+        count: 100,
+        outcome: "invalid_json",
+        make: () => ({ value: Buffer.concat([Buffer.from([0xff]), bytes(1 + Math.floor(random() * 2000))]), headers: H }),
+      },
+      {
+        kind: "random-text",
+        count: 50,
+        outcome: "invalid_json",
+        make: () => ({
+          value: `{${Array.from({ length: 50 }, () => String.fromCharCode(97 + Math.floor(random() * 26))).join("")}`,
+          headers: H,
+        }),
+      },
+      {
+        kind: "invalid-utf8-value",
+        count: 50,
+        outcome: "invalid_json",
+        make: (id) => ({
+          value: Buffer.concat([Buffer.from(`{"id":"${id}","s":"`), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
+          headers: H,
+        }),
+      },
+      {
+        kind: "utf8-surrogate-value",
+        count: 30,
+        outcome: "invalid_json",
+        make: (id) => ({
+          value: Buffer.concat([Buffer.from(`{"id":"${id}","s":"`), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]),
+          headers: H,
+        }),
+      },
+      {
+        kind: "invalid-utf8-tenant",
+        count: 50,
+        outcome: "invalid_header",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": Buffer.from([0x61, 0xff, 0x63]), "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "invalid-utf8-type",
+        count: 30,
+        outcome: "invalid_header",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme", "x-event-type": Buffer.from([0x4f, 0xc0, 0xaf]) } }),
+      },
+      {
+        kind: "missing-tenant",
+        count: 50,
+        outcome: "missing_tenant",
+        make: (id) => ({ value: json(id), headers: { "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "missing-type",
+        count: 50,
+        outcome: "missing_event_type",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme" } }),
+      },
       { kind: "no-headers", count: 50, outcome: "missing_tenant", make: (id) => ({ value: json(id) }) },
-      { kind: "blank-tenant", count: 30, outcome: "missing_tenant", make: (id) => ({ value: json(id), headers: { "x-tenant-id": " \t ", "x-event-type": "OrderPlaced" } }) },
-      { kind: "dup-tenant-differs", count: 50, outcome: "invalid_header", make: (id) => ({ value: json(id), headers: { "x-tenant-id": ["acme", "globex"], "x-event-type": "OrderPlaced" } }) },
-      { kind: "dup-type-by-case", count: 30, outcome: "invalid_header", make: (id) => ({ value: json(id), headers: { ...H, "X-Event-Type": "OrderCancelled" } }) },
-      { kind: "huge-tenant", count: 20, outcome: "invalid_header", dropped: true, make: (id) => ({ value: json(id), headers: { "x-tenant-id": `acme${"t".repeat(100 * KB)}`, "x-event-type": "OrderPlaced" } }) },
-      { kind: "crlf-tenant", count: 50, outcome: "invalid_header", make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme\r\nX-Injected: 1", "x-event-type": "OrderPlaced" } }) },
-      { kind: "crlf-type", count: 30, outcome: "invalid_header", make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced\r\n\r\nX-Injected: 1" } }) },
+      {
+        kind: "blank-tenant",
+        count: 30,
+        outcome: "missing_tenant",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": " \t ", "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "dup-tenant-differs",
+        count: 50,
+        outcome: "invalid_header",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": ["acme", "globex"], "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "dup-type-by-case",
+        count: 30,
+        outcome: "invalid_header",
+        make: (id) => ({ value: json(id), headers: { ...H, "X-Event-Type": "OrderCancelled" } }),
+      },
+      {
+        kind: "huge-tenant",
+        count: 20,
+        outcome: "invalid_header",
+        dropped: true,
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": `acme${"t".repeat(100 * KB)}`, "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "crlf-tenant",
+        count: 50,
+        outcome: "invalid_header",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme\r\nX-Injected: 1", "x-event-type": "OrderPlaced" } }),
+      },
+      {
+        kind: "crlf-type",
+        count: 30,
+        outcome: "invalid_header",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced\r\n\r\nX-Injected: 1" } }),
+      },
       { kind: "null-value", count: 30, outcome: "invalid_json", make: (id) => ({ key: id, value: null, headers: H }) },
       { kind: "empty-value", count: 20, outcome: "invalid_json", make: () => ({ value: "", headers: H }) },
-      { kind: "unknown-tenant", count: 50, outcome: "unknown_tenant", make: (id) => ({ value: json(id), headers: { "x-tenant-id": "nobody", "x-event-type": "OrderPlaced" } }) },
+      {
+        kind: "unknown-tenant",
+        count: 50,
+        outcome: "unknown_tenant",
+        make: (id) => ({ value: json(id), headers: { "x-tenant-id": "nobody", "x-event-type": "OrderPlaced" } }),
+      },
       { kind: "deep-100k-arrays", count: 10, outcome: "invalid_json", make: () => ({ value: nested(100_000, "[", "]"), headers: H }) },
       { kind: "deep-100k-objects", count: 10, outcome: "invalid_json", make: () => ({ value: nested(100_000, '{"a":', "}"), headers: H }) },
-      { kind: "multi-mb-random", count: 3, outcome: "invalid_json", truncated: true, make: () => ({ value: Buffer.concat([Buffer.from([0xff]), bytes(2 * MB)]), headers: H }) },
-      { kind: "multi-mb-deep", count: 2, outcome: "invalid_json", truncated: true, make: () => ({ value: nested(1_500_000, "[", "]"), headers: H }) },
-      { kind: "bad-json-huge-header", count: 20, outcome: "invalid_json", dropped: true, make: () => ({ value: "not json", headers: { ...H, "x-blob": "h".repeat(100 * KB) } }) },
+      {
+        kind: "multi-mb-random",
+        count: 3,
+        outcome: "invalid_json",
+        truncated: true,
+        make: () => ({ value: Buffer.concat([Buffer.from([0xff]), bytes(2 * MB)]), headers: H }),
+      },
+      {
+        kind: "multi-mb-deep",
+        count: 2,
+        outcome: "invalid_json",
+        truncated: true,
+        make: () => ({ value: nested(1_500_000, "[", "]"), headers: H }),
+      },
+      {
+        kind: "bad-json-huge-header",
+        count: 20,
+        outcome: "invalid_json",
+        dropped: true,
+        make: () => ({ value: "not json", headers: { ...H, "x-blob": "h".repeat(100 * KB) } }),
+      },
       {
         kind: "bad-json-many-headers",
         count: 10,
         outcome: "invalid_json",
         dropped: true,
-        make: () => ({ value: "{]", headers: { ...H, ...Object.fromEntries(Array.from({ length: 200 }, (_, j) => [`x-h${j}`, "m".repeat(KB)])) } }),
+        make: () => ({
+          value: "{]",
+          headers: { ...H, ...Object.fromEntries(Array.from({ length: 200 }, (_, j) => [`x-h${j}`, "m".repeat(KB)])) },
+        }),
       },
     ];
     const all: (OutRecord & { kind: HostileKind })[] = [];
@@ -482,15 +705,27 @@ describe("hostile records", () => {
     // The event topic takes multi-megabyte records; what the sidecar writes stays under 1 MB.
     const name = unique("faults-hostile");
     await admin.createTopics({
-      topics: [{ topic: name, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: "max.message.bytes", value: String(32 * MB) }] }],
+      topics: [
+        { topic: name, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: "max.message.bytes", value: String(32 * MB) }] },
+      ],
       waitForLeaders: true,
     });
     const topic: TestTopic = { name, partitions: 3 };
-    const setup = { brokers, groupId: unique("faults-hostile-group"), topics: [name], retryTopic: `${name}.retry`, deadLetterTopic: `${name}.dlq` };
+    const setup = {
+      brokers,
+      groupId: unique("faults-hostile-group"),
+      topics: [name],
+      retryTopic: `${name}.retry`,
+      deadLetterTopic: `${name}.dlq`,
+    };
     const receiver = track(await startRecordingReceiver());
     const sidecar = SidecarProcess.start(
       "hostile",
-      sidecarConfig({ ...setup, configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])], callbacks: SINGLE_HOST }),
+      sidecarConfig({
+        ...setup,
+        configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])],
+        callbacks: SINGLE_HOST,
+      }),
     );
     await sidecar.waitReady();
     const produced = await produce(producer, topic, all, 50);
@@ -498,7 +733,9 @@ describe("hostile records", () => {
     const count = (o: Outcome) => all.filter((r) => r.kind.outcome === o).length;
     const valid = all.filter((r) => r.kind.outcome === "delivered");
     const deadLettered = all.filter((r) => r.kind.outcome !== "delivered" && r.kind.outcome !== "no_subscription");
-    console.log(`hostile: ${all.length} records (${valid.length} valid, ${deadLettered.length} to dead-letter, ${count("no_subscription")} without subscription)`);
+    console.log(
+      `hostile: ${all.length} records (${valid.length} valid, ${deadLettered.length} to dead-letter, ${count("no_subscription")} without subscription)`,
+    );
 
     const ledger = new DeliveryLedger({ r: receiver });
     const m = await metricsUntil(
@@ -518,7 +755,9 @@ describe("hostile records", () => {
     expect(sidecar.exit).toBeUndefined();
     expect((await sidecar.get("/healthz")).status).toBe(200);
     expect((await sidecar.get("/readyz")).status).toBe(200);
-    const troubles = sidecar.logs().filter((l) => ["consumer crashed", "record left unfinished", "write to Kafka refused; will retry"].includes(String(l.msg)));
+    const troubles = sidecar
+      .logs()
+      .filter((l) => ["consumer crashed", "record left unfinished", "write to Kafka refused; will retry"].includes(String(l.msg)));
     expect(troubles.map((l) => `${l.msg}: ${String(l.err)}`)).toEqual([]);
 
     // Every valid one delivered, nothing else, nothing smuggled into the request headers.
@@ -529,9 +768,17 @@ describe("hostile records", () => {
     expect(receiver.requests.filter((r) => r.body.length > 3 * MB)).toHaveLength(3);
 
     // Counted, by reason.
-    for (const reason of ["missing_tenant", "missing_event_type", "invalid_header", "invalid_json", "unknown_tenant", "no_subscription"] as const) {
+    for (const reason of [
+      "missing_tenant",
+      "missing_event_type",
+      "invalid_header",
+      "invalid_json",
+      "unknown_tenant",
+      "no_subscription",
+    ] as const) {
       expect(m.sum("callbacks_events_skipped_total", { reason }), `skipped ${reason}`).toBe(count(reason));
-      if (reason !== "no_subscription") expect(m.sum("callbacks_dead_letters_total", { reason }), `dead letters ${reason}`).toBe(count(reason));
+      if (reason !== "no_subscription")
+        expect(m.sum("callbacks_dead_letters_total", { reason }), `dead letters ${reason}`).toBe(count(reason));
     }
     expect(m.sum("callbacks_events_consumed_total", { topic: name })).toBe(all.length);
     expect(m.sum("callbacks_deliveries_total", { status: "DELIVERED" })).toBe(valid.length);
@@ -558,8 +805,10 @@ describe("hostile records", () => {
       const originalBytes = original.value === null ? Buffer.alloc(0) : Buffer.from(original.value);
       const value = d.value ?? Buffer.alloc(0);
       if (kind.truncated) {
-        if (headerOf(d, "callback-value-truncated") !== String(originalBytes.length)) problem(`callback-value-truncated ${headerOf(d, "callback-value-truncated")}`);
-        if (value.length !== 900 * KB || !value.equals(originalBytes.subarray(0, 900 * KB))) problem(`truncated value of ${value.length} bytes is not the original's first 900 KB`);
+        if (headerOf(d, "callback-value-truncated") !== String(originalBytes.length))
+          problem(`callback-value-truncated ${headerOf(d, "callback-value-truncated")}`);
+        if (value.length !== 900 * KB || !value.equals(originalBytes.subarray(0, 900 * KB)))
+          problem(`truncated value of ${value.length} bytes is not the original's first 900 KB`);
       } else {
         if (headerOf(d, "callback-value-truncated") !== undefined) problem("callback-value-truncated on a small value");
         if (!value.equals(originalBytes)) problem("value differs from the original");
@@ -595,7 +844,11 @@ describe("hostile records: large keys", () => {
     const receiver = track(await startRecordingReceiver());
     const sidecar = SidecarProcess.start(
       "bigkey",
-      sidecarConfig({ ...setup, configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])], callbacks: SINGLE_HOST }),
+      sidecarConfig({
+        ...setup,
+        configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])],
+        callbacks: SINGLE_HOST,
+      }),
     );
     await sidecar.waitReady();
     const valid = events(200, { prefix: "bk", tenant: "acme", eventType: "OrderPlaced" });
@@ -608,7 +861,10 @@ describe("hostile records: large keys", () => {
     const probing = (async () => {
       while (!done) {
         const t = Date.now();
-        const status = await sidecar.get("/healthz").then((r) => r.status, () => 0);
+        const status = await sidecar.get("/healthz").then(
+          (r) => r.status,
+          () => 0,
+        );
         latencies.push(status === 200 ? Date.now() - t : 5_000);
         await sleep(50);
       }
@@ -616,7 +872,8 @@ describe("hostile records: large keys", () => {
     await produce(producer, topic, [...valid.slice(0, 100), ...bad, ...valid.slice(100)]);
     const m = await metricsUntil(
       sidecar,
-      (x) => `every record final (deliveries ${x.sum("callbacks_deliveries_total")}/${valid.length}, skipped ${x.sum("callbacks_events_skipped_total")})`,
+      (x) =>
+        `every record final (deliveries ${x.sum("callbacks_deliveries_total")}/${valid.length}, skipped ${x.sum("callbacks_events_skipped_total")})`,
       (x) => x.sum("callbacks_deliveries_total") >= valid.length && x.sum("callbacks_dead_letters_total", { reason: "invalid_json" }) >= 1,
       60_000,
     ).finally(() => (done = true));
@@ -638,20 +895,38 @@ describe("hostile records: a dead letter larger than Kafka takes", () => {
   it("a dead letter made too large by its key does not hold back the other dead letters and deliveries", async () => {
     const name = unique("faults-bigdlq");
     await admin.createTopics({
-      topics: [{ topic: name, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: "max.message.bytes", value: String(32 * MB) }] }],
+      topics: [
+        { topic: name, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: "max.message.bytes", value: String(32 * MB) }] },
+      ],
       waitForLeaders: true,
     });
-    const setup = { brokers, groupId: unique("faults-bigdlq-group"), topics: [name], retryTopic: `${name}.retry`, deadLetterTopic: `${name}.dlq` };
+    const setup = {
+      brokers,
+      groupId: unique("faults-bigdlq-group"),
+      topics: [name],
+      retryTopic: `${name}.retry`,
+      deadLetterTopic: `${name}.dlq`,
+    };
     const receiver = track(await startRecordingReceiver());
     const sidecar = SidecarProcess.start(
       "bigdlq",
-      sidecarConfig({ ...setup, configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])], callbacks: SINGLE_HOST }),
+      sidecarConfig({
+        ...setup,
+        configs: [tenantConfig("acme", "orders", [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])],
+        callbacks: SINGLE_HOST,
+      }),
     );
     await sidecar.waitReady();
     const H = { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" };
     // 8 carried headers of ~7.9 KB: each under the 8 KB cap, together under the 64 KB one.
     const carried = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`x-carried-${i}`, "c".repeat(7_900)]));
-    const big: OutRecord = { id: "big", key: "k".repeat(100 * KB), value: Buffer.concat([Buffer.from([0xff]), Buffer.alloc(2 * MB, 0xfe)]), headers: { ...H, ...carried }, partition: 0 };
+    const big: OutRecord = {
+      id: "big",
+      key: "k".repeat(100 * KB),
+      value: Buffer.concat([Buffer.from([0xff]), Buffer.alloc(2 * MB, 0xfe)]),
+      headers: { ...H, ...carried },
+      partition: 0,
+    };
     const small: OutRecord[] = Array.from({ length: 50 }, (_, i) => ({ id: `small-${i}`, value: "not json", headers: H }));
     const valid = events(100, { prefix: "bd", tenant: "acme", eventType: "OrderPlaced" });
     await produce(producer, { name, partitions: 3 }, [big, ...small, ...valid]);
@@ -668,7 +943,9 @@ describe("hostile records: a dead letter larger than Kafka takes", () => {
     ).catch(() => undefined);
     const report = ledger.report("hostile-oversized-dead-letter", expectEach(valid, "r/orders"));
     const refused = sidecar.logs().filter((l) => l.msg === "write to Kafka refused; will retry").length;
-    console.log(`oversized-dead-letter: dead letters written ${m.sum("callbacks_dead_letters_total")} of ${small.length + 1}; refused writes logged ${refused}`);
+    console.log(
+      `oversized-dead-letter: dead letters written ${m.sum("callbacks_dead_letters_total")} of ${small.length + 1}; refused writes logged ${refused}`,
+    );
     expect(m.sum("callbacks_dead_letters_total")).toBeGreaterThanOrEqual(small.length);
     expect(report.lost).toBe(0);
   }, 90_000);
@@ -751,28 +1028,51 @@ describe("secrets never appear", () => {
     await sidecar.waitReady();
     const acme = events(20, { prefix: "sa", tenant: "acme", eventType: "OrderPlaced" });
     const globex = events(20, { prefix: "sg", tenant: "globex", eventType: "InvoicePaid" });
-    const bad: OutRecord[] = Array.from({ length: 5 }, (_, i) => ({ id: `sb-${i}`, value: "{not json", headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" } }));
+    const bad: OutRecord[] = Array.from({ length: 5 }, (_, i) => ({
+      id: `sb-${i}`,
+      value: "{not json",
+      headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" },
+    }));
     await produce(producer, topic, [...acme, ...globex, ...bad]);
     // 7 deliveries per pair of records: ok and flaky delivered, reject final_status, refused attempts_exhausted.
     const finals = acme.length * 4 + globex.length * 3;
     const deadCount = acme.length * 2 + globex.length + bad.length;
     await metricsUntil(
       sidecar,
-      (m) => `${finals} final deliveries (have ${m.sum("callbacks_deliveries_total")}), ${deadCount} dead letters (have ${m.sum("callbacks_dead_letters_total")})`,
+      (m) =>
+        `${finals} final deliveries (have ${m.sum("callbacks_deliveries_total")}), ${deadCount} dead letters (have ${m.sum("callbacks_dead_letters_total")})`,
       (m) => m.sum("callbacks_deliveries_total") >= finals && m.sum("callbacks_dead_letters_total") >= deadCount,
       60_000,
     );
     const outputs: Record<string, string> = {};
     const port = await sidecar.adminPort();
     expect((await fetch(`http://127.0.0.1:${port}/executions`)).status).toBe(401);
-    for (const path of ["/executions?limit=1000", "/executions?status=FAILED&limit=1000", "/executions?tenant=globex&limit=1000", "/metrics", "/readyz", "/healthz"]) {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` }, signal: AbortSignal.timeout(5_000) });
+    for (const path of [
+      "/executions?limit=1000",
+      "/executions?status=FAILED&limit=1000",
+      "/executions?tenant=globex&limit=1000",
+      "/metrics",
+      "/readyz",
+      "/healthz",
+    ]) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+        signal: AbortSignal.timeout(5_000),
+      });
       expect(res.status, path).toBe(200);
       outputs[`GET ${path}`] = await res.text();
     }
     expect(JSON.parse(outputs["GET /executions?status=FAILED&limit=1000"] as string)).toHaveLength(acme.length * 2 + globex.length);
     const flatten = (records: RawRecord[]) =>
-      records.map((r) => [r.key?.toString("latin1") ?? "", r.value?.toString("latin1") ?? "", ...Object.entries(r.headers).flatMap(([k, vs]) => [k, ...vs.map((v) => v.toString("latin1"))])].join("\n")).join("\n");
+      records
+        .map((r) =>
+          [
+            r.key?.toString("latin1") ?? "",
+            r.value?.toString("latin1") ?? "",
+            ...Object.entries(r.headers).flatMap(([k, vs]) => [k, ...vs.map((v) => v.toString("latin1"))]),
+          ].join("\n"),
+        )
+        .join("\n");
     const dead = await readRaw(kafka, setup.deadLetterTopic, deadCount, 30_000);
     expect(dead).toHaveLength(deadCount);
     const retries = await readRaw(kafka, setup.retryTopic, acme.length * 2 + globex.length, 30_000);
@@ -788,7 +1088,9 @@ describe("secrets never appear", () => {
     // The signatures the receivers saw: they must not be anywhere either.
     const signatures = [...ok.requests, ...flaky.requests, ...reject.requests].flatMap((r) => {
       const pyfly = String(r.headers["x-pyfly-signature"] ?? "").replace(/^sha256=/, "");
-      const wh = String(r.headers["webhook-signature"] ?? "").split(" ").map((s) => s.replace(/^v1,/, ""));
+      const wh = String(r.headers["webhook-signature"] ?? "")
+        .split(" ")
+        .map((s) => s.replace(/^v1,/, ""));
       return [pyfly, ...wh].filter((s) => s.length >= 20);
     });
     expect(signatures.length).toBeGreaterThan(100);
@@ -828,7 +1130,11 @@ describe("secrets never appear", () => {
     const notWhsec = broken("not-whsec", (c) => (c[1]!.secret = NOT_WHSEC));
     const onPyfly = broken("additional-on-pyfly", (c) => (c[0]!["additional-secrets"] = [ON_PYFLY]));
     const badType = broken("bad-type", () => undefined, { http: { timeout: "banana" } });
-    for (const [label, path] of [["not-whsec", notWhsec], ["additional-on-pyfly", onPyfly], ["bad-type", badType]] as const) {
+    for (const [label, path] of [
+      ["not-whsec", notWhsec],
+      ["additional-on-pyfly", onPyfly],
+      ["bad-type", badType],
+    ] as const) {
       const checked = await cli(`check-config ${label}`, ["check-config", "--config", path]);
       expect(checked.code, `${label}: ${checked.stderr}`).toBe(78);
       expect((await cli(`run ${label}`, ["run", "--config", path])).code).toBe(78);
@@ -891,7 +1197,11 @@ interface BlackHoleComparison {
  * (prefixed `name`), the healthy deliveries per second, RSS and what the black hole saw.
  * `labels` name the two runs in their FAULT-REPORT lines (`blackhole-<label>`).
  */
-async function compareBesideBlackHole(name: string, traffic: BlackHoleTraffic, labels: { alone: string; beside: string }): Promise<BlackHoleComparison> {
+async function compareBesideBlackHole(
+  name: string,
+  traffic: BlackHoleTraffic,
+  labels: { alone: string; beside: string },
+): Promise<BlackHoleComparison> {
   const n = traffic.records;
   const healthy = await startRecordingReceiver();
   const blackHole = await startReceiver({ kind: "hang" });
@@ -899,11 +1209,26 @@ async function compareBesideBlackHole(name: string, traffic: BlackHoleTraffic, l
   let beside: BlackHoleRun;
   let blackHoleInfo: string;
   try {
-    const healthyConfig = { "tenant-id": "acme", name: "healthy", secret: PYFLY_SECRET, subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${healthy.url}/orders` }] };
-    const blackHoleConfig = { "tenant-id": "acme", name: "partner", secret: PYFLY_SECRET, subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${blackHole.url}/hang` }] };
+    const healthyConfig = {
+      "tenant-id": "acme",
+      name: "healthy",
+      secret: PYFLY_SECRET,
+      subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${healthy.url}/orders` }],
+    };
+    const blackHoleConfig = {
+      "tenant-id": "acme",
+      name: "partner",
+      secret: PYFLY_SECRET,
+      subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${blackHole.url}/hang` }],
+    };
     // sidecarConfig shortens http.timeout and the in-process budget for the other tests: put
     // pyfly's defaults back. Nothing else about retries is set, so the defaults apply.
-    const defaults = { "shutdown-grace": "5s", http: { timeout: "10s" }, retry: { "in-process-budget": "1s" }, kafka: { "session-timeout": "10s" } };
+    const defaults = {
+      "shutdown-grace": "5s",
+      http: { timeout: "10s" },
+      retry: { "in-process-budget": "1s" },
+      kafka: { "session-timeout": "10s" },
+    };
 
     const run = async (label: string, configs: Record<string, unknown>[]): Promise<BlackHoleRun> => {
       const { topic, setup } = await scenario(`faults-bh-${label}`);
@@ -974,15 +1299,28 @@ async function compareBesideBlackHole(name: string, traffic: BlackHoleTraffic, l
         clearInterval(sampler);
         clearInterval(poller);
       }
-      if (configs.length > 1) console.log(`${name} ${label} timeline (t:healthy/breaker/retries scheduled/timeouts/circuit_open): ${timeline.join(" ")}`);
+      if (configs.length > 1)
+        console.log(`${name} ${label} timeline (t:healthy/breaker/retries scheduled/timeouts/circuit_open): ${timeline.join(" ")}`);
       const mine = healthy.requests.slice(from);
       const complete = distinct.size >= n;
       const ms = complete ? lastAt - t0 : WINDOW_MS;
       const metrics = await sidecar.metrics().finally(() => sidecar.kill("SIGTERM"));
       await sidecar.waitExit(20_000).catch(() => undefined);
       // lost = not delivered by the end of the measuring window (the run is stopped there).
-      const report = new DeliveryLedger({ healthy: { requests: mine } }).report(`blackhole-${label}`, expectEach(records, "healthy/orders"));
-      return { rate: (distinct.size * 1000) / Math.max(1, ms), ms, rss, report, perSecond: perSecond(mine), metrics, complete, cpuMs: cpuAtEnd - cpuAtT0 };
+      const report = new DeliveryLedger({ healthy: { requests: mine } }).report(
+        `blackhole-${label}`,
+        expectEach(records, "healthy/orders"),
+      );
+      return {
+        rate: (distinct.size * 1000) / Math.max(1, ms),
+        ms,
+        rss,
+        report,
+        perSecond: perSecond(mine),
+        metrics,
+        complete,
+        cpuMs: cpuAtEnd - cpuAtT0,
+      };
     };
 
     alone = await run(labels.alone, [healthyConfig]);
@@ -996,7 +1334,8 @@ async function compareBesideBlackHole(name: string, traffic: BlackHoleTraffic, l
     await healthy.close();
     await blackHole.close();
   }
-  const third = (rss: number[], i: number) => Math.max(...rss.slice(Math.floor((rss.length * i) / 3), Math.floor((rss.length * (i + 1)) / 3)));
+  const third = (rss: number[], i: number) =>
+    Math.max(...rss.slice(Math.floor((rss.length * i) / 3), Math.floor((rss.length * (i + 1)) / 3)));
   console.log(
     `${name}: ${n} records (${traffic.kind}); healthy alone ${alone.rate.toFixed(0)} rec/s (${alone.report.delivered} in ${alone.ms} ms), ` +
       `beside the black hole ${beside.rate.toFixed(0)} rec/s (${beside.report.delivered} in ${beside.ms} ms${beside.complete ? "" : ", window over"}), ` +
@@ -1014,13 +1353,21 @@ async function compareBesideBlackHole(name: string, traffic: BlackHoleTraffic, l
 describe("black hole beside a healthy receiver, default retry settings", () => {
   // A steady stream, as services publish: ~300 records/s for ~30 s, long enough for the black
   // hole's breaker to open (5 timeouts of 10 s) and its retries to come back.
-  const traffic: BlackHoleTraffic = { kind: "stream", records: Number(process.env.FAULTS_BLACKHOLE_RECORDS ?? 9_000), batch: 30, intervalMs: 100 };
+  const traffic: BlackHoleTraffic = {
+    kind: "stream",
+    records: Number(process.env.FAULTS_BLACKHOLE_RECORDS ?? 9_000),
+    batch: 30,
+    intervalMs: 100,
+  };
   let alone: BlackHoleRun;
   let beside: BlackHoleRun;
 
-  beforeAll(async () => {
-    ({ alone, beside } = await compareBesideBlackHole("blackhole", traffic, { alone: "alone", beside: "beside" }));
-  }, WINDOW_MS * 2 + 120_000);
+  beforeAll(
+    async () => {
+      ({ alone, beside } = await compareBesideBlackHole("blackhole", traffic, { alone: "alone", beside: "beside" }));
+    },
+    WINDOW_MS * 2 + 120_000,
+  );
 
   it("the sidecar's memory stays bounded beside the black hole (and the healthy receiver gets only its own deliveries)", () => {
     expect(alone.complete).toBe(true);
@@ -1029,7 +1376,8 @@ describe("black hole beside a healthy receiver, default retry settings", () => {
     expect(beside.report.idChanged).toBe(0);
     // Bounded: under a generous cap, and the last third of the run no higher than the middle third
     // by more than half (a leak grows with the records; in-flight work and heap do not).
-    const third = (i: number) => Math.max(...beside.rss.slice(Math.floor((beside.rss.length * i) / 3), Math.floor((beside.rss.length * (i + 1)) / 3)));
+    const third = (i: number) =>
+      Math.max(...beside.rss.slice(Math.floor((beside.rss.length * i) / 3), Math.floor((beside.rss.length * (i + 1)) / 3)));
     expect(beside.rss.length).toBeGreaterThan(8);
     expect(Math.max(...beside.rss)).toBeLessThan(1024 * 2 ** 20);
     expect(third(2)).toBeLessThan(third(1) * 1.5);
@@ -1050,9 +1398,15 @@ describe("black hole beside a healthy receiver, default retry settings, a backlo
   let alone: BlackHoleRun;
   let beside: BlackHoleRun;
 
-  beforeAll(async () => {
-    ({ alone, beside } = await compareBesideBlackHole("blackhole-backlog", traffic, { alone: "backlog-alone", beside: "backlog-beside" }));
-  }, WINDOW_MS * 2 + 120_000);
+  beforeAll(
+    async () => {
+      ({ alone, beside } = await compareBesideBlackHole("blackhole-backlog", traffic, {
+        alone: "backlog-alone",
+        beside: "backlog-beside",
+      }));
+    },
+    WINDOW_MS * 2 + 120_000,
+  );
 
   it("every backlog record reaches the healthy receiver alone and beside the black hole, only its own deliveries", () => {
     expect(alone.complete).toBe(true);

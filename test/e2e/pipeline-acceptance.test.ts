@@ -9,7 +9,14 @@ import type { Admin, Kafka, Producer } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { ensureBuilt } from "../support/cli.js";
 import { failFirstAttempt, startReceiver } from "../support/receiver.js";
-import { callbackConfig, defaultHandoffTopics, SidecarProcess, sidecarConfig, type MetricMap, type SidecarSetupWithDefaults } from "../support/sidecar-process.js";
+import {
+  callbackConfig,
+  defaultHandoffTopics,
+  SidecarProcess,
+  sidecarConfig,
+  type MetricMap,
+  type SidecarSetupWithDefaults,
+} from "../support/sidecar-process.js";
 import {
   accepted,
   committedOffsets,
@@ -73,12 +80,19 @@ describe("poison records on one partition", () => {
     const { topic, setup } = await scenario(admin, brokers, "accept-poison", { partitions: 1 });
     const receiver = track(await startRecordingReceiver());
     // A wildcard subscription: were the 注文確定 records let through, they would reach the HTTP layer.
-    const sidecar = SidecarProcess.start("poison", sidecarConfig({ ...setup, configs: [callbackConfig("acme", "all", SECRET, [{ eventType: "*", url: `${receiver.url}/all` }])] }));
+    const sidecar = SidecarProcess.start(
+      "poison",
+      sidecarConfig({ ...setup, configs: [callbackConfig("acme", "all", SECRET, [{ eventType: "*", url: `${receiver.url}/all` }])] }),
+    );
     await sidecar.waitReady();
 
     const H = { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" };
     const before = events(20, { prefix: "before", tenant: "acme", eventType: "OrderPlaced" });
-    const poison: OutRecord[] = ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}', '{"a": 1e400}'].map((text, i) => ({ id: `poison-${i}`, value: Buffer.from(text), headers: H }));
+    const poison: OutRecord[] = ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}', '{"a": 1e400}'].map((text, i) => ({
+      id: `poison-${i}`,
+      value: Buffer.from(text),
+      headers: H,
+    }));
     const unbuildable = events(10, { prefix: "jp", tenant: "acme", eventType: "注文確定" });
     const after = events(30, { prefix: "after", tenant: "acme", eventType: "OrderPlaced" });
     const all = [...before, ...poison, ...unbuildable, ...after].map((r) => ({ ...r, partition: 0 }));
@@ -89,7 +103,11 @@ describe("poison records on one partition", () => {
 
     const ordinary = [...before, ...after];
     const ledger = new DeliveryLedger({ r: receiver });
-    await waitFor(() => `${ordinary.length} deliveries (have ${ledger.distinct()})`, () => ledger.distinct() >= ordinary.length, 60_000);
+    await waitFor(
+      () => `${ordinary.length} deliveries (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= ordinary.length,
+      60_000,
+    );
     let committed = -1n;
     await waitFor(
       () => `the group's committed offset at the end of the partition (${end}; committed ${committed})\n${sidecar.tail(10)}`,
@@ -136,9 +154,10 @@ describe("poison records on one partition", () => {
         };
       })
       .sort((a, b) => a.id.localeCompare(b.id));
-    const want = [...poison.map((r) => ({ id: r.id, reason: "invalid_json", sameBytes: true })), ...unbuildable.map((r) => ({ id: r.id, reason: "invalid_header", sameBytes: true }))].sort((a, b) =>
-      a.id.localeCompare(b.id),
-    );
+    const want = [
+      ...poison.map((r) => ({ id: r.id, reason: "invalid_json", sameBytes: true })),
+      ...unbuildable.map((r) => ({ id: r.id, reason: "invalid_header", sameBytes: true })),
+    ].sort((a, b) => a.id.localeCompare(b.id));
     expect(got).toEqual(want);
 
     // Still running, still serving, and a clean stop.
@@ -147,10 +166,18 @@ describe("poison records on one partition", () => {
     expect((await sidecar.get("/readyz")).status).toBe(200);
     // The pipeline's own "nobody foresaw this" paths were never taken (a kafkajs crash and restart,
     // e.g. while a cold broker loads its group coordinator, is printed, not failed on).
-    const logged = (msgs: string[]) => sidecar.logs().filter((l) => msgs.some((m) => String(l.msg).startsWith(m))).map((l) => `${l.msg}: ${String(l.err)}`);
+    const logged = (msgs: string[]) =>
+      sidecar
+        .logs()
+        .filter((l) => msgs.some((m) => String(l.msg).startsWith(m)))
+        .map((l) => `${l.msg}: ${String(l.err)}`);
     const crashes = logged(["consumer crashed"]);
     if (crashes.length > 0) console.log(`poison: kafkajs consumer crashes (restarted): ${crashes.join("; ")}`);
-    expect(logged(["record broke unexpectedly", "delivery broke unexpectedly", "retry record broke unexpectedly", "record work rejected"]).join("\n")).toBe("");
+    expect(
+      logged(["record broke unexpectedly", "delivery broke unexpectedly", "retry record broke unexpectedly", "record work rejected"]).join(
+        "\n",
+      ),
+    ).toBe("");
     sidecar.kill("SIGTERM");
     expect((await sidecar.waitExit(20_000)).code).toBe(0);
   }, 120_000);
@@ -181,7 +208,12 @@ describe("two deployments on one cluster", () => {
         // sidecarConfig shortens the in-process budget for other tests: put the default back.
         callbacks: { retry: { "in-process-budget": "1s" } },
       };
-      return { path, groupId, topics: { ...defaultHandoffTopics(groupId), ...(sharedRetryTopic ? { retryTopic: sharedRetryTopic } : {}) }, sidecar: SidecarProcess.start(`${label}-${path}`, sidecarConfig(s)) };
+      return {
+        path,
+        groupId,
+        topics: { ...defaultHandoffTopics(groupId), ...(sharedRetryTopic ? { retryTopic: sharedRetryTopic } : {}) },
+        sidecar: SidecarProcess.start(`${label}-${path}`, sidecarConfig(s)),
+      };
     });
     await Promise.all(deployments.map((d) => d.sidecar.waitReady()));
     // Nothing named but what the variant shares: the rest are the defaults named after each group.
@@ -196,7 +228,8 @@ describe("two deployments on one cluster", () => {
     const deliveries = new DeliveryLedger({ r: accepted(receiver) });
     const requests = new DeliveryLedger({ r: receiver });
     await waitFor(
-      () => `${n} accepted deliveries per deployment (have ${deployments.map((d) => deliveries.distinct((e) => e.target === `r/${d.path}`)).join(", ")})`,
+      () =>
+        `${n} accepted deliveries per deployment (have ${deployments.map((d) => deliveries.distinct((e) => e.target === `r/${d.path}`)).join(", ")})`,
       () => deployments.every((d) => deliveries.distinct((e) => e.target === `r/${d.path}`) >= n),
       90_000,
       200,
@@ -205,8 +238,11 @@ describe("two deployments on one cluster", () => {
     for (const d of deployments) {
       metrics.push(
         await d.sidecar.metricsUntil(
-          (m) => `${d.path}: ${n} DELIVERED (have ${m.sum("callbacks_deliveries_total", { status: "DELIVERED" })})${sharedRetryTopic ? `, ${n} foreign retry records (have ${m.sum("callbacks_retry_records_ignored_total")})` : ""}`,
-          (m) => m.sum("callbacks_deliveries_total", { status: "DELIVERED" }) >= n && (!sharedRetryTopic || m.sum("callbacks_retry_records_ignored_total", { reason: "foreign_origin" }) >= n),
+          (m) =>
+            `${d.path}: ${n} DELIVERED (have ${m.sum("callbacks_deliveries_total", { status: "DELIVERED" })})${sharedRetryTopic ? `, ${n} foreign retry records (have ${m.sum("callbacks_retry_records_ignored_total")})` : ""}`,
+          (m) =>
+            m.sum("callbacks_deliveries_total", { status: "DELIVERED" }) >= n &&
+            (!sharedRetryTopic || m.sum("callbacks_retry_records_ignored_total", { reason: "foreign_origin" }) >= n),
           60_000,
         ),
       );
@@ -218,7 +254,8 @@ describe("two deployments on one cluster", () => {
     const perDeployment = deployments.map((d, i) => {
       const m = final[i] as MetricMap;
       const attempts = new Map<string, number>();
-      for (const e of requests.entries().filter((x) => x.target === `r/${d.path}`)) attempts.set(e.deliveryId, (attempts.get(e.deliveryId) ?? 0) + 1);
+      for (const e of requests.entries().filter((x) => x.target === `r/${d.path}`))
+        attempts.set(e.deliveryId, (attempts.get(e.deliveryId) ?? 0) + 1);
       return {
         path: d.path,
         requests: [...attempts.values()].reduce((a, b) => a + b, 0),
@@ -240,7 +277,15 @@ describe("two deployments on one cluster", () => {
     expect(report).toMatchObject({ sent: 2 * n, delivered: 2 * n, duplicated: 0, lost: 0, unexpected: 0, idChanged: 0 });
     for (const [i, d] of perDeployment.entries()) {
       // One 503, then one 2xx after the retry, for every delivery: exactly once after its retry.
-      expect(d, d.path).toMatchObject({ requests: 2 * n, attemptsPerDelivery: [2], delivered: n, failed: 0, deadLetters: 0, retriesScheduled: n, foreign: sharedRetryTopic ? n : 0 });
+      expect(d, d.path).toMatchObject({
+        requests: 2 * n,
+        attemptsPerDelivery: [2],
+        delivered: n,
+        failed: 0,
+        deadLetters: 0,
+        retriesScheduled: n,
+        foreign: sharedRetryTopic ? n : 0,
+      });
       expect(topicSizes[i]?.deadLetter, `${d.path}: records in ${deployments[i]?.topics.deadLetterTopic}`).toBe(0);
     }
     if (sharedRetryTopic) expect(topicSizes[0]?.retry).toBe(2 * n);
@@ -273,8 +318,22 @@ describe("rebalance duplicates", () => {
     return (async () => {
       const { topic, setup } = await scenario(admin, brokers, `accept-${label}`, { partitions: 6 });
       const receiver = track(await startRecordingReceiver({ delayMs: 20 }));
-      const config = sidecarConfig({ ...setup, configs: [callbackConfig("acme", "orders", SECRET, [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }], { "max-attempts": 3, "backoff-ms": 50 })] });
-      return { topic, receiver, config, records: events(N, { prefix: label, tenant: "acme", eventType: "OrderPlaced" }), ledger: new DeliveryLedger({ r: receiver }) };
+      const config = sidecarConfig({
+        ...setup,
+        configs: [
+          callbackConfig("acme", "orders", SECRET, [{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }], {
+            "max-attempts": 3,
+            "backoff-ms": 50,
+          }),
+        ],
+      });
+      return {
+        topic,
+        receiver,
+        config,
+        records: events(N, { prefix: label, tenant: "acme", eventType: "OrderPlaced" }),
+        ledger: new DeliveryLedger({ r: receiver }),
+      };
     })();
   }
 
@@ -288,14 +347,29 @@ describe("rebalance duplicates", () => {
       batchSize: BATCH,
       intervalMs: (soFar) => (soFar >= N * 0.8 && (b === undefined || b.assignment(topic.name).length === 0) ? 1_000 : INTERVAL_MS),
     });
-    await waitFor(() => `${N / 3} deliveries before the join (have ${ledger.distinct()})`, () => ledger.distinct() >= N / 3, 60_000, 10);
+    await waitFor(
+      () => `${N / 3} deliveries before the join (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= N / 3,
+      60_000,
+      10,
+    );
     const atStart = ledger.distinct();
     b = SidecarProcess.start("join-b", config);
     const joinedB = b;
-    await waitFor(() => `b assigned partitions (has ${joinedB.assignment(topic.name)})\n${joinedB.tail(10)}`, () => joinedB.assignment(topic.name).length > 0, 90_000, 100);
+    await waitFor(
+      () => `b assigned partitions (has ${joinedB.assignment(topic.name)})\n${joinedB.tail(10)}`,
+      () => joinedB.assignment(topic.name).length > 0,
+      90_000,
+      100,
+    );
     const atJoin = ledger.distinct();
     const produced = await producing;
-    await waitFor(() => `all ${N} delivered (have ${ledger.distinct()})`, () => ledger.distinct() >= N, 90_000, 200);
+    await waitFor(
+      () => `all ${N} delivered (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= N,
+      90_000,
+      200,
+    );
     await sleep(1_500);
     const [ma, mb] = await Promise.all([a.metrics(), b.metrics()]);
     const report = ledger.report("rebalance-join", expectEach(records, "r/orders"));
@@ -327,7 +401,10 @@ describe("rebalance duplicates", () => {
     await Promise.all([a.waitReady(), b.waitReady()]);
     await waitFor(
       () => `both replicas own partitions (a ${a.assignment(topic.name)}, b ${b.assignment(topic.name)})`,
-      () => a.assignment(topic.name).length > 0 && b.assignment(topic.name).length > 0 && a.assignment(topic.name).length + b.assignment(topic.name).length === 6,
+      () =>
+        a.assignment(topic.name).length > 0 &&
+        b.assignment(topic.name).length > 0 &&
+        a.assignment(topic.name).length + b.assignment(topic.name).length === 6,
       60_000,
       200,
     );
@@ -338,7 +415,12 @@ describe("rebalance duplicates", () => {
       // Slower near the end until a is gone, so the stop lands mid-stream.
       intervalMs: (soFar) => (soFar >= N * 0.8 && !aExited ? 1_000 : INTERVAL_MS),
     });
-    await waitFor(() => `${N / 3} deliveries before the stop (have ${ledger.distinct()})`, () => ledger.distinct() >= N / 3, 60_000, 10);
+    await waitFor(
+      () => `${N / 3} deliveries before the stop (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= N / 3,
+      60_000,
+      10,
+    );
     const atStop = ledger.distinct();
     const consumedByA = (await a.metrics()).sum("callbacks_events_consumed_total", { topic: topic.name });
     a.kill("SIGTERM");
@@ -346,8 +428,18 @@ describe("rebalance duplicates", () => {
     aExited = true;
     const atExit = ledger.distinct();
     const produced = await producing;
-    await waitFor(() => `b owns all 6 partitions (has ${b.assignment(topic.name)})`, () => b.assignment(topic.name).length === 6, 60_000, 200);
-    await waitFor(() => `all ${N} delivered (have ${ledger.distinct()})`, () => ledger.distinct() >= N, 90_000, 200);
+    await waitFor(
+      () => `b owns all 6 partitions (has ${b.assignment(topic.name)})`,
+      () => b.assignment(topic.name).length === 6,
+      60_000,
+      200,
+    );
+    await waitFor(
+      () => `all ${N} delivered (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= N,
+      90_000,
+      200,
+    );
     await sleep(1_500);
     const report = ledger.report("rebalance-sigterm", expectEach(records, "r/orders"));
     console.log(

@@ -13,7 +13,15 @@ import { stringify } from "yaml";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { redactUrl, subscriptionFingerprint } from "../../src/domain/subscription-ref.js";
 import { handoffKeys } from "../../src/kafka/handoff-mac.js";
-import { deliveryDeadLetter, H, MAX_HANDOFF_VALUE_BYTES, sealed, undispatchableDeadLetter, type DeliveryHandoff, type OutboundRecord } from "../../src/kafka/handoff-records.js";
+import {
+  deliveryDeadLetter,
+  H,
+  MAX_HANDOFF_VALUE_BYTES,
+  sealed,
+  undispatchableDeadLetter,
+  type DeliveryHandoff,
+  type OutboundRecord,
+} from "../../src/kafka/handoff-records.js";
 import { ensureBuilt, runCli, type CliResult } from "../support/cli.js";
 import { startReceiver, type Receiver } from "../support/receiver.js";
 import { sidecarConfig } from "../support/sidecar-process.js";
@@ -56,7 +64,12 @@ async function receiver503(): Promise<Receiver> {
 }
 
 /** The sidecar's configuration for a replay from `deadLetters` to `targetUrl`, written to a file. */
-function replayConfig(deadLetters: TestTopic, targetUrl: string, retry: { "max-attempts": number; "backoff-ms": number }, over: Record<string, unknown> = {}): string {
+function replayConfig(
+  deadLetters: TestTopic,
+  targetUrl: string,
+  retry: { "max-attempts": number; "backoff-ms": number },
+  over: Record<string, unknown> = {},
+): string {
   const callbacks = sidecarConfig({
     callbacks: over,
     brokers,
@@ -64,7 +77,16 @@ function replayConfig(deadLetters: TestTopic, targetUrl: string, retry: { "max-a
     topics: ["unused"],
     retryTopic: `${deadLetters.name}.retry`,
     deadLetterTopic: deadLetters.name,
-    configs: [{ id: CONFIG_ID, "tenant-id": "acme", name: "orders", secret: SECRET, ...retry, subscriptions: [{ "event-type": "OrderPlaced", "target-url": targetUrl }] }],
+    configs: [
+      {
+        id: CONFIG_ID,
+        "tenant-id": "acme",
+        name: "orders",
+        secret: SECRET,
+        ...retry,
+        subscriptions: [{ "event-type": "OrderPlaced", "target-url": targetUrl }],
+      },
+    ],
   });
   const path = join(workDir, `${deadLetters.name}.yml`);
   writeFileSync(path, stringify({ pyfly: { callbacks } }));
@@ -92,14 +114,25 @@ function handoff(deliveryId: string, targetUrl: string): DeliveryHandoff {
 
 /** A dead letter of an exhausted delivery, as the sidecar writes it (sealed with the config's derived key). */
 function deadLetter(deliveryId: string, targetUrl: string, body = JSON.stringify({ id: deliveryId })): OutboundRecord {
-  const record = deliveryDeadLetter(handoff(deliveryId, targetUrl), body, "attempts_exhausted", { "x-tenant-id": "acme" }, deliveryId, Date.now());
+  const record = deliveryDeadLetter(
+    handoff(deliveryId, targetUrl),
+    body,
+    "attempts_exhausted",
+    { "x-tenant-id": "acme" },
+    deliveryId,
+    Date.now(),
+  );
   return sealed(record, "dead-letter", handoffKeys([], { id: CONFIG_ID, secret: SECRET })[0] as Buffer);
 }
 
 async function write(topic: TestTopic, records: OutboundRecord[], partition?: (i: number) => number): Promise<void> {
   // One record per request keeps each send far below the broker's request limit (one is ~900 KB).
   for (const [i, r] of records.entries()) {
-    await producer.send({ topic: topic.name, acks: -1, messages: [{ key: r.key, value: r.value, headers: r.headers, partition: partition?.(i) ?? 0 }] });
+    await producer.send({
+      topic: topic.name,
+      acks: -1,
+      messages: [{ key: r.key, value: r.value, headers: r.headers, partition: partition?.(i) ?? 0 }],
+    });
   }
 }
 
@@ -141,7 +174,15 @@ describe("replay (built cli, real broker)", () => {
     const big = JSON.stringify({ id: truncatedId, pad: "x".repeat(MAX_HANDOFF_VALUE_BYTES) });
     const truncated = deadLetter(truncatedId, target, big);
     expect(truncated.headers[H.valueTruncated]).toBe(String(Buffer.byteLength(big)));
-    const undispatchable = undispatchableDeadLetter(Buffer.from("not json"), { "x-tenant-id": "acme" }, null, { topic: "orders", partition: 0, offset: "7" }, "invalid_json", "Unexpected token", Date.now());
+    const undispatchable = undispatchableDeadLetter(
+      Buffer.from("not json"),
+      { "x-tenant-id": "acme" },
+      null,
+      { topic: "orders", partition: 0, offset: "7" },
+      "invalid_json",
+      "Unexpected token",
+      Date.now(),
+    );
     const letters = ids.map((id) => deadLetter(id, target));
     await write(topic, [...letters.slice(0, 20), truncated, undispatchable, ...letters.slice(20)]);
 

@@ -18,7 +18,20 @@ import { H, retryRecord, sealed, type DeliveryHandoff, type OutboundRecord } fro
 import { ensureBuilt, runCli, type CliResult } from "../support/cli.js";
 import { startReceiver, type Behaviour, type Receiver } from "../support/receiver.js";
 import { MetricMap, SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
-import { createTopic, DELIVERY_ID, events, produce, readTopic, sleep, testKafka, testProducer, unique, waitFor, type ReadRecord, type TestTopic } from "../support/traffic.js";
+import {
+  createTopic,
+  DELIVERY_ID,
+  events,
+  produce,
+  readTopic,
+  sleep,
+  testKafka,
+  testProducer,
+  unique,
+  waitFor,
+  type ReadRecord,
+  type TestTopic,
+} from "../support/traffic.js";
 
 const brokers = inject("kafkaBrokers");
 
@@ -60,7 +73,16 @@ async function receiver(initial: Behaviour = { kind: "respond", status: 200 }): 
 /** A fresh one-partition event topic, group, and retry and dead-letter topics of its own. */
 async function scenarioSetup(prefix: string): Promise<{ topic: TestTopic; setup: Omit<SidecarSetup, "configs"> }> {
   const topic = await createTopic(admin, prefix, 1);
-  return { topic, setup: { brokers, groupId: unique(`${prefix}-group`), topics: [topic.name], retryTopic: `${topic.name}.retry`, deadLetterTopic: `${topic.name}.dlq` } };
+  return {
+    topic,
+    setup: {
+      brokers,
+      groupId: unique(`${prefix}-group`),
+      topics: [topic.name],
+      retryTopic: `${topic.name}.retry`,
+      deadLetterTopic: `${topic.name}.dlq`,
+    },
+  };
 }
 
 /** Every record of `topic` up to its current end (a topic the sidecar never created reads as empty). */
@@ -78,7 +100,12 @@ const flatten = (records: ReadRecord[]) =>
   records.map((r) => [r.key ?? "", r.value?.toString("utf8") ?? "", ...Object.entries(r.headers).flat()].join("\n")).join("\n");
 
 /** Scrapes /metrics until `check` holds. */
-async function metricsWhen(sidecar: SidecarProcess, what: (m: MetricMap) => string, check: (m: MetricMap) => boolean, timeoutMs = 30_000): Promise<MetricMap> {
+async function metricsWhen(
+  sidecar: SidecarProcess,
+  what: (m: MetricMap) => string,
+  check: (m: MetricMap) => boolean,
+  timeoutMs = 30_000,
+): Promise<MetricMap> {
   let last = new MetricMap();
   await waitFor(
     () => `${sidecar.name}: ${what(last)}\n${sidecar.tail(10)}`,
@@ -93,9 +120,16 @@ async function metricsWhen(sidecar: SidecarProcess, what: (m: MetricMap) => stri
   return last;
 }
 
-async function adminGet(sidecar: SidecarProcess, path: string, authorization?: string): Promise<{ status: number; body: string; challenge: string | null }> {
+async function adminGet(
+  sidecar: SidecarProcess,
+  path: string,
+  authorization?: string,
+): Promise<{ status: number; body: string; challenge: string | null }> {
   const port = await sidecar.adminPort();
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: authorization ? { Authorization: authorization } : {}, signal: AbortSignal.timeout(5_000) });
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    headers: authorization ? { Authorization: authorization } : {},
+    signal: AbortSignal.timeout(5_000),
+  });
   return { status: res.status, body: await res.text(), challenge: res.headers.get("www-authenticate") };
 }
 
@@ -138,8 +172,21 @@ describe("capability URLs never leave the process in clear (issue 10, item 2)", 
     const callbacks = sidecarConfig({
       ...setup,
       // backoff 300 ms > in-process budget 200 ms: the second attempt waits in the retry topic.
-      configs: [{ id: "sec-capability", "tenant-id": "acme", name: "orders", secret: "${ACME_SECRET}", "max-attempts": 3, "backoff-ms": 300, subscriptions: [{ "event-type": "OrderPlaced", "target-url": target }] }],
-      callbacks: { "log-level": "debug", server: { executions: { enabled: true, token: "${EXECUTIONS_TOKEN}", "include-payloads": true } } },
+      configs: [
+        {
+          id: "sec-capability",
+          "tenant-id": "acme",
+          name: "orders",
+          secret: "${ACME_SECRET}",
+          "max-attempts": 3,
+          "backoff-ms": 300,
+          subscriptions: [{ "event-type": "OrderPlaced", "target-url": target }],
+        },
+      ],
+      callbacks: {
+        "log-level": "debug",
+        server: { executions: { enabled: true, token: "${EXECUTIONS_TOKEN}", "include-payloads": true } },
+      },
     });
     const sidecar = SidecarProcess.start("capability", callbacks, env);
     await sidecar.waitReady();
@@ -208,10 +255,12 @@ describe("capability URLs never leave the process in clear (issue 10, item 2)", 
 
     const leaks: string[] = [];
     for (const [where, text] of Object.entries(outputs)) {
-      for (const [what, secret] of Object.entries({ "path token": r1, "query token": r2, "path prefix": "T0K3N" })) if (text.includes(secret)) leaks.push(`${what} in ${where}`);
+      for (const [what, secret] of Object.entries({ "path token": r1, "query token": r2, "path prefix": "T0K3N" }))
+        if (text.includes(secret)) leaks.push(`${what} in ${where}`);
     }
     // The places that name the target at all name it redacted.
-    for (const where of ["retry topic", "dead-letter topic", "GET /executions?limit=1000", "replay --dry-run stdout", "replay stdout"]) expect(outputs[where], where).toContain(redacted);
+    for (const where of ["retry topic", "dead-letter topic", "GET /executions?limit=1000", "replay --dry-run stdout", "replay stdout"])
+      expect(outputs[where], where).toContain(redacted);
     console.log(
       `capability URL: ${Object.keys(outputs).length} outputs searched (${Math.round(Object.values(outputs).reduce((n, t) => n + t.length, 0) / 1024)} KB; ` +
         `${retries.length} retry records, ${dead.length} dead letters, ${sidecar.logs().length} log lines of which ${sidecar.logs().filter((l) => l.level === 20).length} debug); leaks: ${leaks.length}`,
@@ -225,9 +274,22 @@ describe("/executions is closed (issue 10, item 1)", () => {
     const r = await receiver();
     const { setup } = await scenarioSetup("sec-executions");
     const token = randomSecret("executions");
-    const configs = [{ "tenant-id": "acme", name: "orders", secret: randomSecret("acme"), subscriptions: [{ "event-type": "*", "target-url": `${r.url}/x` }] }];
-    const enabled = SidecarProcess.start("executions-on", sidecarConfig({ ...setup, configs, callbacks: { server: { executions: { enabled: true, token: "${TOKEN}" } } } }), { TOKEN: token });
-    const disabled = SidecarProcess.start("executions-off", sidecarConfig({ ...setup, groupId: unique("sec-executions-off"), configs }), { TOKEN: token });
+    const configs = [
+      {
+        "tenant-id": "acme",
+        name: "orders",
+        secret: randomSecret("acme"),
+        subscriptions: [{ "event-type": "*", "target-url": `${r.url}/x` }],
+      },
+    ];
+    const enabled = SidecarProcess.start(
+      "executions-on",
+      sidecarConfig({ ...setup, configs, callbacks: { server: { executions: { enabled: true, token: "${TOKEN}" } } } }),
+      { TOKEN: token },
+    );
+    const disabled = SidecarProcess.start("executions-off", sidecarConfig({ ...setup, groupId: unique("sec-executions-off"), configs }), {
+      TOKEN: token,
+    });
 
     const none = await adminGet(enabled, "/executions");
     expect(none.status).toBe(401);
@@ -261,14 +323,28 @@ describe("signed handoff records (issue 10, item 3)", () => {
     });
     const { topic, setup } = await scenarioSetup("sec-forge");
     // A long backoff: the copies go in while the genuine retry still waits for its due time.
-    const configs = [{ id: "sec-forge", "tenant-id": "forge", name: "orders", secret: randomSecret("forge"), "max-attempts": 3, "backoff-ms": 8_000, subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/forge` }] }];
+    const configs = [
+      {
+        id: "sec-forge",
+        "tenant-id": "forge",
+        name: "orders",
+        secret: randomSecret("forge"),
+        "max-attempts": 3,
+        "backoff-ms": 8_000,
+        subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/forge` }],
+      },
+    ];
     const callbacks = sidecarConfig({ ...setup, configs });
     const sidecar = SidecarProcess.start("forge", callbacks);
     await sidecar.waitReady();
     const [event] = events(1, { prefix: `forge-${randomUUID().slice(0, 6)}`, tenant: "forge", eventType: "OrderPlaced" });
     await produce(producer, topic, [event!]);
     await r.waitForRequests(1);
-    await waitFor("the retry record", async () => (await admin.fetchTopicOffsets(setup.retryTopic).catch(() => [])).some((p) => Number(p.high) > 0), 20_000);
+    await waitFor(
+      "the retry record",
+      async () => (await admin.fetchTopicOffsets(setup.retryTopic).catch(() => [])).some((p) => Number(p.high) > 0),
+      20_000,
+    );
     const [genuine] = await readAll(setup.retryTopic);
     expect(genuine, "one retry record").toBeDefined();
     const body = genuine!.value!.toString("utf8");
@@ -300,7 +376,9 @@ describe("signed handoff records (issue 10, item 3)", () => {
     expect(r.requests.map((q) => q.status)).toEqual([503, 200]);
     for (const q of r.requests) expect(q.body.toString("utf8")).toBe(body);
     expect(String(r.requests[1]!.headers[DELIVERY_ID])).toBe(genuine!.headers[H.deliveryId]);
-    console.log(`forged retry records produced ${copiesAt < r.requests[1]!.at ? "before" : "after"} the genuine retry was delivered (${r.requests[1]!.at - copiesAt} ms)`);
+    console.log(
+      `forged retry records produced ${copiesAt < r.requests[1]!.at ? "before" : "after"} the genuine retry was delivered (${r.requests[1]!.at - copiesAt} ms)`,
+    );
 
     const dead = await readAll(setup.deadLetterTopic);
     expect(dead).toHaveLength(2);
@@ -325,15 +403,31 @@ describe("signed handoff records (issue 10, item 3)", () => {
       return { kind: "respond", status };
     });
     const { topic, setup } = await scenarioSetup("sec-copy");
-    const configs = [{ id: "sec-copy", "tenant-id": "acme", name: "orders", secret: randomSecret("acme"), "max-attempts": 3, "backoff-ms": 300, subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/copy` }] }];
+    const configs = [
+      {
+        id: "sec-copy",
+        "tenant-id": "acme",
+        name: "orders",
+        secret: randomSecret("acme"),
+        "max-attempts": 3,
+        "backoff-ms": 300,
+        subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/copy` }],
+      },
+    ];
     const sidecar = SidecarProcess.start("copy", sidecarConfig({ ...setup, configs }));
     await sidecar.waitReady();
     const [event] = events(1, { prefix: `copy-${randomUUID().slice(0, 6)}`, tenant: "acme", eventType: "OrderPlaced" });
     await produce(producer, topic, [event!]);
     await r.waitForRequests(2);
     const [genuine] = await readAll(setup.retryTopic);
-    await produce(producer, { name: setup.retryTopic, partitions: 1 }, [{ id: "copy", key: genuine!.key, value: genuine!.value, headers: genuine!.headers, partition: genuine!.partition }]);
-    await waitFor("the copy to be counted", async () => (await sidecar.metrics()).sum("callbacks_retry_records_ignored_total", { reason: "already_final" }) === 1, 20_000);
+    await produce(producer, { name: setup.retryTopic, partitions: 1 }, [
+      { id: "copy", key: genuine!.key, value: genuine!.value, headers: genuine!.headers, partition: genuine!.partition },
+    ]);
+    await waitFor(
+      "the copy to be counted",
+      async () => (await sidecar.metrics()).sum("callbacks_retry_records_ignored_total", { reason: "already_final" }) === 1,
+      20_000,
+    );
     await sleep(500);
     expect(r.requests.map((q) => q.status)).toEqual([503, 200]);
     expect(new Set(r.requests.map((q) => String(q.headers[DELIVERY_ID])))).toEqual(new Set([genuine!.headers[H.deliveryId]]));
@@ -353,18 +447,38 @@ describe("signed handoff records (issue 10, item 3)", () => {
     });
     const { topic, setup } = await scenarioSetup("sec-copy-last");
     const token = randomSecret("executions");
-    const configs = [{ id: "sec-copy-last", "tenant-id": "acme", name: "orders", secret: randomSecret("acme"), "max-attempts": 2, "backoff-ms": 300, subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/copy-last` }] }];
-    const sidecar = SidecarProcess.start("copy-last", sidecarConfig({ ...setup, configs, callbacks: { server: { executions: { enabled: true, token: "${TOKEN}" } } } }), { TOKEN: token });
+    const configs = [
+      {
+        id: "sec-copy-last",
+        "tenant-id": "acme",
+        name: "orders",
+        secret: randomSecret("acme"),
+        "max-attempts": 2,
+        "backoff-ms": 300,
+        subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/copy-last` }],
+      },
+    ];
+    const sidecar = SidecarProcess.start(
+      "copy-last",
+      sidecarConfig({ ...setup, configs, callbacks: { server: { executions: { enabled: true, token: "${TOKEN}" } } } }),
+      { TOKEN: token },
+    );
     await sidecar.waitReady();
     const [event] = events(1, { prefix: `copy-last-${randomUUID().slice(0, 6)}`, tenant: "acme", eventType: "OrderPlaced" });
     await produce(producer, topic, [event!]);
     await r.waitForRequests(2);
     const [genuine] = await readAll(setup.retryTopic);
-    await produce(producer, { name: setup.retryTopic, partitions: 1 }, [{ id: "copy", key: genuine!.key, value: genuine!.value, headers: genuine!.headers, partition: genuine!.partition }]);
-    await waitFor("the copy to be consumed", async () => {
-      const [entry] = await admin.fetchOffsets({ groupId: `${setup.groupId}.retry`, topics: [setup.retryTopic] });
-      return entry?.partitions.some((p) => Number(p.offset) >= 2) ?? false;
-    }, 20_000);
+    await produce(producer, { name: setup.retryTopic, partitions: 1 }, [
+      { id: "copy", key: genuine!.key, value: genuine!.value, headers: genuine!.headers, partition: genuine!.partition },
+    ]);
+    await waitFor(
+      "the copy to be consumed",
+      async () => {
+        const [entry] = await admin.fetchOffsets({ groupId: `${setup.groupId}.retry`, topics: [setup.retryTopic] });
+        return entry?.partitions.some((p) => Number(p.offset) >= 2) ?? false;
+      },
+      20_000,
+    );
     await sleep(500);
     const executions = JSON.parse((await adminGet(sidecar, "/executions", `Bearer ${token}`)).body) as Record<string, unknown>[];
     const m = await sidecar.metrics();
@@ -383,7 +497,16 @@ describe("signed handoff records (issue 10, item 3)", () => {
     const run = async (name: string, keys: string[]) => {
       const { setup } = await scenarioSetup(`sec-open-${name}`);
       const url = `${r.url}/${name}`;
-      const configs = [{ id: "open-cfg", "tenant-id": "open", name: "unsigned", "max-attempts": 2, "backoff-ms": 100, subscriptions: [{ "event-type": "OrderPlaced", "target-url": url }] }];
+      const configs = [
+        {
+          id: "open-cfg",
+          "tenant-id": "open",
+          name: "unsigned",
+          "max-attempts": 2,
+          "backoff-ms": 100,
+          subscriptions: [{ "event-type": "OrderPlaced", "target-url": url }],
+        },
+      ];
       const sidecar = SidecarProcess.start(`open-${name}`, sidecarConfig({ ...setup, configs, callbacks: { handoff: { keys } } }), {});
       await sidecar.waitReady();
       const record = (label: string, key: Buffer): OutboundRecord => {
@@ -408,15 +531,24 @@ describe("signed handoff records (issue 10, item 3)", () => {
       const idDerived = handoffKeys([], { id: "open-cfg", secret: null })[0] as Buffer;
       const out = [record("id-derived", idDerived)];
       if (keys.length > 0) out.push(record("handoff-key", Buffer.from(handoffKey, "utf8")));
-      await producer.send({ topic: setup.retryTopic, acks: -1, messages: out.map((o) => ({ key: o.key, value: o.value, headers: o.headers })) });
+      await producer.send({
+        topic: setup.retryTopic,
+        acks: -1,
+        messages: out.map((o) => ({ key: o.key, value: o.value, headers: o.headers })),
+      });
       return { sidecar, out, path: `/${name}` };
     };
     const [open, keyed] = await Promise.all([run("no-keys", []), run("keys", [handoffKey])]);
 
     await r.waitForRequests(2, 30_000);
-    await metricsWhen(keyed.sidecar, (m) => `a forged_retry_record (have ${m.sum(DEAD_LETTERS)})`, (m) => m.sum(DEAD_LETTERS, { tenant: "open", reason: "forged_retry_record" }) === 1);
+    await metricsWhen(
+      keyed.sidecar,
+      (m) => `a forged_retry_record (have ${m.sum(DEAD_LETTERS)})`,
+      (m) => m.sum(DEAD_LETTERS, { tenant: "open", reason: "forged_retry_record" }) === 1,
+    );
     await sleep(1_000);
-    const got = (p: string) => r.requests.filter((q) => q.url === p).map((q) => JSON.parse(q.body.toString("utf8")) as { sealed_with: string });
+    const got = (p: string) =>
+      r.requests.filter((q) => q.url === p).map((q) => JSON.parse(q.body.toString("utf8")) as { sealed_with: string });
     expect(got(open.path)).toEqual([{ sealed_with: "id-derived" }]);
     expect(got(keyed.path)).toEqual([{ sealed_with: "handoff-key" }]);
     for (const q of r.requests) expect(q.headers["x-pyfly-signature"]).toBeUndefined();
@@ -495,27 +627,46 @@ describe("signed handoff records (issue 10, item 3)", () => {
   it("replay skips a dead letter whose value was changed (summary.forged 1, never sent) and delivers the genuine one", async () => {
     const r = await receiver({ kind: "respond", status: 503 });
     const { topic, setup } = await scenarioSetup("sec-forged-dlq");
-    const configs = [{ id: "sec-forged-dlq", "tenant-id": "acme", name: "orders", secret: randomSecret("acme"), "max-attempts": 1, subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/dlq` }] }];
+    const configs = [
+      {
+        id: "sec-forged-dlq",
+        "tenant-id": "acme",
+        name: "orders",
+        secret: randomSecret("acme"),
+        "max-attempts": 1,
+        subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/dlq` }],
+      },
+    ];
     const callbacks = sidecarConfig({ ...setup, configs });
     const sidecar = SidecarProcess.start("forged-dlq", callbacks);
     await sidecar.waitReady();
     const [event] = events(1, { prefix: `dlq-${randomUUID().slice(0, 6)}`, tenant: "acme", eventType: "OrderPlaced" });
     await produce(producer, topic, [event!]);
-    await metricsWhen(sidecar, (m) => `a dead letter (have ${m.sum(DEAD_LETTERS)})`, (m) => m.sum(DEAD_LETTERS, { reason: "attempts_exhausted" }) === 1);
+    await metricsWhen(
+      sidecar,
+      (m) => `a dead letter (have ${m.sum(DEAD_LETTERS)})`,
+      (m) => m.sum(DEAD_LETTERS, { reason: "attempts_exhausted" }) === 1,
+    );
     sidecar.kill("SIGTERM");
     await sidecar.waitExit(20_000);
 
     const [genuine] = await readAll(setup.deadLetterTopic);
     const body = genuine!.value!.toString("utf8");
     const changed = body.replace(/\}$/, ',"forged":true}');
-    await produce(producer, { name: setup.deadLetterTopic, partitions: 1 }, [{ id: "forged", key: genuine!.key, value: changed, headers: genuine!.headers, partition: genuine!.partition }]);
+    await produce(producer, { name: setup.deadLetterTopic, partitions: 1 }, [
+      { id: "forged", key: genuine!.key, value: changed, headers: genuine!.headers, partition: genuine!.partition },
+    ]);
 
     r.behave({ kind: "respond", status: 200 });
     const result = await runCli(["replay", "--config", writeConfig("forged-dlq", callbacks)], { timeoutMs: 60_000 });
     const { lines, summary } = replayOutput(result);
     expect(result.code, result.stderr).toBe(0);
     expect(summary).toMatchObject({ read: 2, matched: 2, delivered: 1, failed: 0, forged: 1, not_replayable: 0, truncated: 0 });
-    expect(lines.find((l) => l.offset === "1")).toMatchObject({ replayable: false, skipped: "mac_invalid", delivery_id: genuine!.headers[H.deliveryId] });
+    expect(lines.find((l) => l.offset === "1")).toMatchObject({
+      replayable: false,
+      skipped: "mac_invalid",
+      delivery_id: genuine!.headers[H.deliveryId],
+    });
     expect(r.requests).toHaveLength(2);
     for (const q of r.requests) expect(q.body.toString("utf8")).toBe(body);
     expect(r.requests[1]!.status).toBe(200);
@@ -528,7 +679,16 @@ describe("secrets and Kubernetes (issue 10, items 5 and 7)", () => {
       writeConfig("whsec", {
         enabled: true,
         kafka: { brokers: ["127.0.0.1:1"], topics: ["orders"] },
-        configs: [{ "tenant-id": "acme", name: "sw", "signing-scheme": "standard-webhooks", secret, "additional-secrets": additional, subscriptions: [{ "event-type": "*", "target-url": "https://hooks.example.com/x" }] }],
+        configs: [
+          {
+            "tenant-id": "acme",
+            name: "sw",
+            "signing-scheme": "standard-webhooks",
+            secret,
+            "additional-secrets": additional,
+            subscriptions: [{ "event-type": "*", "target-url": "https://hooks.example.com/x" }],
+          },
+        ],
       });
     const good = `whsec_${randomBytes(32).toString("base64")}`;
     for (const [file, key] of [
@@ -551,7 +711,15 @@ describe("secrets and Kubernetes (issue 10, items 5 and 7)", () => {
       enabled: true,
       kafka: { brokers: ["127.0.0.1:1"], topics: ["orders"] },
       handoff: { keys: ["${HANDOFF_KEY}"] },
-      configs: [{ "tenant-id": "acme", name: "sw", "signing-scheme": "standard-webhooks", secret: good, subscriptions: [{ "event-type": "*", "target-url": "https://hooks.example.com/x" }] }],
+      configs: [
+        {
+          "tenant-id": "acme",
+          name: "sw",
+          "signing-scheme": "standard-webhooks",
+          secret: good,
+          subscriptions: [{ "event-type": "*", "target-url": "https://hooks.example.com/x" }],
+        },
+      ],
     });
     for (const command of ["check-config", "run"]) {
       const result = await runCli([command, "--config", file], { env: { HANDOFF_KEY: shortKey }, timeoutMs: 20_000 });
@@ -566,7 +734,14 @@ describe("secrets and Kubernetes (issue 10, items 5 and 7)", () => {
   it("starts, gets ready and delivers with Kubernetes service-link variables named PYFLY_CALLBACKS_* in its environment; a typo (PYFLY_CALLBACKS_HTTP_TIMOUT) still exits 78 naming it", async () => {
     const r = await receiver();
     const { topic, setup } = await scenarioSetup("sec-links");
-    const configs = [{ "tenant-id": "acme", name: "orders", secret: randomSecret("acme"), subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/links` }] }];
+    const configs = [
+      {
+        "tenant-id": "acme",
+        name: "orders",
+        secret: randomSecret("acme"),
+        subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/links` }],
+      },
+    ];
     // What the kubelet injects for a Service "foo" (issue 10's case) and for the Service of a Helm
     // release named pyfly-callbacks ("pyfly-callbacks-callback-sidecar", port cb-admin 8080).
     const links = {

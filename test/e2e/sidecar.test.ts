@@ -50,7 +50,13 @@ async function scenario(prefix: string, partitions = 3): Promise<{ topic: TestTo
   const topic = await createTopic(admin, prefix, partitions);
   return {
     topic,
-    setup: { brokers, groupId: unique(`${prefix}-group`), topics: [topic.name], retryTopic: `${topic.name}.retry`, deadLetterTopic: `${topic.name}.dlq` },
+    setup: {
+      brokers,
+      groupId: unique(`${prefix}-group`),
+      topics: [topic.name],
+      retryTopic: `${topic.name}.retry`,
+      deadLetterTopic: `${topic.name}.dlq`,
+    },
   };
 }
 
@@ -139,7 +145,13 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
         ],
         { "authorized-domains": [{ domain: "127.0.0.1", description: "test receivers" }] },
       ),
-      { "tenant-id": "acme", name: "paused", enabled: false, secret: PYFLY_SECRET, subscriptions: [{ "event-type": "*", "target-url": `${disabledReceiver.url}/all` }] },
+      {
+        "tenant-id": "acme",
+        name: "paused",
+        enabled: false,
+        secret: PYFLY_SECRET,
+        subscriptions: [{ "event-type": "*", "target-url": `${disabledReceiver.url}/all` }],
+      },
       {
         "tenant-id": "globex",
         name: "invoices",
@@ -166,23 +178,54 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     const bad: (OutRecord & { reason: string })[] = [
       { id: "bad-no-tenant", value: '{"id":"bad-no-tenant"}', headers: { "x-event-type": "OrderPlaced" }, reason: "missing_tenant" },
       { id: "bad-no-type", value: '{"id":"bad-no-type"}', headers: { "x-tenant-id": "acme" }, reason: "missing_event_type" },
-      { id: "bad-json", value: "this is {not JSON", headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" }, reason: "invalid_json" },
-      { id: "bad-tenant", value: '{"id":"bad-tenant"}', headers: { "x-tenant-id": "nobody", "x-event-type": "OrderPlaced" }, reason: "unknown_tenant" },
+      {
+        id: "bad-json",
+        value: "this is {not JSON",
+        headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced" },
+        reason: "invalid_json",
+      },
+      {
+        id: "bad-tenant",
+        value: '{"id":"bad-tenant"}',
+        headers: { "x-tenant-id": "nobody", "x-event-type": "OrderPlaced" },
+        reason: "unknown_tenant",
+      },
     ];
     // Bad records in between the good ones: the good ones after them must still arrive.
-    const all: OutRecord[] = [...placed.slice(0, 2), bad[0]!, ...cancelled, bad[1]!, ...invoices, bad[2]!, ...initech, bad[3]!, ...placed.slice(2)];
+    const all: OutRecord[] = [
+      ...placed.slice(0, 2),
+      bad[0]!,
+      ...cancelled,
+      bad[1]!,
+      ...invoices,
+      bad[2]!,
+      ...initech,
+      bad[3]!,
+      ...placed.slice(2),
+    ];
     const produced = await produce(producer, topic, all);
     const payloadOf = new Map(produced.map((r) => [r.id, r.value]));
 
-    const ledger = new DeliveryLedger({ acme: acmeReceiver, globex: globexReceiver, disabled: disabledReceiver, unauthorised: unauthorisedReceiver });
-    const expected = [...expectEach(placed, "acme/orders"), ...expectEach([...placed, ...cancelled], "acme/audit"), ...expectEach(invoices, "globex/invoices")];
+    const ledger = new DeliveryLedger({
+      acme: acmeReceiver,
+      globex: globexReceiver,
+      disabled: disabledReceiver,
+      unauthorised: unauthorisedReceiver,
+    });
+    const expected = [
+      ...expectEach(placed, "acme/orders"),
+      ...expectEach([...placed, ...cancelled], "acme/audit"),
+      ...expectEach(invoices, "globex/invoices"),
+    ];
     await waitFor("17 deliveries", () => ledger.total >= expected.length, 30_000);
     // Everything final: the two unauthorised deliveries FAILED and the four bad records skipped.
     await waitFor(
       "final outcomes in /metrics",
       async () => {
         const m = await sidecar.metrics();
-        return m.sum("callbacks_deliveries_total", { tenant: "initech", status: "FAILED" }) >= 2 && m.sum("callbacks_events_skipped_total") >= 4;
+        return (
+          m.sum("callbacks_deliveries_total", { tenant: "initech", status: "FAILED" }) >= 2 && m.sum("callbacks_events_skipped_total") >= 4
+        );
       },
       20_000,
     );
@@ -191,10 +234,12 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     const report = ledger.report("e2e-fanout", expected);
     expect(report).toMatchObject({ sent: 17, delivered: 17, duplicated: 0, lost: 0, unexpected: 0 });
     // The wildcard saw every acme event, whatever its type or header style.
-    expect(acmeReceiver.requests.filter((r) => r.url === "/audit").map((r) => header(r, "x-pyfly-event-type")).sort()).toEqual([
-      ...Array(3).fill("OrderCancelled"),
-      ...Array(5).fill("OrderPlaced"),
-    ]);
+    expect(
+      acmeReceiver.requests
+        .filter((r) => r.url === "/audit")
+        .map((r) => header(r, "x-pyfly-event-type"))
+        .sort(),
+    ).toEqual([...Array(3).fill("OrderCancelled"), ...Array(5).fill("OrderPlaced")]);
     // A disabled config and an unauthorised domain: not a request, not even a connection.
     expect(disabledReceiver.connections).toBe(0);
     expect(unauthorisedReceiver.connections).toBe(0);
@@ -232,7 +277,9 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
       expect(m.sum("callbacks_events_skipped_total", { reason }), reason).toBe(1);
     }
     expect(m.sum("callbacks_delivery_attempts_total", { target_host: `127.0.0.1:${acmeReceiver.port}`, outcome: "2xx" })).toBe(13);
-    expect(m.sum("callbacks_delivery_attempts_total", { target_host: `127.0.0.1:${unauthorisedReceiver.port}`, outcome: "rejected" })).toBe(2);
+    expect(m.sum("callbacks_delivery_attempts_total", { target_host: `127.0.0.1:${unauthorisedReceiver.port}`, outcome: "rejected" })).toBe(
+      2,
+    );
 
     // Bad records and the unauthorised deliveries are in the dead-letter topic, each with its reason.
     const dead = await readTopic(kafka, setup.deadLetterTopic, 6, 20_000);
@@ -254,7 +301,11 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
   it("SIGKILL mid-stream and restart: every record delivered at least once, redeliveries keep their delivery id", async () => {
     const { topic, setup } = await scenario("e2e-sigkill");
     const receiver = track(await startRecordingReceiver({ delayMs: 2 }));
-    const config = sidecarConfig({ ...setup, configs: [acme([{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])], callbacks: SINGLE_HOST });
+    const config = sidecarConfig({
+      ...setup,
+      configs: [acme([{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])],
+      callbacks: SINGLE_HOST,
+    });
     const first = SidecarProcess.start("sigkill-1", config);
     await first.waitReady();
 
@@ -270,7 +321,12 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
 
     const second = first.restart("sigkill-2");
     await second.waitReady();
-    await waitFor(() => `all ${records.length} delivery ids (have ${ledger.distinct()})`, () => ledger.distinct() >= records.length, 90_000, 200);
+    await waitFor(
+      () => `all ${records.length} delivery ids (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= records.length,
+      90_000,
+      200,
+    );
     await sleep(1_000);
     const report = ledger.report("sigkill-restart", expectEach(records, "r/orders"));
     console.log(`sigkill-restart: ${atKill} distinct deliveries when killed, ${ledger.total} requests in all`);
@@ -310,7 +366,10 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
       sidecarConfig({
         ...setup,
         configs,
-        callbacks: { http: { "max-connections-per-host": 64, "circuit-breaker": { "failure-threshold": 5, "recovery-timeout": "2s" } }, retry: { "in-process-budget": "100ms" } },
+        callbacks: {
+          http: { "max-connections-per-host": 64, "circuit-breaker": { "failure-threshold": 5, "recovery-timeout": "2s" } },
+          retry: { "in-process-budget": "100ms" },
+        },
       }),
     );
     await sidecar.waitReady();
@@ -320,7 +379,12 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     const ledger = new DeliveryLedger({ healthy });
     const t0 = Date.now();
     await produce(producer, topic, records);
-    await waitFor(() => `${n} healthy deliveries (have ${ledger.distinct()})`, () => ledger.distinct() >= n, 30_000, 20);
+    await waitFor(
+      () => `${n} healthy deliveries (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= n,
+      30_000,
+      20,
+    );
     const healthyMs = Date.now() - t0;
     console.log(`dead-endpoints: ${n} healthy deliveries in ${healthyMs} ms beside a refusing endpoint and a black hole`);
     const report = ledger.report("dead-endpoints-healthy", expectEach(records, "healthy/orders"));
@@ -338,7 +402,9 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     expect(m.sum("callbacks_retries_scheduled_total", { target_host: `127.0.0.1:${blackHole.port}` })).toBeGreaterThan(0);
     expect(m.sum("callbacks_deliveries_total", { status: "DELIVERED" })).toBe(n);
     expect(m.sum("callbacks_deliveries_total", { status: "FAILED" })).toBe(2 * n);
-    expect(m.sum("callbacks_circuit_breaker_transitions_total", { target_host: `127.0.0.1:${deadPort}`, state: "open" })).toBeGreaterThan(0);
+    expect(m.sum("callbacks_circuit_breaker_transitions_total", { target_host: `127.0.0.1:${deadPort}`, state: "open" })).toBeGreaterThan(
+      0,
+    );
     const retries = await readTopic(kafka, setup.retryTopic, 1, 10_000);
     expect(retries.length).toBeGreaterThan(0);
 
@@ -349,7 +415,11 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
   it("two sidecars in one group share the partitions; when one stops (SIGTERM) the other takes over without loss", async () => {
     const { topic, setup } = await scenario("e2e-group", 6);
     const receiver = track(await startRecordingReceiver());
-    const config = sidecarConfig({ ...setup, configs: [acme([{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])], callbacks: SINGLE_HOST });
+    const config = sidecarConfig({
+      ...setup,
+      configs: [acme([{ eventType: "OrderPlaced", url: `${receiver.url}/orders` }])],
+      callbacks: SINGLE_HOST,
+    });
     const a = SidecarProcess.start("group-a", config);
     const b = SidecarProcess.start("group-b", config);
     await Promise.all([a.waitReady(), b.waitReady()]);
@@ -395,7 +465,12 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     expect(exitA.at - signalledAt).toBeLessThan(5_000 + 2_000);
     const produced: ProducedRecord[] = await producing;
     expect(produced).toHaveLength(phase2.length);
-    await waitFor(() => `phase 2 delivered (have ${ledger.distinct()})`, () => ledger.distinct() >= phase1.length + phase2.length, 90_000, 200);
+    await waitFor(
+      () => `phase 2 delivered (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= phase1.length + phase2.length,
+      90_000,
+      200,
+    );
     await sleep(500);
     await waitFor("b owns all 6 partitions", () => assignment(b).length === 6, 30_000);
 
@@ -448,12 +523,22 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     // After a restart nothing delivered before the signal comes again.
     const second = first.restart("sigterm-2");
     await second.waitReady();
-    await waitFor(() => `all ${records.length} delivered (have ${ledger.distinct()})`, () => ledger.distinct() >= records.length, 90_000, 200);
+    await waitFor(
+      () => `all ${records.length} delivered (have ${ledger.distinct()})`,
+      () => ledger.distinct() >= records.length,
+      90_000,
+      200,
+    );
     await sleep(1_000);
     const report = ledger.report("sigterm-restart", expectEach(records, "r/orders"));
     expect(report.lost).toBe(0);
     expect(report.idChanged).toBe(0);
-    const early = new Set(ledger.entries().filter((e) => e.at < signalledAt - 1_000).map((e) => e.deliveryId));
+    const early = new Set(
+      ledger
+        .entries()
+        .filter((e) => e.at < signalledAt - 1_000)
+        .map((e) => e.deliveryId),
+    );
     expect(ledger.duplicates((e) => early.has(e.deliveryId))).toBe(0);
     expect(report.duplicated).toBe(0);
 
@@ -492,7 +577,6 @@ describe("callback-sidecar run (built CLI, real broker)", () => {
     expect(JSON.parse((await sidecar.get("/readyz")).body)).toMatchObject({ status: "not ready" });
     expect(sidecar.exit).toBeUndefined();
   }, 60_000);
-
 });
 
 /*
@@ -519,7 +603,10 @@ describe("regressions", () => {
   it("a slow but healthy receiver (300 ms) under a burst is never timed out and gets every delivery", async () => {
     const { topic, setup } = await scenario("e2e-slow-healthy");
     const slow = track(await startRecordingReceiver({ delayMs: 300 }));
-    const sidecar = SidecarProcess.start("slow-healthy", sidecarConfig({ ...setup, configs: [acme([{ eventType: "OrderPlaced", url: `${slow.url}/orders` }])] }));
+    const sidecar = SidecarProcess.start(
+      "slow-healthy",
+      sidecarConfig({ ...setup, configs: [acme([{ eventType: "OrderPlaced", url: `${slow.url}/orders` }])] }),
+    );
     await sidecar.waitReady();
     const n = 200;
     await produce(producer, topic, events(n, { prefix: "s", tenant: "acme", eventType: "OrderPlaced" }));

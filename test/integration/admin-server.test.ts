@@ -144,8 +144,21 @@ describe("admin server", () => {
     const [first] = JSON.parse(body) as Record<string, unknown>[];
     expect(Object.keys(first!).sort()).toEqual(
       [
-        "attempts", "config_id", "created_at", "delivered_at", "delivery_id", "duration_ms", "event_type", "id",
-        "last_error", "payload", "response_status", "source", "status", "target_url", "tenant_id",
+        "attempts",
+        "config_id",
+        "created_at",
+        "delivered_at",
+        "delivery_id",
+        "duration_ms",
+        "event_type",
+        "id",
+        "last_error",
+        "payload",
+        "response_status",
+        "source",
+        "status",
+        "target_url",
+        "tenant_id",
       ].sort(),
     );
     expect(body).not.toContain(SECRET);
@@ -183,12 +196,21 @@ describe("admin server", () => {
     expect(none.status).toBe(401);
     expect(none.challenge).toBe('Bearer realm="callback-sidecar"');
     expect(none.body).not.toContain("acme");
-    for (const authorization of [`Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, "Bearer ", `Basic ${TOKEN}`, TOKEN, `Bearer ${TOKEN} extra`]) {
+    for (const authorization of [
+      `Bearer ${TOKEN}x`,
+      `Bearer ${TOKEN.slice(0, -1)}`,
+      "Bearer ",
+      `Basic ${TOKEN}`,
+      TOKEN,
+      `Bearer ${TOKEN} extra`,
+    ]) {
       const wrong = await call(server.port, "/executions?status=FAILED", "GET", { Authorization: authorization });
       expect(wrong.status, authorization).toBe(401);
       expect(wrong.challenge, authorization).toMatch(/^Bearer realm="callback-sidecar"/);
     }
-    expect((await call(server.port, "/executions", "GET", { Authorization: `Bearer ${TOKEN.slice(0, -1)}Z` })).challenge).toContain('error="invalid_token"');
+    expect((await call(server.port, "/executions", "GET", { Authorization: `Bearer ${TOKEN.slice(0, -1)}Z` })).challenge).toContain(
+      'error="invalid_token"',
+    );
     // The scheme is case-insensitive (RFC 7235); the token is not.
     expect((await call(server.port, "/executions", "GET", { Authorization: `bearer ${TOKEN}` })).status).toBe(200);
     expect((await call(server.port, "/executions", "GET", { Authorization: `Bearer ${TOKEN.toUpperCase()}` })).status).toBe(401);
@@ -217,7 +239,12 @@ describe("admin server", () => {
   it("leaves payloads out unless include-payloads is set", async () => {
     const metrics = createMetrics();
     const other = await startAdminServer({
-      host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger,
+      host: "127.0.0.1",
+      port: 0,
+      registry: metrics.registry,
+      executions: engine.executions,
+      isReady: () => true,
+      logger,
       executionsEndpoint: { enabled: true, token: TOKEN, includePayloads: false },
     });
     try {
@@ -236,7 +263,12 @@ describe("admin server", () => {
     const metrics = createMetrics();
     for (const executionsEndpoint of [undefined, { enabled: false, token: TOKEN, includePayloads: true }]) {
       const other = await startAdminServer({
-        host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger,
+        host: "127.0.0.1",
+        port: 0,
+        registry: metrics.registry,
+        executions: engine.executions,
+        isReady: () => true,
+        logger,
         ...(executionsEndpoint ? { executionsEndpoint } : {}),
       });
       try {
@@ -255,7 +287,15 @@ describe("admin server", () => {
   it("refuses to start with /executions enabled and no token", async () => {
     const metrics = createMetrics();
     await expect(
-      startAdminServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger, executionsEndpoint: { enabled: true, token: undefined, includePayloads: false } }),
+      startAdminServer({
+        host: "127.0.0.1",
+        port: 0,
+        registry: metrics.registry,
+        executions: engine.executions,
+        isReady: () => true,
+        logger,
+        executionsEndpoint: { enabled: true, token: undefined, includePayloads: false },
+      }),
     ).rejects.toThrow(/without a token/);
   });
 
@@ -271,11 +311,20 @@ describe("admin server", () => {
 
   it("close() returns promptly even with a keep-alive connection open", async () => {
     const metrics = createMetrics();
-    const other = await startAdminServer({ host: "127.0.0.1", port: 0, registry: metrics.registry, executions: engine.executions, isReady: () => true, logger });
+    const other = await startAdminServer({
+      host: "127.0.0.1",
+      port: 0,
+      registry: metrics.registry,
+      executions: engine.executions,
+      isReady: () => true,
+      logger,
+    });
     const { Agent } = await import("node:http");
     const agent = new Agent({ keepAlive: true });
     await new Promise<void>((resolve, reject) =>
-      request({ host: "127.0.0.1", port: other.port, path: "/healthz", agent }, (res) => res.resume().on("end", resolve)).on("error", reject).end(),
+      request({ host: "127.0.0.1", port: other.port, path: "/healthz", agent }, (res) => res.resume().on("end", resolve))
+        .on("error", reject)
+        .end(),
     );
     const started = Date.now();
     await other.close();

@@ -75,7 +75,10 @@ describe("breaker over real HTTP", () => {
     const r = await receiver();
     const { sender: s, breakers } = sender(1);
     for (let i = 0; i < 3; i++) {
-      expect((await s.send(post(r.url, { "X-Pyfly-Event-Type": "注文確定" }))).outcome).toMatchObject({ kind: "rejected", reason: "invalid_request" });
+      expect((await s.send(post(r.url, { "X-Pyfly-Event-Type": "注文確定" }))).outcome).toMatchObject({
+        kind: "rejected",
+        reason: "invalid_request",
+      });
     }
     expect(r.requests).toHaveLength(0);
     expect(breakers.state(`127.0.0.1:${r.port}`)).toBe("closed");

@@ -91,7 +91,9 @@ describe("dispatcher over real HTTP", () => {
     const [rejected] = await e.dispatcher.dispatch("acme", "E", {});
     expect(rejected).toMatchObject({ status: "FAILED", attempts: 1, last_error: "Circuit breaker is open" });
     expect(r.requests).toHaveLength(3);
-    expect(await metrics.registry.getSingleMetricAsString("callbacks_circuit_breaker_state")).toContain(`callbacks_circuit_breaker_state{target_host="${host}"} 2`);
+    expect(await metrics.registry.getSingleMetricAsString("callbacks_circuit_breaker_state")).toContain(
+      `callbacks_circuit_breaker_state{target_host="${host}"} 2`,
+    );
 
     r.behave({ kind: "respond", status: 204 });
     await new Promise((resolve) => setTimeout(resolve, 400));
@@ -158,7 +160,9 @@ describe("dispatcher over real HTTP", () => {
 
   it("an unauthorised domain is FAILED with pyfly's message and gets no connection", async () => {
     const r = await receiver();
-    const e = engine([tenant([{ "event-type": "*", "target-url": r.url }], { "authorized-domains": [{ domain: "customer.example.com" }] })]);
+    const e = engine([
+      tenant([{ "event-type": "*", "target-url": r.url }], { "authorized-domains": [{ domain: "customer.example.com" }] }),
+    ]);
     const [execution] = await e.dispatcher.dispatch("acme", "E", {});
     expect(execution).toMatchObject({ status: "FAILED", attempts: 0, last_error: "Domain not authorized" });
     expect(r.connections).toBe(0);
@@ -190,7 +194,9 @@ describe("dispatcher over real HTTP", () => {
     const [req] = r.requests;
     const body = req?.body.toString("utf8");
     expect(body).toBe('{"a":1.0,"b":"\\u00e9","n":12345678901234567890}');
-    const expected = createHmac("sha256", "topsecret").update(req?.body ?? "").digest("hex");
+    const expected = createHmac("sha256", "topsecret")
+      .update(req?.body ?? "")
+      .digest("hex");
     expect(req?.headers["x-pyfly-signature"]).toBe(`sha256=${expected}`);
     expect(req?.headers["x-pyfly-delivery-id"]).toBe(execution?.delivery_id);
     expect(req?.headers["x-pyfly-event-type"]).toBe("OrderPlaced");
@@ -234,7 +240,15 @@ describe("dispatcher over real HTTP", () => {
     const b = await receiver();
     // A answers only once B has been reached: a sequential dispatcher would time out on A.
     a.behave({ kind: "hang" });
-    const e = engine([tenant([{ "event-type": "*", "target-url": a.url }, { "event-type": "*", "target-url": b.url }], { "max-attempts": 1 })]);
+    const e = engine([
+      tenant(
+        [
+          { "event-type": "*", "target-url": a.url },
+          { "event-type": "*", "target-url": b.url },
+        ],
+        { "max-attempts": 1 },
+      ),
+    ]);
     const running = e.dispatcher.dispatch("acme", "E", {});
     await a.waitForRequests(1);
     await b.waitForRequests(1, 1500);

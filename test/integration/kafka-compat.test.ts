@@ -69,7 +69,9 @@ describe("kafkajs 2.2.4 against the local broker", () => {
     const cluster = await admin.describeCluster();
     expect(cluster.brokers.map((b) => `${b.host}:${b.port}`)).toEqual(brokers);
     const topic = unique("compat-admin");
-    await expect(admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true })).resolves.toBe(true);
+    await expect(admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true })).resolves.toBe(
+      true,
+    );
     const meta = await admin.fetchTopicMetadata({ topics: [topic] });
     expect(meta.topics[0]?.partitions.map((p) => p.partitionId).sort()).toEqual([0, 1, 2]);
     expect(await admin.listTopics()).toContain(topic);
@@ -128,7 +130,8 @@ describe("kafkajs 2.2.4 against the local broker", () => {
       eachMessage: async ({ message }) => {
         first.push(message.value!.toString());
         // commit only through m3: the next offset to read is 4
-        if (message.value!.toString() === "m3") await c1.commitOffsets([{ topic, partition: 0, offset: String(Number(message.offset) + 1) }]);
+        if (message.value!.toString() === "m3")
+          await c1.commitOffsets([{ topic, partition: 0, offset: String(Number(message.offset) + 1) }]);
       },
     });
     await waitFor("all 10 on the first consumer", () => first.length >= 10);

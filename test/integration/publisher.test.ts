@@ -34,7 +34,11 @@ async function connectedPublisher(onRefused?: (topic: string, reason: string) =>
   return publisher;
 }
 
-const settle = (p: Promise<void>) => p.then(() => "acknowledged" as const, (e: unknown) => e);
+const settle = (p: Promise<void>) =>
+  p.then(
+    () => "acknowledged" as const,
+    (e: unknown) => e,
+  );
 
 async function recordCount(topic: string): Promise<number> {
   return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
@@ -78,7 +82,10 @@ describe("DurablePublisher on the real broker", () => {
     const small = Array.from({ length: 40 }, (_, i) => `small-${i}-${"s".repeat(300)}`);
     const big = `big-${"B".repeat(5_000)}`;
     const started = Date.now();
-    const bigWrite = settle(publisher.publish(limited, { key: "big", value: big, headers: {} })).then((outcome) => ({ outcome, ms: Date.now() - started }));
+    const bigWrite = settle(publisher.publish(limited, { key: "big", value: big, headers: {} })).then((outcome) => ({
+      outcome,
+      ms: Date.now() - started,
+    }));
     const writes = [
       ...small.map((value, i) => settle(publisher.publish(limited, { key: `k${i}`, value, headers: { "callback-delivery-id": `d${i}` } }))),
       ...small.map((value, i) => settle(publisher.publish(other, { key: `k${i}`, value, headers: {} }))),
@@ -98,8 +105,18 @@ describe("DurablePublisher on the real broker", () => {
     expect(await recordCount(limited)).toBe(small.length);
     expect(await recordCount(other)).toBe(small.length);
     const read = await readAll([limited, other], 2 * small.length);
-    expect(read.filter((r) => r.topic === limited).map((r) => r.value).sort()).toEqual([...small].sort());
-    expect(read.filter((r) => r.topic === other).map((r) => r.value).sort()).toEqual([...small].sort());
+    expect(
+      read
+        .filter((r) => r.topic === limited)
+        .map((r) => r.value)
+        .sort(),
+    ).toEqual([...small].sort());
+    expect(
+      read
+        .filter((r) => r.topic === other)
+        .map((r) => r.value)
+        .sort(),
+    ).toEqual([...small].sort());
     // Written by an idempotent producer: the broker gave it an id (InitProducerId works on KRaft).
     expect(read.every((r) => r.producerId !== "-1")).toBe(true);
   });
@@ -115,7 +132,8 @@ describe("DurablePublisher on the real broker", () => {
     const kept = Array.from({ length: 5 }, (_, i) => settle(publisher.publish(present, { key: `p${i}`, value: `p${i}`, headers: {} })));
 
     expect(await Promise.all(kept)).toEqual(kept.map(() => "acknowledged"));
-    for (const outcome of await Promise.all(lost)) expect(outcome).toMatchObject({ code: "HANDOFF_REFUSED", reason: "unknown_topic_or_partition" });
+    for (const outcome of await Promise.all(lost))
+      expect(outcome).toMatchObject({ code: "HANDOFF_REFUSED", reason: "unknown_topic_or_partition" });
     expect(refused).toEqual(lost.map(() => [missing, "unknown_topic_or_partition"]));
     expect(await admin.listTopics()).not.toContain(missing);
     expect(await recordCount(present)).toBe(5);

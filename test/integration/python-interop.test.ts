@@ -5,12 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { canonicalizeJson } from "../../src/delivery/canonical-json.js";
-import {
-  pyflySignature,
-  signatureHeaders,
-  standardWebhookHeaders,
-  verifyStandardWebhook,
-} from "../../src/delivery/signing/index.js";
+import { pyflySignature, signatureHeaders, standardWebhookHeaders, verifyStandardWebhook } from "../../src/delivery/signing/index.js";
 import { ensurePythonVenv, runPython } from "../support/python.js";
 import { prng } from "../support/prng.js";
 
@@ -56,17 +51,55 @@ const FIXED: string[] = [
   '{"b":1,"a":2,"b":3,"a":{"x":1,"x":[1,2]}}',
   '{"\\ue000":1,"\\ud83d\\ude00":2,"\\uffff":3,"\\ud800":4,"\\udc00":5,"a":6,"":7,"\\u0000":8,"é":9,"\\ud83d":10}',
   '{"\uE000x":1,"😀":2,"\u{10000}":3,"\\udbff\\udfff":4,"\\ud7ff":5}',
-  " \t\n\r [ \t\n\r1 \t\n\r, \t\n\r{ \t\n\r\"a\" \t\n\r: \t\n\rnull \t\n\r} \t\n\r] \t\n\r",
+  ' \t\n\r [ \t\n\r1 \t\n\r, \t\n\r{ \t\n\r"a" \t\n\r: \t\n\rnull \t\n\r} \t\n\r] \t\n\r',
   "[NaN, Infinity, -Infinity, true, false, null]",
-  "[]", "{}", '""', "0", "-0", "-0.0", "true", "null",
-  "1".repeat(4300), "-" + "9".repeat(4300), "1".repeat(4301) + ".5", "0." + "3".repeat(5000),
+  "[]",
+  "{}",
+  '""',
+  "0",
+  "-0",
+  "-0.0",
+  "true",
+  "null",
+  "1".repeat(4300),
+  "-" + "9".repeat(4300),
+  "1".repeat(4301) + ".5",
+  "0." + "3".repeat(5000),
   "[" + "[".repeat(400) + "]".repeat(400) + "]",
   // Rejected by both.
-  "", " ", "[1,]", '{"a":1,}', "{'a':1}", "[01]", "1.", ".5", "+1", "1e", "-", "--1", "-NaN", "nan",
-  "[1 2]", '{"a" 1}', '{"a":1 "b":2}', '"abc', '"\\x"', '"\\u12"', '"\\u12G4"', '"a\nb"', '"\x1f"',
-  "\ufeff[]", "[1]x", "tru", "True", "\x0b1", "\u00a01", "1".repeat(4301), "[]]", "{1:2}",
+  "",
+  " ",
+  "[1,]",
+  '{"a":1,}',
+  "{'a':1}",
+  "[01]",
+  "1.",
+  ".5",
+  "+1",
+  "1e",
+  "-",
+  "--1",
+  "-NaN",
+  "nan",
+  "[1 2]",
+  '{"a" 1}',
+  '{"a":1 "b":2}',
+  '"abc',
+  '"\\x"',
+  '"\\u12"',
+  '"\\u12G4"',
+  '"a\nb"',
+  '"\x1f"',
+  "\ufeff[]",
+  "[1]x",
+  "tru",
+  "True",
+  "\x0b1",
+  "\u00a01",
+  "1".repeat(4301),
+  "[]]",
+  "{1:2}",
 ];
-
 
 function generator(seed: number) {
   const rnd = prng(seed);
@@ -82,8 +115,10 @@ function generator(seed: number) {
 
   function number(): string {
     switch (int(7)) {
-      case 0: return String(int(2000) - 1000);
-      case 1: return (rnd() < 0.5 ? "-" : "") + String(1 + int(9)) + digits(int(40) + 15);
+      case 0:
+        return String(int(2000) - 1000);
+      case 1:
+        return (rnd() < 0.5 ? "-" : "") + String(1 + int(9)) + digits(int(40) + 15);
       case 2: {
         // Any finite double, written in a few of the ways a producer might write it.
         let x: number;
@@ -94,15 +129,18 @@ function generator(seed: number) {
         } while (!Number.isFinite(x));
         return pick([String(x), x.toExponential(), x.toPrecision(17), x.toExponential(int(21)).replace("e", "E")]);
       }
-      case 3: return String(rnd() * 10 ** (int(40) - 20));
+      case 3:
+        return String(rnd() * 10 ** (int(40) - 20));
       case 4: {
         const mant = (rnd() < 0.3 ? "-" : "") + (rnd() < 0.3 ? "0" : String(1 + int(9)) + digits(int(20)));
         const frac = rnd() < 0.6 ? "." + digits(int(25) + 1) : "";
         const exp = rnd() < 0.6 ? pick(["e", "E"]) + pick(["", "+", "-"]) + String(int(340)) : "";
         return mant + frac + exp;
       }
-      case 5: return pick(["0.1", "0.2", "0.3", "1e-7", "1e16", "1e15", "-0.0", "5e-324", "NaN", "Infinity", "-Infinity"]);
-      default: return pick(["0", "-0", "1", "-1", "9007199254740993", "18446744073709551616"]);
+      case 5:
+        return pick(["0.1", "0.2", "0.3", "1e-7", "1e16", "1e15", "-0.0", "5e-324", "NaN", "Infinity", "-Infinity"]);
+      default:
+        return pick(["0", "-0", "1", "-1", "9007199254740993", "18446744073709551616"]);
     }
   }
 
@@ -111,10 +149,18 @@ function generator(seed: number) {
     const n = int(maxLen);
     for (let i = 0; i < n; i++) {
       switch (int(10)) {
-        case 0: s += pick(['\\"', "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t"]); break;
-        case 1: s += "\\u" + hex4(int(0x10000)); break; // includes lone surrogate escapes
-        case 2: s += "\\u" + hex4(0xd800 + int(0x400)) + "\\u" + hex4(0xdc00 + int(0x400)); break;
-        case 3: s += "\\u" + hex4(int(0x20)); break;
+        case 0:
+          s += pick(['\\"', "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t"]);
+          break;
+        case 1:
+          s += "\\u" + hex4(int(0x10000));
+          break; // includes lone surrogate escapes
+        case 2:
+          s += "\\u" + hex4(0xd800 + int(0x400)) + "\\u" + hex4(0xdc00 + int(0x400));
+          break;
+        case 3:
+          s += "\\u" + hex4(int(0x20));
+          break;
         case 4: {
           let c: number;
           do c = 0x7f + int(0x10000 - 0x7f);
@@ -122,7 +168,9 @@ function generator(seed: number) {
           s += String.fromCharCode(c);
           break;
         }
-        case 5: s += String.fromCodePoint(0x10000 + int(0x100000)); break;
+        case 5:
+          s += String.fromCodePoint(0x10000 + int(0x100000));
+          break;
         default: {
           const c = String.fromCharCode(0x20 + int(0x5f));
           s += c === '"' || c === "\\" ? "\\" + c : c;
@@ -132,19 +180,46 @@ function generator(seed: number) {
     return '"' + s + '"';
   }
 
-  const KEYS = ['"a"', '"b"', '"A"', '""', '"é"', '"\uE000"', '"\uFFFF"', '"😀"', '"\u{10000}"', '"\\ud83d"',
-    '"\\udc00"', '"\\ud83d\\ude00"', '"ab"', '"a\\u0000"', '"\\u00e9"', '"\\uD7FF"', '"\uFB01"'];
+  const KEYS = [
+    '"a"',
+    '"b"',
+    '"A"',
+    '""',
+    '"é"',
+    '"\uE000"',
+    '"\uFFFF"',
+    '"😀"',
+    '"\u{10000}"',
+    '"\\ud83d"',
+    '"\\udc00"',
+    '"\\ud83d\\ude00"',
+    '"ab"',
+    '"a\\u0000"',
+    '"\\u00e9"',
+    '"\\uD7FF"',
+    '"\uFB01"',
+  ];
 
   function value(depth: number): string {
     const r = int(depth >= 5 ? 6 : 9);
     switch (r) {
-      case 0: case 1: return number();
-      case 2: case 3: return stringBody(12);
-      case 4: return pick(["true", "false", "null"]);
-      case 5: return rnd() < 0.5 ? "[]" : "{}";
-      case 6: case 7: {
+      case 0:
+      case 1:
+        return number();
+      case 2:
+      case 3:
+        return stringBody(12);
+      case 4:
+        return pick(["true", "false", "null"]);
+      case 5:
+        return rnd() < 0.5 ? "[]" : "{}";
+      case 6:
+      case 7: {
         const n = int(6) + 1;
-        const members = Array.from({ length: n }, () => ws() + (rnd() < 0.6 ? pick(KEYS) : stringBody(6)) + ws() + ":" + ws() + value(depth + 1) + ws());
+        const members = Array.from(
+          { length: n },
+          () => ws() + (rnd() < 0.6 ? pick(KEYS) : stringBody(6)) + ws() + ":" + ws() + value(depth + 1) + ws(),
+        );
         return "{" + members.join(",") + "}";
       }
       default: {

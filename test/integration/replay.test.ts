@@ -69,7 +69,9 @@ describe("readTopicInChunks (real broker)", () => {
         await producer.send({ topic: topic.name, acks: -1, messages: [0, 1, 2].map((p) => ({ value: String(1_000 + p), partition: p })) });
       }
     }
-    console.log(`read ${seen.length} records in ${chunkSizes.length} chunks (${chunkSizes.join(",")}) in ${Math.round(performance.now() - started)} ms`);
+    console.log(
+      `read ${seen.length} records in ${chunkSizes.length} chunks (${chunkSizes.join(",")}) in ${Math.round(performance.now() - started)} ms`,
+    );
 
     expect(seen).toHaveLength(n);
     expect(new Set(seen).size).toBe(n);
@@ -90,9 +92,17 @@ describe("readTopicInChunks (real broker)", () => {
 
   it("bounds a chunk by bytes too", async () => {
     const topic = await createTopic(admin, "reader-bytes", 1);
-    await producer.send({ topic: topic.name, acks: -1, messages: Array.from({ length: 10 }, (_, i) => ({ value: `${i}`.padEnd(10_000, "x") })) });
+    await producer.send({
+      topic: topic.name,
+      acks: -1,
+      messages: Array.from({ length: 10 }, (_, i) => ({ value: `${i}`.padEnd(10_000, "x") })),
+    });
     const sizes: number[] = [];
-    for await (const chunk of readTopicInChunks(kafka, topic.name, { groupPrefix: unique("reader-bytes"), limits: { bytes: 25_000 }, select: (r) => r })) {
+    for await (const chunk of readTopicInChunks(kafka, topic.name, {
+      groupPrefix: unique("reader-bytes"),
+      limits: { bytes: 25_000 },
+      select: (r) => r,
+    })) {
       sizes.push(chunk.length);
     }
     expect(sizes).toEqual([3, 3, 3, 1]);
@@ -106,9 +116,18 @@ describe("readTopicInChunks (real broker)", () => {
     expect(chunks).toEqual([]);
     expect(await groupsWithPrefix(prefix)).toEqual([]);
 
-    await producer.send({ topic: topic.name, acks: -1, messages: [{ value: "a", partition: 0 }, { value: "b", partition: 1 }] });
+    await producer.send({
+      topic: topic.name,
+      acks: -1,
+      messages: [
+        { value: "a", partition: 0 },
+        { value: "b", partition: 1 },
+      ],
+    });
     const values: string[] = [];
-    expect(await readTopicToEnd(kafka, topic.name, async ({ message }) => void values.push(String(message.value)), unique("reader-empty"))).toBe(2);
+    expect(
+      await readTopicToEnd(kafka, topic.name, async ({ message }) => void values.push(String(message.value)), unique("reader-empty")),
+    ).toBe(2);
     expect(values.sort()).toEqual(["a", "b"]);
   });
 });

@@ -38,7 +38,16 @@ async function sidecar(targetUrl: string, extra: Record<string, unknown> = {}) {
     "dead-letter": { topic: topics.dlq },
     kafka: { brokers, topics: [topics.events], "group-id": `group-${id}`, "from-beginning": true, "session-timeout": "10s" },
     server: { port: 0, host: "127.0.0.1" },
-    configs: [{ "tenant-id": "acme", name: "main", secret: "s3cret", "max-attempts": 3, "backoff-ms": 200, subscriptions: [{ "event-type": "*", "target-url": targetUrl }] }],
+    configs: [
+      {
+        "tenant-id": "acme",
+        name: "main",
+        secret: "s3cret",
+        "max-attempts": 3,
+        "backoff-ms": 200,
+        subscriptions: [{ "event-type": "*", "target-url": targetUrl }],
+      },
+    ],
     ...extra,
   });
   const running: RunningSidecar = await startSidecar(settings, logger);
@@ -118,7 +127,9 @@ describe("durable retries and dead letters on the real broker", () => {
     expect(await metric("callbacks_retries_scheduled_total{")).toMatch(/ 1$/);
     expect(await metric('callbacks_dead_letters_total{tenant="acme",reason="attempts_exhausted"}')).toMatch(/ 1$/);
     // The retry was consumed and committed: nothing left behind in the retry topic.
-    expect(await eventually(async () => ((await metric("callbacks_retry_backlog ")) === "callbacks_retry_backlog 0" ? true : undefined))).toBe(true);
+    expect(
+      await eventually(async () => ((await metric("callbacks_retry_backlog ")) === "callbacks_retry_backlog 0" ? true : undefined)),
+    ).toBe(true);
 
     r.behave({ kind: "respond", status: 200 });
     const { replayCommand } = await import("../../src/cli/replay.js");
@@ -155,6 +166,15 @@ function toYaml(settings: ReturnType<typeof settingsFrom>, topics: { retry: stri
     retry: { topic: topics.retry },
     "dead-letter": { topic: topics.dlq },
     kafka: { brokers: settings.kafka.brokers },
-    configs: [{ "tenant-id": "acme", name: "main", secret: "s3cret", "max-attempts": 3, "backoff-ms": 200, subscriptions: [{ "event-type": "*", "target-url": settings.configs[0]?.subscriptions[0]?.target_url }] }],
+    configs: [
+      {
+        "tenant-id": "acme",
+        name: "main",
+        secret: "s3cret",
+        "max-attempts": 3,
+        "backoff-ms": 200,
+        subscriptions: [{ "event-type": "*", "target-url": settings.configs[0]?.subscriptions[0]?.target_url }],
+      },
+    ],
   };
 }

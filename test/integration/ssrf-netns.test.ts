@@ -15,16 +15,23 @@ const linux = process.platform === "linux";
 describe.skipIf(!linux)("network guard in a network namespace without routes", () => {
   it("unshare -rn is available (needed to test public addresses without sending packets)", () => {
     const probe = spawnSync("unshare", ["-rn", "true"], { encoding: "utf8" });
-    expect(probe.status, `unshare -rn failed: ${probe.error?.message ?? probe.stderr}; enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root`).toBe(0);
+    expect(
+      probe.status,
+      `unshare -rn failed: ${probe.error?.message ?? probe.stderr}; enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root`,
+    ).toBe(0);
   });
 
   it("refuses metadata and special-purpose addresses and dials public ones", () => {
-    const run = spawnSync("unshare", ["-rn", process.execPath, vitestBin, "run", "--config", "test/netns/vitest.config.ts", "--reporter", "verbose"], {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, CALLBACK_SIDECAR_NETNS: "1", NO_COLOR: "1" },
-      timeout: 120_000,
-    });
+    const run = spawnSync(
+      "unshare",
+      ["-rn", process.execPath, vitestBin, "run", "--config", "test/netns/vitest.config.ts", "--reporter", "verbose"],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, CALLBACK_SIDECAR_NETNS: "1", NO_COLOR: "1" },
+        timeout: 120_000,
+      },
+    );
     const output = `${run.stdout}\n${run.stderr}`;
     expect(run.status, output).toBe(0);
     expect(output).toMatch(/Tests\s+15 passed/);

@@ -164,28 +164,21 @@ describe("(c) opening loopback on purpose", () => {
 
   it("allowedCidrs 127.0.0.1/32 also opens a name that resolves there, and only that address", async () => {
     const policy = { allowPrivateNetworks: false, allowedCidrs: ["127.0.0.1/32"] };
-    expect(await get(agentFor(policy, { lookup: scriptedLookup(["127.0.0.1"]) }), url("hooks.example"))).toBe(
-      "hello from 127.0.0.1",
-    );
+    expect(await get(agentFor(policy, { lookup: scriptedLookup(["127.0.0.1"]) }), url("hooks.example"))).toBe("hello from 127.0.0.1");
     await refusal(agentFor(policy, { lookup: scriptedLookup(["127.0.0.2"]) }), url("hooks.example"));
     expect(internal.connections).toBe(1);
     expect(receiver.connections).toBe(0);
   });
 
   it("allowPrivateNetworks: the request succeeds with one connection", async () => {
-    expect(await get(agentFor({ allowPrivateNetworks: true, allowedCidrs: [] }), url("127.0.0.1"))).toBe(
-      "hello from 127.0.0.1",
-    );
+    expect(await get(agentFor({ allowPrivateNetworks: true, allowedCidrs: [] }), url("127.0.0.1"))).toBe("hello from 127.0.0.1");
     expect(internal.connections).toBe(1);
   });
 });
 
 describe("(d) a name with several addresses, one of them disallowed", () => {
   // Decision: refuse the name outright rather than filter the bad record out (see createGuardedLookup).
-  it.each([
-    [["127.0.0.2", "127.0.0.1"]],
-    [["127.0.0.1", "127.0.0.2"]],
-  ])("answers %j: refused, nothing connected", async (answers) => {
+  it.each([[["127.0.0.2", "127.0.0.1"]], [["127.0.0.1", "127.0.0.2"]]])("answers %j: refused, nothing connected", async (answers) => {
     const lookup = scriptedLookup(answers);
     const agent = agentFor({ allowPrivateNetworks: false, allowedCidrs: ["127.0.0.2/32"] }, { lookup });
     const err = await refusal(agent, url("mixed.example"));

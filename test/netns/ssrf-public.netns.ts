@@ -43,13 +43,20 @@ afterAll(async () => {
 });
 
 /** Injected resolver: every name answers `address`, as a hostile or a legitimate DNS might. */
-const resolvingTo = (address: string): LookupFn => (_hostname, options, callback) => {
-  const family = address.includes(":") ? 6 : 4;
-  setImmediate(() => (options.all ? callback(null, [{ address, family }]) : callback(null, address, family)));
-};
+const resolvingTo =
+  (address: string): LookupFn =>
+  (_hostname, options, callback) => {
+    const family = address.includes(":") ? 6 : 4;
+    setImmediate(() => (options.all ? callback(null, [{ address, family }]) : callback(null, address, family)));
+  };
 
 async function attempt(url: string, lookup?: LookupFn): Promise<unknown> {
-  const agent = new Agent({ connect: createGuardedConnect(createNetworkPolicy({ allowPrivateNetworks: false, allowedCidrs: [] }), lookup ? { lookup, timeoutMs: 5_000 } : { timeoutMs: 5_000 }) });
+  const agent = new Agent({
+    connect: createGuardedConnect(
+      createNetworkPolicy({ allowPrivateNetworks: false, allowedCidrs: [] }),
+      lookup ? { lookup, timeoutMs: 5_000 } : { timeoutMs: 5_000 },
+    ),
+  });
   agents.push(agent);
   try {
     await request(url, { dispatcher: agent, method: "POST", body: "{}" });
@@ -64,13 +71,18 @@ const errno = (error: unknown) => (error as { code?: string }).code;
 const KERNEL_REFUSALS = ["ENETUNREACH", "EADDRNOTAVAIL"];
 
 describe("inside a network namespace without routes", () => {
-  it.each(["http://168.63.129.16/", "http://168.63.129.16:32526/vmSettings", "http://[::ffff:168.63.129.16]/", "http://2822734096/", "http://169.254.169.254/latest/meta-data/", "http://100.100.100.200/", "http://[fd00:ec2::254]/"])(
-    "%s is refused by the guard before any socket opens",
-    async (url) => {
-      const error = await attempt(url);
-      expect(isSsrfBlockedError(error), String(error)).toBe(true);
-    },
-  );
+  it.each([
+    "http://168.63.129.16/",
+    "http://168.63.129.16:32526/vmSettings",
+    "http://[::ffff:168.63.129.16]/",
+    "http://2822734096/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://100.100.100.200/",
+    "http://[fd00:ec2::254]/",
+  ])("%s is refused by the guard before any socket opens", async (url) => {
+    const error = await attempt(url);
+    expect(isSsrfBlockedError(error), String(error)).toBe(true);
+  });
 
   it("a name resolving to the Azure WireServer address is refused too", async () => {
     const error = await attempt("https://wireserver.example/machine?comp=goalstate", resolvingTo("168.63.129.16"));
@@ -78,14 +90,18 @@ describe("inside a network namespace without routes", () => {
     expect(String((error as Error).message)).toContain("cloud metadata endpoint");
   });
 
-  it.each(["http://1.1.1.1/", "http://8.8.8.8/hook", "https://93.184.216.34/", "http://168.63.129.17/", "http://[2606:4700:4700::1111]/", "http://[::ffff:8.8.8.8]/"])(
-    "%s passes the guard and fails in the kernel (no route): a public address is really dialled",
-    async (url) => {
-      const error = await attempt(url);
-      expect(isSsrfBlockedError(error), String(error)).toBe(false);
-      expect(KERNEL_REFUSALS, String(error)).toContain(errno(error));
-    },
-  );
+  it.each([
+    "http://1.1.1.1/",
+    "http://8.8.8.8/hook",
+    "https://93.184.216.34/",
+    "http://168.63.129.17/",
+    "http://[2606:4700:4700::1111]/",
+    "http://[::ffff:8.8.8.8]/",
+  ])("%s passes the guard and fails in the kernel (no route): a public address is really dialled", async (url) => {
+    const error = await attempt(url);
+    expect(isSsrfBlockedError(error), String(error)).toBe(false);
+    expect(KERNEL_REFUSALS, String(error)).toContain(errno(error));
+  });
 
   it("a name resolving to a public address is dialled the same way", async () => {
     const error = await attempt("https://hooks.example/in", resolvingTo("93.184.216.34"));

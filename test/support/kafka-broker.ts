@@ -18,7 +18,9 @@ export type { BrokerHandle, KafkaJars, StartBrokerOptions, StopOptions };
 
 /** KAFKA_BROKERS (comma separated) if set: tests then use that cluster and start nothing. */
 export function kafkaBrokersFromEnv(env: NodeJS.ProcessEnv = process.env): string[] | undefined {
-  const list = env.KAFKA_BROKERS?.split(",").map((s) => s.trim()).filter(Boolean);
+  const list = env.KAFKA_BROKERS?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return list && list.length > 0 ? list : undefined;
 }
 

@@ -25,7 +25,9 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   if (onlyUnitTests(project)) return undefined;
   const started = performance.now();
   const kafka = await startKafka();
-  console.log(`[kafka] test broker ${kafka.brokers.join(",")} ready in ${Math.round(performance.now() - started)} ms (log ${kafka.logFile})`);
+  console.log(
+    `[kafka] test broker ${kafka.brokers.join(",")} ready in ${Math.round(performance.now() - started)} ms (log ${kafka.logFile})`,
+  );
   project.provide("kafkaBrokers", kafka.brokers);
   return () => kafka.destroy();
 }

@@ -50,7 +50,8 @@ export function pipelineHarness(options: HarnessOptions) {
       attempts.set(id, n);
       const behaviour = options.endpoint(request, n);
       if (behaviour === "throw") throw new Error("sender bug");
-      if (behaviour.kind === "response" && behaviour.status >= 200 && behaviour.status < 300) delivered.set(id, (delivered.get(id) ?? 0) + 1);
+      if (behaviour.kind === "response" && behaviour.status >= 200 && behaviour.status < 300)
+        delivered.set(id, (delivered.get(id) ?? 0) + 1);
       return { outcome: behaviour, durationMs: 1 };
     },
     close: async () => undefined,

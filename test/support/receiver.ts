@@ -30,7 +30,10 @@ export interface Receiver {
 }
 
 /** A real HTTP server on 127.0.0.1 that records every request, for integration and e2e tests. */
-export async function startReceiver(initial: Behaviour = { kind: "respond", status: 200 }, options: { port?: number } = {}): Promise<Receiver> {
+export async function startReceiver(
+  initial: Behaviour = { kind: "respond", status: 200 },
+  options: { port?: number } = {},
+): Promise<Receiver> {
   let behaviour: Behaviour | ((req: ReceivedRequest, index: number) => Behaviour) = initial;
   const requests: ReceivedRequest[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];

@@ -90,7 +90,13 @@ export function callbackConfig(
   targets: { eventType: string; url: string }[],
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  return { "tenant-id": tenant, name, secret, subscriptions: targets.map((t) => ({ "event-type": t.eventType, "target-url": t.url })), ...extra };
+  return {
+    "tenant-id": tenant,
+    name,
+    secret,
+    subscriptions: targets.map((t) => ({ "event-type": t.eventType, "target-url": t.url })),
+    ...extra,
+  };
 }
 
 /** Prometheus text parsed to `name{label="value",...}` (labels sorted) -> value, with a summing lookup. */
@@ -255,7 +261,8 @@ export class SidecarProcess {
     for (;;) {
       const found = this.logs().find(predicate);
       if (found) return found;
-      if (this.exitResult) throw new Error(`${this.name} exited (${JSON.stringify(this.exitResult)}) before the expected log line\n${this.tail()}`);
+      if (this.exitResult)
+        throw new Error(`${this.name} exited (${JSON.stringify(this.exitResult)}) before the expected log line\n${this.tail()}`);
       if (Date.now() > until) throw new Error(`${this.name}: expected log line not seen within ${timeoutMs} ms\n${this.tail()}`);
       await sleep(50);
     }
@@ -305,7 +312,8 @@ export class SidecarProcess {
     const until = Date.now() + timeoutMs;
     let last = new MetricMap();
     for (;;) {
-      if (this.exitResult) throw new Error(`${this.name} exited (${JSON.stringify(this.exitResult)}) while waiting for ${what(last)}\n${this.tail()}`);
+      if (this.exitResult)
+        throw new Error(`${this.name} exited (${JSON.stringify(this.exitResult)}) while waiting for ${what(last)}\n${this.tail()}`);
       const m = await this.metrics().catch(() => undefined);
       if (m) {
         last = m;
@@ -346,6 +354,8 @@ export class SidecarProcess {
   static async killAll(): Promise<void> {
     const children = [...running];
     for (const child of children) child.kill("SIGKILL");
-    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once("close", r)))));
+    await Promise.all(
+      children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once("close", r)))),
+    );
   }
 }

@@ -18,10 +18,20 @@ export function unique(prefix: string): string {
 }
 
 /** Polls `check`; `what` may be a function, read at the timeout, to say how far it got. */
-export async function waitFor(what: string | (() => string), check: () => boolean | Promise<boolean>, timeoutMs = 30_000, everyMs = 100): Promise<void> {
+export async function waitFor(
+  what: string | (() => string),
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    if (await Promise.resolve().then(check).catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(check)
+        .catch(() => false)
+    )
+      return;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === "string" ? what : what()}`);
     await sleep(everyMs);
   }
@@ -151,16 +161,24 @@ export async function produceStream(
   producer: Producer,
   topic: TestTopic,
   records: OutRecord[],
-  options: { batchSize: number; intervalMs: number | ((producedSoFar: number) => number); onBatch?: (producedSoFar: number) => void; stop?: () => boolean },
+  options: {
+    batchSize: number;
+    intervalMs: number | ((producedSoFar: number) => number);
+    onBatch?: (producedSoFar: number) => void;
+    stop?: () => boolean;
+  },
 ): Promise<ProducedRecord[]> {
   const out: ProducedRecord[] = [];
   for (let start = 0; start < records.length; start += options.batchSize) {
     if (options.stop?.()) break;
     // Continue the round robin across batches.
-    const batch = records.slice(start, start + options.batchSize).map((r, i) => ({ ...r, partition: r.partition ?? (start + i) % topic.partitions }));
+    const batch = records
+      .slice(start, start + options.batchSize)
+      .map((r, i) => ({ ...r, partition: r.partition ?? (start + i) % topic.partitions }));
     out.push(...(await produce(producer, topic, batch, options.batchSize)));
     options.onBatch?.(out.length);
-    if (start + options.batchSize < records.length) await sleep(typeof options.intervalMs === "function" ? options.intervalMs(out.length) : options.intervalMs);
+    if (start + options.batchSize < records.length)
+      await sleep(typeof options.intervalMs === "function" ? options.intervalMs(out.length) : options.intervalMs);
   }
   return out;
 }
@@ -176,7 +194,12 @@ export interface ReadRecord {
 
 /** Reads a topic from the beginning with a throwaway group until `count` records arrived (or the timeout). */
 export async function readTopic(kafka: Kafka, topic: string, count: number, timeoutMs = 30_000): Promise<ReadRecord[]> {
-  const consumer = kafka.consumer({ groupId: unique("e2e-reader"), sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({
+    groupId: unique("e2e-reader"),
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: 250,
+  });
   const records: ReadRecord[] = [];
   await consumer.connect();
   try {
@@ -297,7 +320,11 @@ export class DeliveryLedger {
 
   /** Distinct delivery ids received so far. */
   distinct(filter?: (e: LedgerEntry) => boolean): number {
-    return new Set(this.entries().filter((e) => !filter || filter(e)).map((e) => e.deliveryId)).size;
+    return new Set(
+      this.entries()
+        .filter((e) => !filter || filter(e))
+        .map((e) => e.deliveryId),
+    ).size;
   }
 
   /** Requests whose delivery id had been received before. */

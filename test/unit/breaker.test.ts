@@ -9,14 +9,18 @@ const RECOVERY_MS = 50;
 function fakeCall() {
   const fake = {
     calls: 0,
-    ok: (value = "response") => () => {
-      fake.calls += 1;
-      return Promise.resolve(value);
-    },
-    fail: (message = "connect ECONNREFUSED") => () => {
-      fake.calls += 1;
-      return Promise.reject(new Error(message));
-    },
+    ok:
+      (value = "response") =>
+      () => {
+        fake.calls += 1;
+        return Promise.resolve(value);
+      },
+    fail:
+      (message = "connect ECONNREFUSED") =>
+      () => {
+        fake.calls += 1;
+        return Promise.reject(new Error(message));
+      },
   };
   return fake;
 }
@@ -255,7 +259,11 @@ describe("BreakerRegistry under concurrency: overlapping failures are one incide
   beforeEach(() => {
     vi.useFakeTimers();
     transitions = [];
-    registry = new BreakerRegistry({ failureThreshold: THRESHOLD, recoveryTimeoutMs: RECOVERY_MS, onTransition: (_h, s) => transitions.push(s) });
+    registry = new BreakerRegistry({
+      failureThreshold: THRESHOLD,
+      recoveryTimeoutMs: RECOVERY_MS,
+      onTransition: (_h, s) => transitions.push(s),
+    });
   });
 
   afterEach(() => {
@@ -265,7 +273,9 @@ describe("BreakerRegistry under concurrency: overlapping failures are one incide
 
   const refuse = () => expect(registry.run(HOST, fakeCall().fail())).rejects.toThrow("ECONNREFUSED");
   const timeoutAfter = (ms: number) => () =>
-    new Promise<never>((_resolve, reject) => setTimeout(() => reject(Object.assign(new Error("Request timed out"), { name: "TimeoutError" })), ms));
+    new Promise<never>((_resolve, reject) =>
+      setTimeout(() => reject(Object.assign(new Error("Request timed out"), { name: "TimeoutError" })), ms),
+    );
 
   it("32 attempts in flight that time out together count as one failure", async () => {
     const burst = Array.from({ length: 32 }, () => registry.run(HOST, timeoutAfter(2000)).catch((e: Error) => e.name));

@@ -53,16 +53,19 @@ describe("canonicalizeJson", () => {
       "[1.0,1e-05,1e+16,1e+16,1000000000000000.0,0.1,-0.0,5e-324,1.7976931348623157e+308,100000.0,100.0,10.5,0," +
         "Infinity,-Infinity,123456789012345678901234567890,0.0001,1e-07,1e+22,0.0025]",
     );
-    expect(c("[0.30000000000000004, 0.1e1, 100e-2, 12345678901234567890.5]")).toBe(
-      "[0.30000000000000004,1.0,1.0,1.2345678901234567e+19]",
-    );
+    expect(c("[0.30000000000000004, 0.1e1, 100e-2, 12345678901234567890.5]")).toBe("[0.30000000000000004,1.0,1.0,1.2345678901234567e+19]");
     expect(c("[NaN, Infinity, -Infinity]")).toBe("[NaN,Infinity,-Infinity]");
     expect(c("-" + "9".repeat(MAX_INT_DIGITS))).toBe("-" + "9".repeat(MAX_INT_DIGITS));
   });
 
   it("pythonFloatRepr switches to exponent form below 1e-4 and from 1e16", () => {
     expect([1e-4, 1e-5, 9999999999999998, 1e16, 123.456, -2.5e-310].map(pythonFloatRepr)).toEqual([
-      "0.0001", "1e-05", "9999999999999998.0", "1e+16", "123.456", "-2.5e-310",
+      "0.0001",
+      "1e-05",
+      "9999999999999998.0",
+      "1e+16",
+      "123.456",
+      "-2.5e-310",
     ]);
   });
 
@@ -180,7 +183,7 @@ describe("canonicalizeJson strict (RFC 8259), what the sidecar uses for events",
     ['{"a": Infinity}', "Infinity is not JSON"],
     ['{"a": -Infinity}', "-Infinity is not JSON"],
     ['{"a": 1e400}', "1e400 overflows a double"],
-    ['[-1e400]', "-1e400 overflows a double"],
+    ["[-1e400]", "-1e400 overflows a double"],
   ])("refuses %s with a reason and an offset", (input, reason) => {
     let error: unknown;
     try {

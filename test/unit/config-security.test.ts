@@ -41,10 +41,15 @@ describe("Kubernetes service-link variables", () => {
   };
 
   it("the sidecar loads with FOO_SERVICE_HOST and FOO_PORT set, and says it ignored them", () => {
-    const { settings, warnings } = load("", { PYFLY_CALLBACKS_FOO_SERVICE_HOST: "10.0.0.1", PYFLY_CALLBACKS_FOO_PORT: "tcp://10.0.0.1:80" });
+    const { settings, warnings } = load("", {
+      PYFLY_CALLBACKS_FOO_SERVICE_HOST: "10.0.0.1",
+      PYFLY_CALLBACKS_FOO_PORT: "tcp://10.0.0.1:80",
+    });
     expect(settings.server.port).toBe(8080);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(/^environment: ignored PYFLY_CALLBACKS_FOO_PORT, PYFLY_CALLBACKS_FOO_SERVICE_HOST: Kubernetes service-link variables/);
+    expect(warnings[0]).toMatch(
+      /^environment: ignored PYFLY_CALLBACKS_FOO_PORT, PYFLY_CALLBACKS_FOO_SERVICE_HOST: Kubernetes service-link variables/,
+    );
     expect(warnings[0]).not.toContain("10.0.0.1");
   });
 
@@ -93,17 +98,25 @@ describe("Kubernetes service-link variables", () => {
 
 describe("Standard Webhooks secrets decode to 24-64 bytes", () => {
   it.each([24, 32, 64])("%d bytes load", (n) => {
-    expect(() => load(tenant(`signing-scheme: standard-webhooks, secret: "${whsec(n)}", additional-secrets: ["${whsec(n)}"]`))).not.toThrow();
+    expect(() =>
+      load(tenant(`signing-scheme: standard-webhooks, secret: "${whsec(n)}", additional-secrets: ["${whsec(n)}"]`)),
+    ).not.toThrow();
   });
 
   it("whsec_AAAA (3 bytes) is a config error naming the key, not the value", () => {
     const errors = errorsOf(tenant("signing-scheme: standard-webhooks, secret: whsec_AAAA"));
-    expect(errors).toEqual(["pyfly.callbacks.configs[0].secret: the key is shorter than 24 bytes once base64-decoded; Standard Webhooks requires 24 to 64 random bytes"]);
+    expect(errors).toEqual([
+      "pyfly.callbacks.configs[0].secret: the key is shorter than 24 bytes once base64-decoded; Standard Webhooks requires 24 to 64 random bytes",
+    ]);
     expect(errors.join()).not.toContain("AAAA");
   });
 
   it("checks every additional secret at its own index, both bounds", () => {
-    const errors = errorsOf(tenant(`signing-scheme: standard-webhooks, secret: "${whsec(32)}", additional-secrets: ["${whsec(32)}", "${whsec(23)}", "${whsec(65)}"]`));
+    const errors = errorsOf(
+      tenant(
+        `signing-scheme: standard-webhooks, secret: "${whsec(32)}", additional-secrets: ["${whsec(32)}", "${whsec(23)}", "${whsec(65)}"]`,
+      ),
+    );
     expect(errors).toEqual([
       expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.additional-secrets\[1\]: the key is shorter than 24 bytes/),
       expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.additional-secrets\[2\]: the key is longer than 64 bytes/),
@@ -148,10 +161,17 @@ describe("server.executions", () => {
   });
 
   it("takes the token from a placeholder or the environment, never echoing it", () => {
-    const fromPlaceholder = load('pyfly: {callbacks: {server: {executions: {enabled: true, token: "${ADMIN_TOKEN}", include-payloads: true}}}}', {
-      ADMIN_TOKEN: "a-long-random-admin-token-value",
+    const fromPlaceholder = load(
+      'pyfly: {callbacks: {server: {executions: {enabled: true, token: "${ADMIN_TOKEN}", include-payloads: true}}}}',
+      {
+        ADMIN_TOKEN: "a-long-random-admin-token-value",
+      },
+    );
+    expect(fromPlaceholder.settings.server.executions).toEqual({
+      enabled: true,
+      token: "a-long-random-admin-token-value",
+      includePayloads: true,
     });
-    expect(fromPlaceholder.settings.server.executions).toEqual({ enabled: true, token: "a-long-random-admin-token-value", includePayloads: true });
     const fromEnv = load("", { PYFLY_CALLBACKS_SERVER_EXECUTIONS_ENABLED: "true", PYFLY_CALLBACKS_SERVER_EXECUTIONS_TOKEN: "short" });
     expect(fromEnv.settings.server.executions.token).toBe("short");
     expect(fromEnv.warnings).toEqual([expect.stringMatching(/^pyfly\.callbacks\.server\.executions\.token: shorter than 16 bytes/)]);

@@ -78,14 +78,18 @@ pyfly:
       backoff_ms: 5000,
       signing_scheme: "pyfly",
       authorized_domains: [{ domain: "customer.example.com", description: "" }],
-      subscriptions: [{ event_type: "OrderPlaced", target_url: "https://customer.example.com/hooks/orders", headers: { "X-Team": "billing" } }],
+      subscriptions: [
+        { event_type: "OrderPlaced", target_url: "https://customer.example.com/hooks/orders", headers: { "X-Team": "billing" } },
+      ],
     });
     // Stable: the same tenant and name give the same id on every load.
     expect(parseSettings("pyfly: {callbacks: {configs: [{tenant-id: acme, name: webhook-suite}]}}", {}).configs[0]?.id).toBe(config?.id);
   });
 
   it("leaves keys outside pyfly.callbacks alone", () => {
-    expect(() => parseSettings("server: {port: 1}\npyfly: {web: {port: 2}, callbacks: {enabled: true, kafka: {topics: [a]}}}", {})).not.toThrow();
+    expect(() =>
+      parseSettings("server: {port: 1}\npyfly: {web: {port: 2}, callbacks: {enabled: true, kafka: {topics: [a]}}}", {}),
+    ).not.toThrow();
   });
 });
 
@@ -107,9 +111,11 @@ pyfly:
   });
 
   it("names the key and variable of an unset placeholder", () => {
-    expect(errorsOf(base, {})).toEqual([
-      "configs[0].secret: environment variable ACME_SECRET is not set and the placeholder has no default",
-    ].map((m) => `pyfly.callbacks.${m}`));
+    expect(errorsOf(base, {})).toEqual(
+      ["configs[0].secret: environment variable ACME_SECRET is not set and the placeholder has no default"].map(
+        (m) => `pyfly.callbacks.${m}`,
+      ),
+    );
   });
 
   it("overrides keys with relaxed names, list items by index", () => {
@@ -147,20 +153,47 @@ describe("configuration errors name the key path", () => {
     ["pyfly: {callbacks: {http: {timeot: 5s}}}", 'pyfly.callbacks.http: Unrecognized key: "timeot"'],
     ["pyfly: {callbacks: {enabled: yes-please}}", "pyfly.callbacks.enabled: expected true or false"],
     ["pyfly: {callbacks: {server: {port: 70000}}}", "pyfly.callbacks.server.port: expected an integer <= 65535"],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, max-attempts: many}]}}", "pyfly.callbacks.configs[0].max-attempts: expected an integer >= 0"],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'ftp://x/'}]}]}}", "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an http:// or https:// URL"],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'not a url'}]}]}}", "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an absolute"],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n}, {tenant-id: a, name: n}]}}", 'pyfly.callbacks.configs[1].name: duplicate config "n" for tenant "a"'],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, id: x}, {tenant-id: a, name: m, id: x}]}}", "pyfly.callbacks.configs[1].id: duplicate id (also at configs[0])"],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: standard-webhooks}]}}", "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret"],
-    ["pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: hmac}]}}", "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, standard-webhooks"],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, max-attempts: many}]}}",
+      "pyfly.callbacks.configs[0].max-attempts: expected an integer >= 0",
+    ],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'ftp://x/'}]}]}}",
+      "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an http:// or https:// URL",
+    ],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, subscriptions: [{event-type: E, target-url: 'not a url'}]}]}}",
+      "pyfly.callbacks.configs[0].subscriptions[0].target-url: expected an absolute",
+    ],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n}, {tenant-id: a, name: n}]}}",
+      'pyfly.callbacks.configs[1].name: duplicate config "n" for tenant "a"',
+    ],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, id: x}, {tenant-id: a, name: m, id: x}]}}",
+      "pyfly.callbacks.configs[1].id: duplicate id (also at configs[0])",
+    ],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: standard-webhooks}]}}",
+      "pyfly.callbacks.configs[0].secret: signing-scheme standard-webhooks needs a secret",
+    ],
+    [
+      "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: hmac}]}}",
+      "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, standard-webhooks",
+    ],
     ["pyfly: {callbacks: {enabled: true}}", "pyfly.callbacks.kafka.topics: no topic to consume"],
-    ["pyfly: {callbacks: {kafka: {group-id: g, topics: [orders, g.retry]}}}", 'pyfly.callbacks.retry.topic: topic "g.retry" is also consumed'],
+    [
+      "pyfly: {callbacks: {kafka: {group-id: g, topics: [orders, g.retry]}}}",
+      'pyfly.callbacks.retry.topic: topic "g.retry" is also consumed',
+    ],
     ["pyfly: [1, 2]", "pyfly: expected a mapping"],
     ["pyfly: {callbacks: {http: {timeout: 5s}}\n  bad: [", "<inline>:"],
   ])("%s", (yaml, message) => {
     const errors = errorsOf(yaml);
-    expect(errors.some((e) => e.startsWith(message)), errors.join("\n")).toBe(true);
+    expect(
+      errors.some((e) => e.startsWith(message)),
+      errors.join("\n"),
+    ).toBe(true);
   });
 
   it("never echoes a secret in an error", () => {
@@ -171,7 +204,13 @@ describe("configuration errors name the key path", () => {
 
 describe("subscription headers follow the outgoing header rule", () => {
   const withHeaders = (headers: Record<string, string>) =>
-    JSON.stringify({ pyfly: { callbacks: { configs: [{ "tenant-id": "a", name: "n", subscriptions: [{ "event-type": "E", "target-url": "https://a.example/", headers }] }] } } });
+    JSON.stringify({
+      pyfly: {
+        callbacks: {
+          configs: [{ "tenant-id": "a", name: "n", subscriptions: [{ "event-type": "E", "target-url": "https://a.example/", headers }] }],
+        },
+      },
+    });
   const at = "pyfly.callbacks.configs[0].subscriptions[0].headers";
 
   it.each([
@@ -179,13 +218,20 @@ describe("subscription headers follow the outgoing header rule", () => {
     ["a latin1 value", { "X-Team": "société" }, `${at}.X-Team: header value contains a non-ASCII character`],
     ["a tab", { "X-Team": "a\tb" }, `${at}.X-Team: header value contains a control character`],
     ["DEL", { "X-Team": "a\u007f" }, `${at}.X-Team: header value contains a control character`],
-    ["a trailing newline (a secret read from a file)", { Authorization: "Bearer t0ken\n" }, `${at}.Authorization: header value contains a control character`],
+    [
+      "a trailing newline (a secret read from a file)",
+      { Authorization: "Bearer t0ken\n" },
+      `${at}.Authorization: header value contains a control character`,
+    ],
     ["a trailing space", { "X-Team": "billing " }, `${at}.X-Team: header value starts or ends with a space`],
     ["a name with a space", { "X Team": "billing" }, `${at}.X Team: header name is not a valid HTTP header name (RFC 9110 token)`],
     ["a non-ASCII name", { "X-Équipe": "billing" }, `${at}.X-Équipe: header name is not a valid HTTP header name`],
   ])("refuses %s, naming the key path", (_what, headers, message) => {
     const errors = errorsOf(withHeaders(headers));
-    expect(errors.some((e) => e.startsWith(message)), errors.join("\n")).toBe(true);
+    expect(
+      errors.some((e) => e.startsWith(message)),
+      errors.join("\n"),
+    ).toBe(true);
   });
 
   it("never echoes a header value in an error", () => {
@@ -195,6 +241,10 @@ describe("subscription headers follow the outgoing header rule", () => {
 
   it("accepts printable ASCII, inner spaces and an empty value", () => {
     const settings = parseSettings(withHeaders({ Authorization: "Bearer abc.def~1", "X-Empty": "", "X-Team": "billing / eu" }), {});
-    expect(settings.configs[0]?.subscriptions[0]?.headers).toEqual({ Authorization: "Bearer abc.def~1", "X-Empty": "", "X-Team": "billing / eu" });
+    expect(settings.configs[0]?.subscriptions[0]?.headers).toEqual({
+      Authorization: "Bearer abc.def~1",
+      "X-Empty": "",
+      "X-Team": "billing / eu",
+    });
   });
 });

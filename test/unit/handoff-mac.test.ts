@@ -20,7 +20,8 @@ const handoff: DeliveryHandoff = {
 };
 const config = { id: "acme-cfg", secret: "a-pyfly-secret-of-some-length" };
 /** Headers as a consumer reads them back: Buffers. */
-const consumed = (headers: Record<string, Buffer | string>) => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Buffer.from(v)]));
+const consumed = (headers: Record<string, Buffer | string>) =>
+  Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Buffer.from(v)]));
 
 describe("signed handoff records", () => {
   const keys = handoffKeys([], config);
@@ -42,11 +43,20 @@ describe("signed handoff records", () => {
   });
 
   it("headers that are not ours may change (they are carried, not relied on)", () => {
-    expect(isSealed({ ...consumed(record.headers), traceparent: Buffer.from("other") }, Buffer.from(record.value), "retry", keys)).toBe(true);
+    expect(isSealed({ ...consumed(record.headers), traceparent: Buffer.from("other") }, Buffer.from(record.value), "retry", keys)).toBe(
+      true,
+    );
   });
 
   it("the derived key takes the config's secret: another secret cannot forge it", () => {
-    expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys([], { ...config, secret: "another-secret-entirely" }))).toBe(false);
+    expect(
+      isSealed(
+        consumed(record.headers),
+        Buffer.from(record.value),
+        "retry",
+        handoffKeys([], { ...config, secret: "another-secret-entirely" }),
+      ),
+    ).toBe(false);
   });
 
   it("rotation: the first configured key signs, every configured key and the derived one verify", () => {
@@ -61,7 +71,11 @@ describe("signed handoff records", () => {
 
   it("a config without a secret: the id-derived key stops verifying once handoff keys are configured", () => {
     const open = { id: "open-cfg", secret: null };
-    const record = sealed(retryRecord({ ...handoff, configId: "open-cfg" }, "{}", 5, undefined, null, "g"), "retry", handoffKeys([], open)[0] as Buffer);
+    const record = sealed(
+      retryRecord({ ...handoff, configId: "open-cfg" }, "{}", 5, undefined, null, "g"),
+      "retry",
+      handoffKeys([], open)[0] as Buffer,
+    );
     expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys([], open))).toBe(true);
     expect(isSealed(consumed(record.headers), Buffer.from(record.value), "retry", handoffKeys(["k".repeat(32)], open))).toBe(false);
   });

@@ -67,7 +67,11 @@ describe("headerText", () => {
 
 describe("carriedHeaders", () => {
   it("drops every callback- header (ours, and under the MAC), an older version's too, and keeps the rest", () => {
-    const all: Record<string, string> = { traceparent: "t", "x-tenant-id": "acme", "callback-target-url": "https://old.example/secret-token" };
+    const all: Record<string, string> = {
+      traceparent: "t",
+      "x-tenant-id": "acme",
+      "callback-target-url": "https://old.example/secret-token",
+    };
     for (const name of Object.values(H)) all[name] = "ours";
     expect(carriedHeaders(all)).toEqual({ traceparent: "t", "x-tenant-id": "acme" });
   });
@@ -138,8 +142,20 @@ describe("retryRecord", () => {
 
   it("a retry of a retry reads back the newer values", () => {
     const first = retryRecord(handoff, "{}", 1, original, null, "group-a");
-    const second = retryRecord({ ...handoff, attempts: 4, lastError: "timeout", responseStatus: null }, "{}", 2, asConsumed(first.headers), null, "group-a");
-    expect(readDeliveryHandoff(asConsumed(second.headers))).toMatchObject({ attempts: 4, lastError: "timeout", responseStatus: null, dueAt: 2 });
+    const second = retryRecord(
+      { ...handoff, attempts: 4, lastError: "timeout", responseStatus: null },
+      "{}",
+      2,
+      asConsumed(first.headers),
+      null,
+      "group-a",
+    );
+    expect(readDeliveryHandoff(asConsumed(second.headers))).toMatchObject({
+      attempts: 4,
+      lastError: "timeout",
+      responseStatus: null,
+      dueAt: 2,
+    });
   });
 });
 
@@ -203,7 +219,18 @@ describe("readDeliveryHandoff", () => {
   const good = retryRecord(handoff, "{}", 10, undefined, null, "group-a").headers;
   const without = (name: string) => Object.fromEntries(Object.entries(good).filter(([k]) => k !== name));
 
-  const required = [H.deliveryId, H.executionId, H.configId, H.tenantId, H.eventType, H.subscriptionEventType, H.subscription, H.target, H.attempts, H.createdAt];
+  const required = [
+    H.deliveryId,
+    H.executionId,
+    H.configId,
+    H.tenantId,
+    H.eventType,
+    H.subscriptionEventType,
+    H.subscription,
+    H.target,
+    H.attempts,
+    H.createdAt,
+  ];
 
   it.each(required)("a missing %s is a HandoffFormatError naming it", (name) => {
     expect(() => readDeliveryHandoff(without(name))).toThrow(HandoffFormatError);

@@ -1,30 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { HostSlots } from "../../src/delivery/host-slots.js";
 
-/** Lets every queued promise callback run. */
-const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** A promise plus its resolve/reject, for tasks the test finishes by hand. */
-function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-/** Records when a promise settles, without awaiting it. */
-function track<T>(p: Promise<T>) {
-  const state: { settled: boolean; value?: T } = { settled: false };
-  void p.then((value) => {
-    state.settled = true;
-    state.value = value;
-  });
-  return state;
-}
-
 describe("HostSlots", () => {
   it("caps each host at perHost slots", async () => {
     const slots = new HostSlots(2);

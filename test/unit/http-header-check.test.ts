@@ -49,7 +49,9 @@ describe("headerNameProblem", () => {
 
 describe("requestHeadersProblem", () => {
   it("accepts the headers of an ordinary delivery", () => {
-    expect(requestHeadersProblem({ "Content-Type": "application/json", "X-Pyfly-Event-Type": "order.created", "X-Pyfly-Tenant-Id": "acme" })).toBeUndefined();
+    expect(
+      requestHeadersProblem({ "Content-Type": "application/json", "X-Pyfly-Event-Type": "order.created", "X-Pyfly-Tenant-Id": "acme" }),
+    ).toBeUndefined();
   });
 
   it("names the first bad header and the problem, not the value", () => {
@@ -59,10 +61,18 @@ describe("requestHeadersProblem", () => {
     expect(requestHeadersProblem({ "X Team": "billing" })).toBe("header X Team is not a valid HTTP header name (RFC 9110 token)");
   });
 
-  it.each(["Host", "content-length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Expect", "TE", "Trailer", "Proxy-Connection"])(
-    "refuses the framing header %s",
-    (name) => {
-      expect(requestHeadersProblem({ [name]: "x" })).toBe(`header ${name} is set by the HTTP client`);
-    },
-  );
+  it.each([
+    "Host",
+    "content-length",
+    "Transfer-Encoding",
+    "Connection",
+    "Keep-Alive",
+    "Upgrade",
+    "Expect",
+    "TE",
+    "Trailer",
+    "Proxy-Connection",
+  ])("refuses the framing header %s", (name) => {
+    expect(requestHeadersProblem({ [name]: "x" })).toBe(`header ${name} is set by the HTTP client`);
+  });
 });

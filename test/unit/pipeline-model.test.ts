@@ -24,7 +24,11 @@ function randomCase(seed: number) {
     tenant_id: tenant,
     name: "n",
     enabled: rand() > 0.1,
-    subscriptions: Array.from({ length: 1 + Math.floor(rand() * 3) }, () => ({ event_type: pick(rand, ["*", ...TYPES]), target_url: pick(rand, HOSTS), headers: {} })),
+    subscriptions: Array.from({ length: 1 + Math.floor(rand() * 3) }, () => ({
+      event_type: pick(rand, ["*", ...TYPES]),
+      target_url: pick(rand, HOSTS),
+      headers: {},
+    })),
     max_attempts: Math.floor(rand() * 5),
     backoff_ms: pick(rand, [0, 100, 1_000, 5_000]),
   }));
@@ -56,8 +60,16 @@ function randomCase(seed: number) {
     const kind = pick(rand, ["ok", "ok", "ok", "ok", "poison", "not-json", "empty", "unknown-tenant", "no-tenant", "non-ascii-type"]);
     const tenant = kind === "unknown-tenant" ? "nobody" : pick(rand, ["acme", "beta"]);
     const eventType = kind === "non-ascii-type" ? "注文" : pick(rand, TYPES);
-    const headers: Record<string, string> = kind === "no-tenant" ? { "x-event-type": eventType } : { "x-tenant-id": tenant, "x-event-type": eventType };
-    const value = kind === "poison" ? `{"v": ${pick(rand, ["NaN", "Infinity", "-Infinity", "1e400"])}}` : kind === "not-json" ? "{nope" : kind === "empty" ? null : JSON.stringify({ n: Math.floor(rand() * 1e6), s: "é" });
+    const headers: Record<string, string> =
+      kind === "no-tenant" ? { "x-event-type": eventType } : { "x-tenant-id": tenant, "x-event-type": eventType };
+    const value =
+      kind === "poison"
+        ? `{"v": ${pick(rand, ["NaN", "Infinity", "-Infinity", "1e400"])}}`
+        : kind === "not-json"
+          ? "{nope"
+          : kind === "empty"
+            ? null
+            : JSON.stringify({ n: Math.floor(rand() * 1e6), s: "é" });
     return { headers, value, key: rand() < 0.5 ? `k${Math.floor(rand() * 3)}` : null };
   });
   return {
@@ -73,31 +85,46 @@ function randomCase(seed: number) {
 
 async function runCase(seed: number): Promise<void> {
   const c = randomCase(seed);
-  const h = pipelineHarness({ configs: c.configs, endpoint: c.endpoint, reopensAt: c.reopensAt, refuseTopic: c.refuseTopic, ordering: c.ordering, maxInFlight: c.maxInFlight });
+  const h = pipelineHarness({
+    configs: c.configs,
+    endpoint: c.endpoint,
+    reopensAt: c.reopensAt,
+    refuseTopic: c.refuseTopic,
+    ordering: c.ordering,
+    maxInFlight: c.maxInFlight,
+  });
   const produced: InboundRecord[] = c.records.map((r) => h.produce(r.value, r.headers, r.key));
   const configById = new Map(c.configs.map((x) => [x.id, x]));
   const plannedIds = (record: InboundRecord) => {
     const tenant = headerText(record.headers, "x-tenant-id");
     const type = headerText(record.headers, "x-event-type") as string;
     const configs = h.deps.configs.findByTenant(tenant ?? "");
-    return planDeliveries(configs, type, { topic: record.topic, partition: record.partition, offset: record.offset }).map((p) => p.deliveryId);
+    return planDeliveries(configs, type, { topic: record.topic, partition: record.partition, offset: record.offset }).map(
+      (p) => p.deliveryId,
+    );
   };
   const written = (topic: string) => [...h.topic(topic), ...h.refused.filter((r) => r.topic === topic).map((r) => r.record)];
   /** A delivery ended: delivered, dead-lettered (or refused and escaped), or handed to the retry topic. */
   const ended = (id: string) =>
-    (h.delivered.get(id) ?? 0) > 0 || [...written(TOPICS.deadLetter), ...written(TOPICS.retry)].some((r) => headerText(r.headers, H.deliveryId) === id);
+    (h.delivered.get(id) ?? 0) > 0 ||
+    [...written(TOPICS.deadLetter), ...written(TOPICS.retry)].some((r) => headerText(r.headers, H.deliveryId) === id);
   const recordEnded = (record: InboundRecord) => {
     const ids = plannedIds(record);
     if (ids.length > 0 && ids.every(ended)) return true;
     // Refused before planning, or planned nothing: a dead letter for the record itself, or nothing to do.
-    const source = written(TOPICS.deadLetter).some((r) => headerText(r.headers, H.source) === JSON.stringify({ topic: record.topic, partition: 0, offset: record.offset }));
+    const source = written(TOPICS.deadLetter).some(
+      (r) => headerText(r.headers, H.source) === JSON.stringify({ topic: record.topic, partition: 0, offset: record.offset }),
+    );
     return source || ids.length === 0;
   };
 
   const check = () => {
     const committable = Number(h.committable().get(TOPICS.events) ?? 0);
     for (const record of produced.slice(0, committable)) {
-      if (!recordEnded(record)) throw new Error(`seed ${seed}: offset ${committable} committable past record ${record.offset}, whose deliveries are not all final or handed over`);
+      if (!recordEnded(record))
+        throw new Error(
+          `seed ${seed}: offset ${committable} committable past record ${record.offset}, whose deliveries are not all final or handed over`,
+        );
     }
   };
   for (let steps = 0; vi.getTimerCount() > 0 || steps === 0; steps++) {
@@ -110,13 +137,18 @@ async function runCase(seed: number): Promise<void> {
 
   // Every record completes, in both topics.
   expect(h.committable().get(TOPICS.events), `seed ${seed}: event records left open`).toBe(String(produced.length));
-  if (h.retryRecords.length > 0) expect(h.committable().get(TOPICS.retry), `seed ${seed}: retry records left open`).toBe(String(h.retryRecords.length));
+  if (h.retryRecords.length > 0)
+    expect(h.committable().get(TOPICS.retry), `seed ${seed}: retry records left open`).toBe(String(h.retryRecords.length));
   // Each delivery id keeps its attempt count: never more attempts than its config allows, none
   // delivered twice, and a dead letter says how many attempts were made (a sender that throws is
   // the one attempt the dispatcher never hears back from).
   const configOf = new Map<string, (typeof c.configs)[number]>();
   for (const record of produced) {
-    const planned = planDeliveries(h.deps.configs.findByTenant(headerText(record.headers, "x-tenant-id") ?? ""), headerText(record.headers, "x-event-type") as string, { topic: record.topic, partition: 0, offset: record.offset });
+    const planned = planDeliveries(
+      h.deps.configs.findByTenant(headerText(record.headers, "x-tenant-id") ?? ""),
+      headerText(record.headers, "x-event-type") as string,
+      { topic: record.topic, partition: 0, offset: record.offset },
+    );
     for (const p of planned) configOf.set(p.deliveryId, configById.get(p.config.id) as (typeof c.configs)[number]);
   }
   for (const [id, n] of h.attempts) {

@@ -27,18 +27,21 @@ afterEach(() => {
 });
 
 describe("every record ends", () => {
-  it.each(["NaN", "Infinity", "-Infinity", "1e400"])("a value with %s is dead-lettered as invalid_json and the partition moves on", async (poison) => {
-    const h = harness();
-    h.produce('{"n":1}', headers());
-    h.produce(`{"a": ${poison}}`, headers());
-    h.produce('{"n":3}', headers());
-    await vi.runAllTimersAsync();
-    const [letter] = h.topic(TOPICS.deadLetter);
-    expect(headerText(letter?.headers, H.reason)).toBe("invalid_json");
-    expect(headerText(letter?.headers, H.lastError)).toContain(poison.startsWith("1e") ? "overflows" : "is not JSON");
-    expect(h.attempts.size).toBe(2);
-    expect(h.committable().get(TOPICS.events)).toBe("3");
-  });
+  it.each(["NaN", "Infinity", "-Infinity", "1e400"])(
+    "a value with %s is dead-lettered as invalid_json and the partition moves on",
+    async (poison) => {
+      const h = harness();
+      h.produce('{"n":1}', headers());
+      h.produce(`{"a": ${poison}}`, headers());
+      h.produce('{"n":3}', headers());
+      await vi.runAllTimersAsync();
+      const [letter] = h.topic(TOPICS.deadLetter);
+      expect(headerText(letter?.headers, H.reason)).toBe("invalid_json");
+      expect(headerText(letter?.headers, H.lastError)).toContain(poison.startsWith("1e") ? "overflows" : "is not JSON");
+      expect(h.attempts.size).toBe(2);
+      expect(h.committable().get(TOPICS.events)).toBe("3");
+    },
+  );
 
   it("an event type no HTTP header can carry is dead-lettered before any attempt", async () => {
     const h = harness();
@@ -154,7 +157,11 @@ describe("retries", () => {
   });
 
   it("a retry far from due holds no slot: a due one behind it runs", async () => {
-    const h = harness({ maxInFlight: 1, configs: [acme({ backoff_ms: 200_000 }), { ...acme({ backoff_ms: 1_000 }), id: "c2", tenant_id: "beta" }], endpoint: (_r, n) => (n === 1 ? { kind: "response", status: 503 } : ok) });
+    const h = harness({
+      maxInFlight: 1,
+      configs: [acme({ backoff_ms: 200_000 }), { ...acme({ backoff_ms: 1_000 }), id: "c2", tenant_id: "beta" }],
+      endpoint: (_r, n) => (n === 1 ? { kind: "response", status: 503 } : ok),
+    });
     h.produce('{"n":1}', headers("E", "acme"));
     h.produce('{"n":2}', headers("E", "beta"));
     await vi.advanceTimersByTimeAsync(5_000);
@@ -170,7 +177,13 @@ describe("the scheduler around the pipeline", () => {
     const h = harness();
     const record = h.produce('{"n":1}', headers());
     await vi.runAllTimersAsync();
-    const again = h.events.offer(record.topic, record.partition, { offset: record.offset, lane: undefined, at: 0, run: async () => ({ kind: "done" }), handOver: async () => ({ kind: "done" }) });
+    const again = h.events.offer(record.topic, record.partition, {
+      offset: record.offset,
+      lane: undefined,
+      at: 0,
+      run: async () => ({ kind: "done" }),
+      handOver: async () => ({ kind: "done" }),
+    });
     expect(again).toBe(false);
     expect([...h.attempts.values()]).toEqual([1]);
   });
@@ -196,7 +209,8 @@ describe("the scheduler around the pipeline", () => {
       await new Promise((r) => setTimeout(r, 1_000));
       return { kind: "done" } as const;
     };
-    for (let i = 0; i < 5; i++) h.events.offer("a", 0, { offset: String(i), lane: "a\u00000\u0000", at: 0, run: slow(`a${i}`), handOver: slow("x") });
+    for (let i = 0; i < 5; i++)
+      h.events.offer("a", 0, { offset: String(i), lane: "a\u00000\u0000", at: 0, run: slow(`a${i}`), handOver: slow("x") });
     h.events.offer("b", 0, { offset: "0", lane: "b\u00000\u0000", at: 0, run: slow("b0"), handOver: slow("x") });
     await vi.advanceTimersByTimeAsync(1);
     expect(started).toEqual(["a0", "b0"]);

@@ -47,7 +47,13 @@ class FakeProducer implements PublisherProducer {
     await Promise.resolve();
     const acks: RecordMetadata[] = [];
     for (const { topic, messages } of topicMessages) {
-      const partitionMetadata = Array.from({ length: this.partitionCounts.get(topic) ?? 1 }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+      const partitionMetadata = Array.from({ length: this.partitionCounts.get(topic) ?? 1 }, (_, partitionId) => ({
+        partitionId,
+        leader: 0,
+        partitionErrorCode: 0,
+        replicas: [0],
+        isr: [0],
+      }));
       const byPartition = new Map<number, Message[]>();
       for (const message of messages) {
         const partition = this.partitioner({ topic, partitionMetadata, message });
@@ -69,7 +75,8 @@ class FakeProducer implements PublisherProducer {
   }
 }
 
-const protocolError = (type: string, retriable: boolean) => new KafkaJSProtocolError(Object.assign(new Error(`broker said ${type}`), { type, code: 0, retriable }));
+const protocolError = (type: string, retriable: boolean) =>
+  new KafkaJSProtocolError(Object.assign(new Error(`broker said ${type}`), { type, code: 0, retriable }));
 // What kafkajs rejects with once its own retries of a retriable error ran out.
 const gaveUp = (cause: Error) => new KafkaJSNumberOfRetriesExceeded(cause, { retryCount: 5, retryTime: 1000 });
 const connectionLost = () => gaveUp(new KafkaJSConnectionError("Connection error: ECONNREFUSED"));
@@ -86,14 +93,19 @@ function setup(answer: (request: Request) => boolean | undefined, partitionCount
   let producer: FakeProducer | undefined;
   const publisher = new DurablePublisher(new Kafka({ brokers: ["127.0.0.1:1"], logLevel: logLevel.NOTHING }), logger, {
     onRefused: (topic, reason) => refused.push([topic, reason]),
-    createProducer: (createPartitioner) => (producer = new FakeProducer(createPartitioner, new Map(Object.entries(partitionCounts)), answer)),
+    createProducer: (createPartitioner) =>
+      (producer = new FakeProducer(createPartitioner, new Map(Object.entries(partitionCounts)), answer)),
   });
   publishers.push(publisher);
   return { publisher, producer: producer as FakeProducer, logs, refused };
 }
 
 const record = (value: string, key: string | null = value) => ({ key, value, headers: { "callback-delivery-id": `d-${value}` } });
-const settled = (p: Promise<unknown>) => p.then(() => "acknowledged", (e: unknown) => e);
+const settled = (p: Promise<unknown>) =>
+  p.then(
+    () => "acknowledged",
+    (e: unknown) => e,
+  );
 
 describe("DurablePublisher", () => {
   it("refuses only the record Kafka will never take; the others of its request and after it are written once", async () => {
@@ -110,7 +122,12 @@ describe("DurablePublisher", () => {
 
     const bigOutcome = outcomes[values.indexOf(big)];
     expect(hasCode(bigOutcome, "HANDOFF_REFUSED")).toBe(true);
-    expect(bigOutcome).toMatchObject({ retriable: false, topic: "dlq", reason: "message_too_large", message: expect.stringContaining("MESSAGE_TOO_LARGE") });
+    expect(bigOutcome).toMatchObject({
+      retriable: false,
+      topic: "dlq",
+      reason: "message_too_large",
+      message: expect.stringContaining("MESSAGE_TOO_LARGE"),
+    });
     expect((bigOutcome as Error).message).toContain("dlq");
     expect(outcomes.filter((o) => o === "acknowledged")).toHaveLength(small.length);
     expect(producer.writtenValues("dlq").sort()).toEqual([...small].sort());
@@ -148,7 +165,8 @@ describe("DurablePublisher", () => {
     const dead = values.map((v) => settled(publisher.publish("dlq", record(v))));
     const retries = values.map((v) => settled(publisher.publish("retry", record(v))));
     expect(await Promise.all(retries)).toEqual(values.map(() => "acknowledged"));
-    for (const outcome of await Promise.all(dead)) expect(outcome).toMatchObject({ code: "HANDOFF_REFUSED", reason: "topic_authorization_failed" });
+    for (const outcome of await Promise.all(dead))
+      expect(outcome).toMatchObject({ code: "HANDOFF_REFUSED", reason: "topic_authorization_failed" });
     expect(refused).toHaveLength(values.length);
     expect(producer.requests.filter((r) => r.topic === "dlq").length).toBeLessThan(values.length);
   });
@@ -164,9 +182,19 @@ describe("DurablePublisher", () => {
     const stuck = settled(publisher.publish("dlq", record("dead-letter")));
     const keys = Array.from({ length: 40 }, (_, i) => `key-${i}`);
     const outcomes = keys.map((k) => ({ key: k, done: false, promise: publisher.publish("retry", record(k)) }));
-    for (const o of outcomes) void o.promise.then(() => (o.done = true), () => undefined);
+    for (const o of outcomes)
+      void o.promise.then(
+        () => (o.done = true),
+        () => undefined,
+      );
     const partitionOf = Partitioners.DefaultPartitioner();
-    const partitionMetadata = [0, 1, 2, 3].map((partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+    const partitionMetadata = [0, 1, 2, 3].map((partitionId) => ({
+      partitionId,
+      leader: 0,
+      partitionErrorCode: 0,
+      replicas: [0],
+      isr: [0],
+    }));
     const healthy = keys.filter((key) => partitionOf({ topic: "retry", partitionMetadata, message: { key, value: key } }) !== 0);
     expect(healthy.length).toBeGreaterThan(0);
     expect(healthy.length).toBeLessThan(keys.length);
@@ -205,7 +233,12 @@ describe("DurablePublisher", () => {
     producer.partitionCounts.set("retry", 1);
     const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
     await Promise.all(keys.map((k) => publisher.publish("retry", record(k))));
-    expect(producer.writtenValues("retry").filter((v) => keys.includes(v)).sort()).toEqual([...keys].sort());
+    expect(
+      producer
+        .writtenValues("retry")
+        .filter((v) => keys.includes(v))
+        .sort(),
+    ).toEqual([...keys].sort());
     expect(producer.written.filter((r) => r.values.some((v) => keys.includes(v))).every((r) => r.partition === 0)).toBe(true);
   });
 

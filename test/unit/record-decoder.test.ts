@@ -11,15 +11,20 @@ describe("decodeRecordHeaders", () => {
   });
 
   it("reads Buffers (as kafkajs gives them) and strings alike", () => {
-    expect(decode({ "x-tenant-id": Buffer.from("acme"), "x-event-type": Buffer.from("order.created") })).toEqual(ok("acme", "order.created"));
+    expect(decode({ "x-tenant-id": Buffer.from("acme"), "x-event-type": Buffer.from("order.created") })).toEqual(
+      ok("acme", "order.created"),
+    );
     expect(decode({ "x-tenant-id": Buffer.from("acme"), "x-event-type": "order.created" })).toEqual(ok("acme", "order.created"));
   });
 
   it("decodes UTF-8, and refuses what no HTTP header can carry (printable ASCII only)", () => {
-    expect(decode({ "x-tenant-id": Buffer.from("acme-eu", "utf8"), "x-event-type": Buffer.from("order.created", "utf8") })).toEqual(ok("acme-eu", "order.created"));
+    expect(decode({ "x-tenant-id": Buffer.from("acme-eu", "utf8"), "x-event-type": Buffer.from("order.created", "utf8") })).toEqual(
+      ok("acme-eu", "order.created"),
+    );
     const r = decode({ "x-tenant-id": Buffer.from("société", "utf8"), "x-event-type": "commande.créée" });
     expect(r).toMatchObject({ ok: false, reason: "invalid_header" });
-    if (!r.ok) expect(r.detail).toBe("header x-tenant-id contains a non-ASCII character (only printable ASCII can be sent in an HTTP header)");
+    if (!r.ok)
+      expect(r.detail).toBe("header x-tenant-id contains a non-ASCII character (only printable ASCII can be sent in an HTTP header)");
   });
 
   it("reads configured header names instead of the defaults", () => {
@@ -33,12 +38,15 @@ describe("decodeRecordHeaders", () => {
   it("matches record header names case-insensitively", () => {
     expect(decode({ "X-Tenant-Id": "acme", "X-EVENT-TYPE": "order.created" })).toEqual(ok("acme", "order.created"));
     expect(decode({ ORG: "acme", Kind: "e" }, { tenant: "org", eventType: "kind" })).toEqual(ok("acme", "e"));
-    expect(decode({ "CE_TENANTID": "acme", "Ce_Type": "e" })).toEqual(ok("acme", "e"));
+    expect(decode({ CE_TENANTID: "acme", Ce_Type: "e" })).toEqual(ok("acme", "e"));
   });
 
   it("treats the same header under two spellings as a repeat", () => {
     expect(decode({ "X-Tenant-Id": "acme", "x-tenant-id": "acme", "x-event-type": "e" })).toEqual(ok("acme", "e"));
-    expect(decode({ "X-Tenant-Id": "acme", "x-tenant-id": "evil", "x-event-type": "e" })).toMatchObject({ ok: false, reason: "invalid_header" });
+    expect(decode({ "X-Tenant-Id": "acme", "x-tenant-id": "evil", "x-event-type": "e" })).toMatchObject({
+      ok: false,
+      reason: "invalid_header",
+    });
   });
 
   describe("CloudEvents binary-mode fallback", () => {
@@ -57,7 +65,9 @@ describe("decodeRecordHeaders", () => {
     });
 
     it("never wins over ours", () => {
-      expect(decode({ "x-tenant-id": "acme", "x-event-type": "ours", ce_tenantid: "other", ce_type: "theirs" })).toEqual(ok("acme", "ours"));
+      expect(decode({ "x-tenant-id": "acme", "x-event-type": "ours", ce_tenantid: "other", ce_type: "theirs" })).toEqual(
+        ok("acme", "ours"),
+      );
     });
 
     it("treats an empty or blank header of ours as absent", () => {
@@ -113,7 +123,9 @@ describe("decodeRecordHeaders", () => {
 
   describe("repeated headers (arrays)", () => {
     it("accept the same value repeated", () => {
-      expect(decode({ "x-tenant-id": ["acme", Buffer.from("acme")], "x-event-type": [Buffer.from("e"), Buffer.from("e")] })).toEqual(ok("acme", "e"));
+      expect(decode({ "x-tenant-id": ["acme", Buffer.from("acme")], "x-event-type": [Buffer.from("e"), Buffer.from("e")] })).toEqual(
+        ok("acme", "e"),
+      );
     });
 
     it("accept a one-element array", () => {
@@ -138,7 +150,10 @@ describe("decodeRecordHeaders", () => {
       if (!r.ok) expect(r.detail).toMatch(/x-tenant-id.*UTF-8/);
       expect(decode({ "x-tenant-id": "acme", "x-event-type": Buffer.from([0xff]) })).toMatchObject({ ok: false, reason: "invalid_header" });
       // An overlong encoding of "/" is not UTF-8 either.
-      expect(decode({ "x-tenant-id": Buffer.from([0xc0, 0xaf]), "x-event-type": "e" })).toMatchObject({ ok: false, reason: "invalid_header" });
+      expect(decode({ "x-tenant-id": Buffer.from([0xc0, 0xaf]), "x-event-type": "e" })).toMatchObject({
+        ok: false,
+        reason: "invalid_header",
+      });
     });
 
     it("accepts 256 characters and rejects 257", () => {
@@ -193,7 +208,9 @@ describe("decodeRecordHeaders", () => {
     });
 
     it("accepts printable punctuation and spaces inside the value", () => {
-      expect(decode({ "x-tenant-id": "acme corp/eu-1", "x-event-type": "order.created:v2" })).toEqual(ok("acme corp/eu-1", "order.created:v2"));
+      expect(decode({ "x-tenant-id": "acme corp/eu-1", "x-event-type": "order.created:v2" })).toEqual(
+        ok("acme corp/eu-1", "order.created:v2"),
+      );
     });
   });
 });

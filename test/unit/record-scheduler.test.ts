@@ -4,7 +4,10 @@ import type { RecordEnd, Work } from "../../src/kafka/record-processor.js";
 import { laneOf, RecordScheduler } from "../../src/kafka/record-scheduler.js";
 
 const done: RecordEnd = { kind: "done" };
-const after = (ms: number, end: RecordEnd = done): Work => () => new Promise((resolve) => setTimeout(() => resolve(end), ms));
+const after =
+  (ms: number, end: RecordEnd = done): Work =>
+  () =>
+    new Promise((resolve) => setTimeout(() => resolve(end), ms));
 
 function scheduler(options: { maxInFlight?: number; maxBufferedPerPartition?: number } = {}) {
   const pauses: string[] = [];
@@ -15,7 +18,13 @@ function scheduler(options: { maxInFlight?: number; maxBufferedPerPartition?: nu
     onPause: (topic, partition, paused) => pauses.push(`${paused ? "pause" : "resume"} ${topic}/${partition}`),
   });
   const offer = (offset: number, run: Work, extra: { at?: number; handOver?: Work; partition?: number; lane?: string } = {}) =>
-    s.offer("t", extra.partition ?? 0, { offset: String(offset), lane: extra.lane, at: extra.at ?? 0, run, handOver: extra.handOver ?? after(0) });
+    s.offer("t", extra.partition ?? 0, {
+      offset: String(offset),
+      lane: extra.lane,
+      at: extra.at ?? 0,
+      run,
+      handOver: extra.handOver ?? after(0),
+    });
   return { s, pauses, offer };
 }
 
@@ -49,7 +58,9 @@ describe("RecordScheduler", () => {
   it("a record not yet due waits without a slot: later due records run meanwhile", async () => {
     const { s, offer } = scheduler({ maxInFlight: 1 });
     const ran: number[] = [];
-    const mark = (n: number): Work => async () => (ran.push(n), done);
+    const mark =
+      (n: number): Work =>
+      async () => (ran.push(n), done);
     offer(0, mark(0), { at: Date.now() + 60_000 });
     offer(1, mark(1));
     await vi.advanceTimersByTimeAsync(10);
@@ -118,12 +129,14 @@ describe("RecordScheduler", () => {
   it("lanes: key ordering runs one key's records in order, other keys in parallel", async () => {
     const { offer } = scheduler({ maxInFlight: 8 });
     const log: string[] = [];
-    const step = (name: string, ms: number): Work => async () => {
-      log.push(`start ${name}`);
-      await new Promise((r) => setTimeout(r, ms));
-      log.push(`end ${name}`);
-      return done;
-    };
+    const step =
+      (name: string, ms: number): Work =>
+      async () => {
+        log.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`end ${name}`);
+        return done;
+      };
     const k = (key: string) => laneOf("key", "t", 0, Buffer.from(key));
     offer(0, step("a1", 10), { lane: k("a") });
     offer(1, step("b1", 1), { lane: k("b") });

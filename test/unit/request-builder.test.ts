@@ -82,7 +82,10 @@ describe("RequestSigner.headersFor", () => {
 
   it("lets a subscription set Content-Type and User-Agent, in any case, without duplicating them", () => {
     const e = event();
-    const [p] = plan([config("c", [sub("https://a.example/", { "content-type": "application/cloudevents+json", "USER-AGENT": "acme-hooks/2" })])], e);
+    const [p] = plan(
+      [config("c", [sub("https://a.example/", { "content-type": "application/cloudevents+json", "USER-AGENT": "acme-hooks/2" })])],
+      e,
+    );
     const headers = new RequestSigner().headersFor(e, p!, T);
     expect(header(headers, "Content-Type")).toBe("application/cloudevents+json");
     expect(header(headers, "User-Agent")).toBe("acme-hooks/2");
@@ -188,7 +191,11 @@ describe("RequestSigner.headersFor", () => {
 
   describe("standard-webhooks scheme", () => {
     const swConfig = (extra: Record<string, unknown> = {}) =>
-      config("sw", [sub("https://a.example/"), sub("https://b.example/")], { secret: SW_SECRET, signing_scheme: "standard-webhooks", ...extra });
+      config("sw", [sub("https://a.example/"), sub("https://b.example/")], {
+        secret: SW_SECRET,
+        signing_scheme: "standard-webhooks",
+        ...extra,
+      });
 
     it("sets webhook-id (the delivery id), webhook-timestamp and a verifiable signature", () => {
       const e = event();

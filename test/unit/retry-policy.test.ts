@@ -11,7 +11,6 @@ import { prng as seeded } from "../support/prng.js";
 
 const response = (status: number): AttemptOutcome => ({ kind: "response", status });
 
-
 describe("verdictOf", () => {
   it.each([200, 201, 202, 204, 250, 299])("%i is delivered", (status) => {
     expect(verdictOf(response(status))).toBe("delivered");

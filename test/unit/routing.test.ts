@@ -88,7 +88,11 @@ describe("planDeliveries", () => {
 
   it("gives the same ids when the same record is planned again (redelivery)", () => {
     const configs = () => [
-      config("c1", [sub("order.created", "https://a.example/"), sub("order.created", "https://a.example/"), sub("*", "https://b.example/")]),
+      config("c1", [
+        sub("order.created", "https://a.example/"),
+        sub("order.created", "https://a.example/"),
+        sub("*", "https://b.example/"),
+      ]),
       config("c2", [sub("order.created", "https://a.example/")]),
     ];
     const first = planDeliveries(configs(), "order.created", { ...source });

@@ -15,9 +15,7 @@ import {
 // Vectors computed with Python's hmac/hashlib and the standardwebhooks package.
 describe("pyfly signature", () => {
   it("is sha256=<lower-case hex HMAC-SHA256> over the body bytes, secret as UTF-8", () => {
-    expect(pyflySignature("s3cr3t", '{"a":1}')).toBe(
-      "sha256=d42927434049e0b8c73ce887062238cc1c6bb6644bfe66e66d8dd0f30b85679e",
-    );
+    expect(pyflySignature("s3cr3t", '{"a":1}')).toBe("sha256=d42927434049e0b8c73ce887062238cc1c6bb6644bfe66e66d8dd0f30b85679e");
     expect(pyflySignature("s3cr3t", Buffer.from('{"a":1}'))).toBe(pyflySignature("s3cr3t", '{"a":1}'));
     expect(pyflySignature("ключ", String.raw`{"a":"\u00e9"}`)).toBe(
       "sha256=1963a1d94dbd8153111e7c40519e33876da418374be31b158c3315f249372bce",

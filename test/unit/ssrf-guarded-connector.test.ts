@@ -180,7 +180,11 @@ describe("createGuardedConnect", () => {
 
   it("passes timeout and connector options through, keeping lookup for itself", () => {
     const { factory, state } = fakeFactory();
-    createGuardedConnect(strict, { timeoutMs: 1234, connectorOptions: { keepAlive: true, rejectUnauthorized: true }, connectorFactory: factory });
+    createGuardedConnect(strict, {
+      timeoutMs: 1234,
+      connectorOptions: { keepAlive: true, rejectUnauthorized: true },
+      connectorFactory: factory,
+    });
     expect(state.buildOptions).toMatchObject({ timeout: 1234, keepAlive: true, rejectUnauthorized: true });
     expect(typeof (state.buildOptions as { lookup?: unknown }).lookup).toBe("function");
   });

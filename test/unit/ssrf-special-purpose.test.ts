@@ -57,7 +57,27 @@ describe("IANA special-purpose blocks that are not globally reachable", () => {
   });
 
   it("the neighbours of the IPv4 blocks are public (the ranges are not wider than IANA's)", () => {
-    for (const address of ["9.255.255.255", "11.0.0.0", "100.63.255.255", "100.128.0.0", "126.255.255.255", "128.0.0.0", "169.253.255.255", "169.255.0.0", "172.15.255.255", "172.32.0.0", "191.255.255.255", "192.0.1.0", "192.88.98.255", "192.88.100.0", "192.167.255.255", "192.169.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.255"]) {
+    for (const address of [
+      "9.255.255.255",
+      "11.0.0.0",
+      "100.63.255.255",
+      "100.128.0.0",
+      "126.255.255.255",
+      "128.0.0.0",
+      "169.253.255.255",
+      "169.255.0.0",
+      "172.15.255.255",
+      "172.32.0.0",
+      "191.255.255.255",
+      "192.0.1.0",
+      "192.88.98.255",
+      "192.88.100.0",
+      "192.167.255.255",
+      "192.169.0.0",
+      "198.17.255.255",
+      "198.20.0.0",
+      "223.255.255.255",
+    ]) {
       expect(category(address), address).toBe("public");
     }
   });
@@ -85,12 +105,21 @@ describe("cloud metadata endpoints", () => {
   it("names the Azure address's category in the refusal", () => {
     expect(strict.check("168.63.129.16")).toEqual({
       allowed: false,
-      reason: "address 168.63.129.16 is a cloud metadata endpoint; set pyfly.callbacks.http.allow-private-networks or add it to allowed-cidrs",
+      reason:
+        "address 168.63.129.16 is a cloud metadata endpoint; set pyfly.callbacks.http.allow-private-networks or add it to allowed-cidrs",
     });
   });
 
   it("refuses 168.63.129.16 in every form that reaches it", () => {
-    for (const address of ["::ffff:168.63.129.16", "::ffff:a83f:8110", "64:ff9b::a83f:8110", "2002:a83f:8110::1", "2822734096", "0xa83f8110", "168.63.33040"]) {
+    for (const address of [
+      "::ffff:168.63.129.16",
+      "::ffff:a83f:8110",
+      "64:ff9b::a83f:8110",
+      "2002:a83f:8110::1",
+      "2822734096",
+      "0xa83f8110",
+      "168.63.33040",
+    ]) {
       expect(strict.check(address).allowed, address).toBe(false);
     }
   });
@@ -100,7 +129,9 @@ describe("cloud metadata endpoints", () => {
   });
 
   it("opens only when the operator says so", () => {
-    expect(createNetworkPolicy({ allowPrivateNetworks: false, allowedCidrs: ["168.63.129.16/32"] }).check("168.63.129.16").allowed).toBe(true);
+    expect(createNetworkPolicy({ allowPrivateNetworks: false, allowedCidrs: ["168.63.129.16/32"] }).check("168.63.129.16").allowed).toBe(
+      true,
+    );
     expect(createNetworkPolicy({ allowPrivateNetworks: true, allowedCidrs: [] }).check("168.63.129.16").allowed).toBe(true);
   });
 });

@@ -31,14 +31,24 @@ describe("redactUrl", () => {
 
   it("never lets a random path or query token through", () => {
     const token = "Qm9vbGVhbi1zZWNyZXQtdG9rZW4";
-    for (const url of [`https://a.example/${token}`, `https://a.example/x?${token}`, `https://a.example/x?k=${token}`, `https://a.example/#${token}`, `https://a.example/%2F${token}`]) {
+    for (const url of [
+      `https://a.example/${token}`,
+      `https://a.example/x?${token}`,
+      `https://a.example/x?k=${token}`,
+      `https://a.example/#${token}`,
+      `https://a.example/%2F${token}`,
+    ]) {
       expect(redactUrl(url)).not.toContain(token);
     }
   });
 });
 
 describe("subscriptionFingerprint", () => {
-  const base = { event_type: "order.created", target_url: "https://hooks.example.com/a?t=1", headers: { "X-Api-Version": "2", Authorization: "Bearer x" } };
+  const base = {
+    event_type: "order.created",
+    target_url: "https://hooks.example.com/a?t=1",
+    headers: { "X-Api-Version": "2", Authorization: "Bearer x" },
+  };
 
   it("is 16 lower-case hex digits and stable", () => {
     const fp = subscriptionFingerprint(base);
@@ -52,7 +62,9 @@ describe("subscriptionFingerprint", () => {
   it("ignores header order and header-name case (HTTP compares names case-insensitively)", () => {
     const reordered = { ...base, headers: { authorization: "Bearer x", "x-api-version": "2" } };
     expect(subscriptionFingerprint(reordered)).toBe(subscriptionFingerprint(base));
-    expect(subscriptionFingerprint({ ...base, headers: {} })).toBe(subscriptionFingerprint({ event_type: base.event_type, target_url: base.target_url, headers: {} }));
+    expect(subscriptionFingerprint({ ...base, headers: {} })).toBe(
+      subscriptionFingerprint({ event_type: base.event_type, target_url: base.target_url, headers: {} }),
+    );
   });
 
   it("changes with the event type, any part of the URL, or any header", () => {

@@ -61,13 +61,17 @@ pyfly:
       expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.topics\[3\]: not a Kafka topic name/),
     ]);
     expect(errorsOf(yaml(`[${"t".repeat(250)}]`))).toHaveLength(1);
-    expect(errorsOf(yaml("{a: b}"))).toEqual([expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.topics: expected a list of strings/)]);
+    expect(errorsOf(yaml("{a: b}"))).toEqual([
+      expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.topics: expected a list of strings/),
+    ]);
   });
 
   it("warns about a bound topic that is never consumed", () => {
     const warnings: ConfigWarning[] = [];
     parseSettings(yaml("[orders, refunds]"), {}, "<inline>", warnings);
-    expect(warnings.map((w) => w.message)).toEqual([expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.topics\[1\]: topic "refunds" is not consumed/)]);
+    expect(warnings.map((w) => w.message)).toEqual([
+      expect.stringMatching(/^pyfly\.callbacks\.configs\[0\]\.topics\[1\]: topic "refunds" is not consumed/),
+    ]);
     const none: ConfigWarning[] = [];
     parseSettings(yaml("[orders.eu]", "").replace("topics: [orders, invoices]", 'topic-pattern: "^orders\\\\..*"'), {}, "<inline>", none);
     expect(none).toEqual([]);

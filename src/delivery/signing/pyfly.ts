@@ -13,11 +13,7 @@ export function pyflySignature(secret: string, body: string | Uint8Array): strin
   return PREFIX + createHmac("sha256", secret).update(body).digest("hex");
 }
 
-export function verifyPyflySignature(
-  secret: string,
-  body: string | Uint8Array,
-  signature: string | null | undefined,
-): boolean {
+export function verifyPyflySignature(secret: string, body: string | Uint8Array, signature: string | null | undefined): boolean {
   if (!signature) return false;
   const given = Buffer.from(signature.startsWith(PREFIX) ? signature.slice(PREFIX.length) : signature, "utf8");
   const expected = Buffer.from(createHmac("sha256", secret).update(body).digest("hex"), "utf8");

@@ -39,8 +39,10 @@ export function standardWebhookKeyLengthProblem(secret: string): string | undefi
   if (standardWebhookSecretProblem(secret) !== undefined) return undefined;
   const bytes = decodeStandardWebhookSecret(secret).length;
   const { min, max } = STANDARD_WEBHOOK_KEY_BYTES;
-  if (bytes < min) return `the key is shorter than ${min} bytes once base64-decoded; Standard Webhooks requires ${min} to ${max} random bytes`;
-  if (bytes > max) return `the key is longer than ${max} bytes once base64-decoded; Standard Webhooks requires ${min} to ${max} random bytes`;
+  if (bytes < min)
+    return `the key is shorter than ${min} bytes once base64-decoded; Standard Webhooks requires ${min} to ${max} random bytes`;
+  if (bytes > max)
+    return `the key is longer than ${max} bytes once base64-decoded; Standard Webhooks requires ${min} to ${max} random bytes`;
   return undefined;
 }
 
@@ -55,12 +57,7 @@ function mac(key: Buffer, id: string, timestamp: string, body: string | Uint8Arr
 }
 
 /** One `v1,<base64>` entry per secret, space separated. `timestamp` is unix seconds. */
-export function standardWebhookSignature(
-  secrets: readonly string[],
-  id: string,
-  timestamp: number,
-  body: string | Uint8Array,
-): string {
+export function standardWebhookSignature(secrets: readonly string[], id: string, timestamp: number, body: string | Uint8Array): string {
   if (secrets.length === 0) throw new Error("Standard Webhooks signing needs at least one secret");
   if (!id) throw new Error("Standard Webhooks signing needs a non-empty message id");
   if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw new Error(`Invalid webhook timestamp: ${timestamp}`);

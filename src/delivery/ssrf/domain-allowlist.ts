@@ -32,10 +32,7 @@ function normaliseHost(raw: string): { host: string; isIp: boolean } {
  * `false` for a URL that does not parse or has no host. IP-literal hosts only match exactly:
  * "10.0.0.1" ending with ".0.0.1" is not a subdomain of anything.
  */
-export function isDomainAuthorized(
-  targetUrl: string,
-  authorizedDomains: readonly AuthorizedDomainEntry[],
-): boolean {
+export function isDomainAuthorized(targetUrl: string, authorizedDomains: readonly AuthorizedDomainEntry[]): boolean {
   if (authorizedDomains.length === 0) return true;
   let hostname: string;
   try {

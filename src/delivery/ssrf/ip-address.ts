@@ -7,7 +7,6 @@
  */
 import { SidecarError } from "../../shared/errors.js";
 
-
 export interface IPv4Address {
   readonly family: 4;
   /** Unsigned 32-bit value. */
@@ -176,7 +175,7 @@ export function formatIPv6(value: bigint): string {
   // Longest run of two or more zero groups; the first one wins a tie.
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -219,9 +218,7 @@ export function parseIPv6(input: string): IPv6Address | null {
   }
   let value = 0n;
   for (const g of groups) value = (value << 16n) | BigInt(g);
-  return zone === undefined
-    ? { family: 6, value, text: formatIPv6(value) }
-    : { family: 6, value, text: formatIPv6(value), zone };
+  return zone === undefined ? { family: 6, value, text: formatIPv6(value) } : { family: 6, value, text: formatIPv6(value), zone };
 }
 
 // ---------------------------------------------------------------- any
@@ -296,10 +293,7 @@ export function parseCidr(input: string): Cidr {
     addr = v4 === null ? null : ipv4(v4);
   }
   if (addr === null) {
-    throw new InvalidCidrError(
-      input,
-      `${JSON.stringify(addrText)} is not an IPv4 (a.b.c.d) or IPv6 address`,
-    );
+    throw new InvalidCidrError(input, `${JSON.stringify(addrText)} is not an IPv4 (a.b.c.d) or IPv6 address`);
   }
   const maxPrefix = addr.family === 4 ? 32 : 128;
   let prefix = maxPrefix;
@@ -320,7 +314,7 @@ export function parseCidr(input: string): Cidr {
 /** True when `addr` is inside `cidr`. Families never cross: use {@link embeddedIPv4} for that. */
 export function cidrContains(cidr: Cidr, addr: IpAddress): boolean {
   if (cidr.family === 4 && addr.family === 4) {
-    return ((addr.value & v4Mask(cidr.prefix)) >>> 0) === cidr.network;
+    return (addr.value & v4Mask(cidr.prefix)) >>> 0 === cidr.network;
   }
   if (cidr.family === 6 && addr.family === 6) {
     return (addr.value & v6Mask(cidr.prefix)) === cidr.network;
