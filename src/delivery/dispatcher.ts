@@ -8,7 +8,7 @@ import { prepareEvent, withLazyPayload, type PreparedEvent } from "./prepared-ev
 import { backoffDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
 import { RequestSigner } from "./request-builder.js";
 import type { Sender } from "./sender.js";
-import { targetHostOf } from "./target.js";
+import { targetOf } from "./target.js";
 import type { EventSource } from "../domain/models.js";
 import type { FailureReason } from "../domain/outcomes.js";
 import { abortableSleep } from "../shared/abortable-sleep.js";
@@ -97,8 +97,7 @@ export class Dispatcher {
   ): Promise<DeliveryResult> {
     const { config, subscription } = planned;
     this.options.executions.save(execution);
-    const url = new URL(subscription.target_url);
-    const targetHost = targetHostOf(url);
+    const { url, host: targetHost } = targetOf(subscription.target_url);
 
     if (!isDomainAuthorized(subscription.target_url, config.authorized_domains)) {
       this.options.observer?.attempt(targetHost, { kind: "rejected", reason: "domain_not_authorized", message: DOMAIN_NOT_AUTHORIZED }, 0);

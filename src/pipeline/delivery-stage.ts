@@ -2,7 +2,7 @@ import type { CallbackExecution } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import type { PreparedEvent } from "../delivery/prepared-event.js";
 import { backoffDelayMs } from "../delivery/retry-policy.js";
-import { targetHostOf } from "../delivery/target.js";
+import { targetOf } from "../delivery/target.js";
 import { MAX_HANDOFF_VALUE_BYTES } from "../kafka/handoff-records.js";
 import type { RecordSignals } from "../kafka/record-processor.js";
 import { abortableSleep } from "../shared/abortable-sleep.js";
@@ -88,7 +88,7 @@ export class DeliveryStage {
     signals: RecordSignals,
     mode: StageMode,
   ): Promise<DeliveryEnd> {
-    const host = targetHostOf(new URL(planned.subscription.target_url));
+    const host = targetOf(planned.subscription.target_url).host;
     // A body too large for a Kafka record cannot wait in the retry topic: it waits and retries in
     // process instead, and is left uncommitted (redelivered) if the member lets go meanwhile.
     const durable = Buffer.byteLength(event.body) <= MAX_HANDOFF_VALUE_BYTES;

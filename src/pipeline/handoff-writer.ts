@@ -3,7 +3,7 @@ import { redactUrl, subscriptionFingerprint } from "../domain/subscription-ref.j
 import type { DeadLetterReason, UndispatchableReason } from "../domain/outcomes.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import type { PreparedEvent } from "../delivery/prepared-event.js";
-import { targetHostOf } from "../delivery/target.js";
+import { targetOf } from "../delivery/target.js";
 import {
   deliveryDeadLetter,
   retryRecord,
@@ -60,7 +60,7 @@ export class HandoffWriter {
     this.deps.logger.warn(
       {
         tenant: event.tenantId,
-        target_host: targetHostOf(new URL(planned.subscription.target_url)),
+        target_host: targetOf(planned.subscription.target_url).host,
         delivery_id: planned.deliveryId,
         attempts: execution.attempts,
         reason,
@@ -83,7 +83,7 @@ export class HandoffWriter {
   ): Promise<WriteEnd> {
     const value = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key, this.deps.origin);
     const end = await this.write(this.deps.topics.retry, this.seal(value, "retry", planned.config.id), event.source, signals);
-    if (end === "written") this.deps.metrics?.retriesScheduled.inc({ target_host: targetHostOf(new URL(planned.subscription.target_url)) });
+    if (end === "written") this.deps.metrics?.retriesScheduled.inc({ target_host: targetOf(planned.subscription.target_url).host });
     return end;
   }
 
