@@ -23,6 +23,15 @@ export type DeliveryEnd = { kind: "ended" } | { kind: "abandoned" } | { kind: "l
  */
 export type StageMode = "event" | "retry";
 
+/** One delivery's run through the stage: what it needs at every step besides its execution. */
+export interface DeliveryRun {
+  event: PreparedEvent;
+  planned: PlannedDelivery;
+  origin: Origin;
+  signals: RecordSignals;
+  mode: StageMode;
+}
+
 const ENDED: DeliveryEnd = { kind: "ended" };
 const BREAKER_TIMER_SLACK_MS = 50;
 const same = <T>(wait: Promise<T>): Promise<T> => wait;
@@ -46,56 +55,33 @@ export class DeliveryStage {
     private readonly writer: HandoffWriter,
   ) {}
 
-  async run(
-    event: PreparedEvent,
-    planned: PlannedDelivery,
-    execution: CallbackExecution,
-    origin: Origin,
-    signals: RecordSignals,
-    mode: StageMode,
-  ): Promise<DeliveryEnd> {
+  async run(run: DeliveryRun, execution: CallbackExecution): Promise<DeliveryEnd> {
     try {
-      return await this.attempt(event, planned, execution, origin, signals, mode);
+      return await this.attempt(run, execution);
     } catch (error) {
-      if (signals.deadline.aborted) return ABANDONED;
+      if (run.signals.deadline.aborted) return ABANDONED;
       this.deps.logger.error(
-        { delivery_id: planned.deliveryId, source: event.source, err: (error as Error)?.message },
+        { delivery_id: run.planned.deliveryId, source: run.event.source, err: (error as Error)?.message },
         "delivery broke unexpectedly; dead-lettering it",
       );
-      this.deps.dispatcher.fail(event, execution, "internal_error", "internal error");
-      return fromWrite(await this.writer.failedDelivery(event, planned, execution, "internal_error", origin, signals));
+      this.deps.dispatcher.fail(run.event, execution, "internal_error", "internal error");
+      return fromWrite(await this.writer.failedDelivery(run.event, run.planned, execution, "internal_error", run.origin, run.signals));
     }
   }
 
   /** Makes a waiting delivery durable: the retry topic, due at `at`, attempts as they stand. */
-  async handOver(
-    event: PreparedEvent,
-    planned: PlannedDelivery,
-    execution: CallbackExecution,
-    at: number,
-    origin: Origin,
-    signals: RecordSignals,
-  ): Promise<DeliveryEnd> {
+  async handOver(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<DeliveryEnd> {
     this.deps.executions.save(execution);
-    return fromWrite(await this.writer.retry(event, planned, execution, at, origin, signals));
+    return fromWrite(await this.writer.retry(run.event, run.planned, execution, at, run.origin, run.signals));
   }
 
-  private async attempt(
-    event: PreparedEvent,
-    planned: PlannedDelivery,
-    execution: CallbackExecution,
-    origin: Origin,
-    signals: RecordSignals,
-    mode: StageMode,
-  ): Promise<DeliveryEnd> {
+  private async attempt(run: DeliveryRun, execution: CallbackExecution): Promise<DeliveryEnd> {
+    const { event, planned, signals } = run;
     const host = targetOf(planned.subscription.target_url).host;
     // A body too large for a Kafka record cannot wait in the retry topic: it waits and retries in
     // process instead, and is left uncommitted (redelivered) if the member lets go meanwhile.
     const durable = Buffer.byteLength(event.body) <= MAX_HANDOFF_VALUE_BYTES;
-    const wait = (at: number) =>
-      durable
-        ? this.wait(event, planned, execution, at, origin, signals, mode)
-        : this.waitInProcess(event, planned, execution, at, origin, signals, mode);
+    const wait = (at: number) => (durable ? this.wait(run, execution, at) : this.waitInProcess(run, execution, at));
 
     // The breaker would refuse at once: spend no attempt and no slot on it; come back for its probe.
     // Still open at or just past its time: opossum's timer has not fired yet; look again shortly.
@@ -104,13 +90,13 @@ export class DeliveryStage {
 
     // The host has its whole share in flight and finished nothing for the budget (slow or dead):
     // don't queue behind it; try later without spending an attempt. A busy host keeps finishing
-    // work, so we wait for it.
+    // work, so we wait for it, lending the record's slot meanwhile.
     const budgetMs = durable ? this.deps.inProcessBudgetMs : Number.POSITIVE_INFINITY;
     const slots = this.deps.hostSlots;
     let granted = slots.tryAcquire(host);
     if (!granted) {
-      const wait = slots.wait(host, budgetMs, signals.stopping);
-      granted = wait !== false && (await (signals.lend ?? same)(wait));
+      const queued = slots.wait(host, budgetMs, signals.stopping);
+      granted = queued !== false && (await (signals.lend ?? same)(queued));
     }
     if (!granted) {
       if (!durable && signals.stopping.aborted) return ABANDONED;
@@ -124,44 +110,28 @@ export class DeliveryStage {
       result = await this.deps.dispatcher.deliver(event, planned, { sleepBudgetMs: budgetMs, signal: signals.stopping }, execution);
     } finally {
       this.deps.metrics?.inflight.dec();
-      this.deps.hostSlots.release(host);
+      slots.release(host);
     }
     switch (result.state) {
       case "delivered":
         return ENDED;
       case "failed":
-        return fromWrite(await this.writer.failedDelivery(event, planned, result.execution, result.failure, origin, signals));
+        return fromWrite(await this.writer.failedDelivery(event, planned, result.execution, result.failure, run.origin, signals));
       case "deferred":
         return wait(result.dueAt);
     }
   }
 
-  private async wait(
-    event: PreparedEvent,
-    planned: PlannedDelivery,
-    execution: CallbackExecution,
-    at: number,
-    origin: Origin,
-    signals: RecordSignals,
-    mode: StageMode,
-  ): Promise<DeliveryEnd> {
-    if (mode === "retry" && !signals.stopping.aborted) return { kind: "later", at, execution };
-    return this.handOver(event, planned, execution, at, origin, signals);
+  private async wait(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<DeliveryEnd> {
+    if (run.mode === "retry" && !run.signals.stopping.aborted) return { kind: "later", at, execution };
+    return this.handOver(run, execution, at);
   }
 
-  private async waitInProcess(
-    event: PreparedEvent,
-    planned: PlannedDelivery,
-    execution: CallbackExecution,
-    at: number,
-    origin: Origin,
-    signals: RecordSignals,
-    mode: StageMode,
-  ): Promise<DeliveryEnd> {
-    const slept = await abortableSleep(Math.max(0, at - this.deps.now()), signals.stopping).then(
+  private async waitInProcess(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<DeliveryEnd> {
+    const slept = await abortableSleep(Math.max(0, at - this.deps.now()), run.signals.stopping).then(
       () => true,
       () => false,
     );
-    return slept ? this.attempt(event, planned, execution, origin, signals, mode) : ABANDONED;
+    return slept ? this.attempt(run, execution) : ABANDONED;
   }
 }

@@ -5,12 +5,11 @@ import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from ".
 import { decodeRecordHeaders } from "../kafka/record-decoder.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage, type DeliveryEnd } from "./delivery-stage.js";
-import { HandoffWriter, type WriteEnd } from "./handoff-writer.js";
+import { HandoffWriter, recordEndOf } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
 const DONE: RecordEnd = { kind: "done" };
 const ABANDONED: RecordEnd = { kind: "abandoned" };
-export const recordEndOf = (end: WriteEnd): RecordEnd => (end === "abandoned" ? ABANDONED : DONE);
 
 /**
  * A record from an event topic, from received to complete:
@@ -42,18 +41,8 @@ export class EventPipeline implements RecordProcessor {
     return ABANDONED;
   }
 
-  async process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
-    try {
-      return await this.dispatch(record, signals);
-    } catch (error) {
-      if (signals.deadline.aborted) return ABANDONED;
-      this.deps.logger.error(
-        { topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message },
-        "record broke unexpectedly",
-      );
-      this.deps.metrics?.eventsSkipped.inc({ reason: "internal_error" });
-      return recordEndOf(await this.writer.undispatchable(record, "internal_error", "internal error", undefined, signals));
-    }
+  process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    return this.writer.ending(record, signals, () => this.dispatch(record, signals));
   }
 
   private async dispatch(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
@@ -90,7 +79,7 @@ export class EventPipeline implements RecordProcessor {
     }
     const origin = { headers: record.headers, key: record.key };
     const ends: DeliveryEnd[] = await Promise.all(
-      planned.map((p) => this.stage.run(event, p, deps.dispatcher.newExecution(event, p), origin, signals, "event")),
+      planned.map((p) => this.stage.run({ event, planned: p, origin, signals, mode: "event" }, deps.dispatcher.newExecution(event, p))),
     );
     return ends.some((e) => e.kind === "abandoned") ? ABANDONED : DONE;
   }

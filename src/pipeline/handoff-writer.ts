@@ -13,7 +13,7 @@ import {
   type OutboundRecord,
 } from "../kafka/handoff-records.js";
 import type { HandoffKind } from "../kafka/handoff-mac.js";
-import type { InboundRecord, RecordSignals } from "../kafka/record-processor.js";
+import type { InboundRecord, RecordEnd, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
@@ -25,6 +25,9 @@ import type { PipelineDeps } from "./pipeline-deps.js";
  */
 export type WriteEnd = "written" | "escaped" | "abandoned";
 
+/** A record whose last write was abandoned stays open for its next owner; any other end completes it. */
+export const recordEndOf = (end: WriteEnd): RecordEnd => (end === "abandoned" ? { kind: "abandoned" } : { kind: "done" });
+
 /** The original record a delivery came from, carried into what we write. */
 export interface Origin {
   headers: InboundRecord["headers"];
@@ -33,6 +36,24 @@ export interface Origin {
 
 export class HandoffWriter {
   constructor(private readonly deps: PipelineDeps) {}
+
+  /**
+   * The pipeline's last line, so that every record ends: whatever `work` throws makes the record an
+   * internal_error dead letter (its bytes as they came), never an open record. Only a member letting
+   * go leaves one open.
+   */
+  async ending(record: InboundRecord, signals: RecordSignals, work: () => Promise<RecordEnd>): Promise<RecordEnd> {
+    try {
+      return await work();
+    } catch (error) {
+      if (signals.deadline.aborted) return { kind: "abandoned" };
+      this.deps.logger.error(
+        { topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message },
+        "record broke unexpectedly",
+      );
+      return recordEndOf(await this.undispatchable(record, "internal_error", "internal error", undefined, signals));
+    }
+  }
 
   /** A record that cannot be dispatched at all: its bytes as they came, and why. */
   undispatchable(

@@ -1,13 +1,11 @@
 import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
 import { newExecution, type CallbackExecution } from "../domain/models.js";
-import type { PlannedDelivery } from "../domain/routing.js";
 import { subscriptionFingerprint } from "../domain/subscription-ref.js";
 import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
-import { DeliveryStage } from "./delivery-stage.js";
-import { recordEndOf } from "./event-pipeline.js";
-import { HandoffWriter, type Origin } from "./handoff-writer.js";
+import { DeliveryStage, type DeliveryRun } from "./delivery-stage.js";
+import { HandoffWriter, recordEndOf } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
 const DONE: RecordEnd = { kind: "done" };
@@ -49,17 +47,8 @@ export class RetryPipeline implements RecordProcessor {
     return recordEndOf(await this.writer.requeue(record, signals));
   }
 
-  async process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
-    try {
-      return await this.take(record, signals);
-    } catch (error) {
-      if (signals.deadline.aborted) return ABANDONED;
-      this.deps.logger.error(
-        { topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message },
-        "retry record broke unexpectedly",
-      );
-      return recordEndOf(await this.writer.undispatchable(record, "internal_error", "internal error", undefined, signals));
-    }
+  process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    return this.writer.ending(record, signals, () => this.take(record, signals));
   }
 
   /** Written by another deployment that shares this retry topic: theirs to deliver, not ours. */
@@ -123,7 +112,10 @@ export class RetryPipeline implements RecordProcessor {
       deps.dispatcher.fail(event, execution, "subscription_removed", "Subscription no longer configured");
       return recordEndOf(await this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals));
     }
-    return this.continue(event, { config, subscription, deliveryId: handoff.deliveryId }, execution, origin, signals);
+    return this.continue(
+      { event, planned: { config, subscription, deliveryId: handoff.deliveryId }, origin, signals, mode: "retry" },
+      execution,
+    );
   }
 
   private remember(deliveryId: string): void {
@@ -132,18 +124,13 @@ export class RetryPipeline implements RecordProcessor {
     if (this.finished.size > REMEMBERED_DELIVERIES) this.finished.delete(this.finished.values().next().value as string);
   }
 
-  private async continue(
-    event: PreparedEvent,
-    planned: PlannedDelivery,
-    execution: CallbackExecution,
-    origin: Origin,
-    signals: RecordSignals,
-  ): Promise<RecordEnd> {
-    const end = await this.stage.run(event, planned, execution, origin, signals, "retry");
+  /** One turn of the delivery: it ends here, or waits in process and comes back with new signals. */
+  private async continue(run: DeliveryRun, execution: CallbackExecution): Promise<RecordEnd> {
+    const end = await this.stage.run(run, execution);
     switch (end.kind) {
       case "ended":
         // Handed back to the retry topic (PENDING) is not final: that record is the delivery's next.
-        if (execution.status !== "PENDING") this.remember(planned.deliveryId);
+        if (execution.status !== "PENDING") this.remember(run.planned.deliveryId);
         return DONE;
       case "abandoned":
         return ABANDONED;
@@ -151,9 +138,9 @@ export class RetryPipeline implements RecordProcessor {
         return {
           kind: "later",
           at: end.at,
-          resume: (s) => this.continue(event, planned, end.execution, origin, s),
-          handOver: async (s) =>
-            (await this.stage.handOver(event, planned, end.execution, end.at, origin, s)).kind === "abandoned" ? ABANDONED : DONE,
+          resume: (signals) => this.continue({ ...run, signals }, end.execution),
+          handOver: async (signals) =>
+            (await this.stage.handOver({ ...run, signals }, end.execution, end.at)).kind === "abandoned" ? ABANDONED : DONE,
         };
     }
   }
