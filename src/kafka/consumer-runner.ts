@@ -55,6 +55,8 @@ export class ConsumerRunner {
   private lastHeartbeat = 0;
   private readonly graceMs: number;
   private reportedPaused = false;
+  /** Partitions being let go (revoked), until their last offset is committed. */
+  private readonly leaving = new Map<string, Promise<void>>();
 
   constructor(private readonly options: ConsumerRunnerOptions) {
     this.graceMs = options.handoverGraceMs ?? 2_000;
@@ -185,31 +187,46 @@ export class ConsumerRunner {
   }
 
   private async onJoin(assignment: Record<string, number[]>): Promise<void> {
-    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}\u0000${p}`)));
+    const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => key(topic, p))));
     const owned = this.scheduler.owned();
-    const revoked = owned.filter(({ topic, partition }) => !assigned.has(`${topic}\u0000${partition}`));
-    const known = new Set(owned.map(({ topic, partition }) => `${topic}\u0000${partition}`));
+    const revoked = owned.filter(({ topic, partition }) => !assigned.has(key(topic, partition)));
+    const known = new Set(owned.map(({ topic, partition }) => key(topic, partition)));
     const gained: { topic: string; partition: number }[] = [];
+    const regained: Promise<void>[] = [];
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) {
-        if (known.has(`${topic}\u0000${partition}`)) continue;
+        const leaving = this.leaving.get(key(topic, partition));
+        if (leaving) {
+          // Back before we finished letting it go: its records were refused meanwhile, so once the
+          // let-go is over it starts again like a gained one, from its committed offset.
+          regained.push(leaving.then(() => (this.scheduler.assign(topic, partition, true), this.takeOver([{ topic, partition }], true))));
+          continue;
+        }
+        if (known.has(key(topic, partition))) continue;
         this.scheduler.assign(topic, partition, true);
         gained.push({ topic, partition });
       }
     }
     this.scheduler.resume();
-    await Promise.all([
-      ...revoked.map(async ({ topic, partition }) => {
+    for (const { topic, partition } of revoked) {
+      const done = (async () => {
         // Leave the new owner a margin of the grace to see our last commit.
         const offset = await this.scheduler.letGo(topic, partition, Date.now() + this.graceMs * 0.75);
         if (offset !== undefined) await this.commitOffsets([{ topic, partition, offset }]);
-      }),
-      this.takeOver(gained),
-    ]);
+      })().finally(() => {
+        if (this.leaving.get(key(topic, partition)) === done) this.leaving.delete(key(topic, partition));
+      });
+      this.leaving.set(key(topic, partition), done);
+    }
+    await Promise.all([...this.leaving.values(), this.takeOver(gained), ...regained]);
   }
 
-  /** Starts gained partitions after the grace, from the offset their previous owner last committed. */
-  private async takeOver(gained: { topic: string; partition: number }[]): Promise<void> {
+  /**
+   * Starts gained partitions after the grace, from the offset their previous owner last committed.
+   * `seek`: kafkajs' fetch position is past records this member refused, so fetch them again.
+   */
+  private async takeOver(gained: { topic: string; partition: number }[], seek = false): Promise<void> {
     if (gained.length === 0) return;
     await abortableSleep(this.graceMs, this.stopping.signal).catch(() => undefined);
     const committed = new Map<string, string | undefined>();
@@ -227,7 +244,11 @@ export class ConsumerRunner {
       );
     }
     for (const { topic, partition } of gained) {
-      const dropped = this.scheduler.release(topic, partition, committed.get(`${topic}\u0000${partition}`));
+      const offset = committed.get(`${topic}\u0000${partition}`);
+      // Seek first: from then on kafkajs hands over no batch from its old position.
+      const refetch = seek && offset !== undefined;
+      if (refetch) this.consumer.seek({ topic, partition, offset });
+      const dropped = this.scheduler.release(topic, partition, offset, refetch);
       if (dropped > 0)
         this.options.logger.info({ consumer: this.options.name, topic, partition, dropped }, "skipped records the previous owner finished");
     }

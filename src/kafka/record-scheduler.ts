@@ -158,8 +158,9 @@ export class RecordScheduler {
     this.partitions.set(key, state);
   }
 
+  /** Partitions worked here, not counting those being let go. */
   owned(): { topic: string; partition: number }[] {
-    return [...this.partitions.values()].map(({ topic, partition }) => ({ topic, partition }));
+    return [...this.partitions.values()].filter((p) => !p.leaving).map(({ topic, partition }) => ({ topic, partition }));
   }
 
   /**
@@ -189,13 +190,20 @@ export class RecordScheduler {
 
   /**
    * Ends the hold of a newly assigned partition: records below `committed` were finished by the
-   * previous owner after we were assigned, so they are dropped; the rest run.
+   * previous owner after we were assigned, so they are dropped; the rest run. `refetch`: the
+   * consumer reads the partition again from `committed`, so every held record is dropped.
    */
-  release(topic: string, partition: number, committed: string | undefined): number {
+  release(topic: string, partition: number, committed: string | undefined, refetch = false): number {
     const state = this.partitions.get(tpKey(topic, partition));
     if (!state?.held) return 0;
     const held = state.held;
     state.held = undefined;
+    if (refetch) {
+      state.buffered -= held.length;
+      state.nextOffset = undefined;
+      this.maybeResume(state);
+      return held.length;
+    }
     const floor = committed === undefined ? undefined : BigInt(committed);
     let dropped = 0;
     for (const entry of held) {

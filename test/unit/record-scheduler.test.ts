@@ -103,6 +103,18 @@ describe("RecordScheduler", () => {
     expect(s.uncommitted()).toEqual([{ topic: "t", partition: 0, offset: "15" }]);
   });
 
+  it("a partition held to be read again from its committed offset drops every held record and takes the refetch in order", async () => {
+    const { s, offer } = scheduler();
+    s.assign("t", 0, true);
+    const ran: number[] = [];
+    for (let i = 20; i < 23; i++) offer(i, async () => (ran.push(i), done));
+    expect(s.release("t", 0, "10", true)).toBe(3);
+    for (let i = 10; i < 23; i++) offer(i, async () => (ran.push(i), done));
+    await vi.runAllTimersAsync();
+    expect(ran).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22]);
+    expect(s.uncommitted()).toEqual([{ topic: "t", partition: 0, offset: "23" }]);
+  });
+
   it("letting go hands over parked records, tells running ones to hand over, and returns the last offset", async () => {
     const { s, offer } = scheduler();
     const handedOver: number[] = [];
