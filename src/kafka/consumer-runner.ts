@@ -122,7 +122,8 @@ export class ConsumerRunner {
       partitionsConsumedConcurrently: 16,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    this.commitTimer = setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 200);
+    // start() is tried again while Kafka is unreachable at start-up: one commit timer, whatever happens.
+    this.commitTimer ??= setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 200);
   }
 
   /** In the group, hearing from the broker recently, and working its partitions (none held). */
