@@ -6,9 +6,6 @@
  */
 import type { CallbackConfig } from "./models.js";
 
-/** Dead-letter and metrics reason for a record refused by the binding. */
-export const TENANT_NOT_ALLOWED_ON_TOPIC = "tenant_not_allowed_on_topic";
-
 /** True when `config` accepts records that arrived on `topic` (exact, case-sensitive, as Kafka names topics). */
 export function tenantAllowedOnTopic(config: Pick<CallbackConfig, "topics">, topic: string): boolean {
   const topics = config.topics ?? [];

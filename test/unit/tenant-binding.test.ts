@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigErrors, type ConfigWarning } from "../../src/config/errors.js";
 import { parseSettings } from "../../src/config/load.js";
 import { CallbackConfig } from "../../src/domain/models.js";
-import { TENANT_NOT_ALLOWED_ON_TOPIC, tenantAllowedOnTopic } from "../../src/domain/tenant-binding.js";
+import { tenantAllowedOnTopic } from "../../src/domain/tenant-binding.js";
 
 const config = (topics?: string[]) => CallbackConfig.parse({ tenant_id: "acme", name: "n", ...(topics ? { topics } : {}) });
 
@@ -21,10 +21,6 @@ describe("tenantAllowedOnTopic", () => {
     expect(tenantAllowedOnTopic(bound, "Orders")).toBe(false);
     expect(tenantAllowedOnTopic(bound, "orders.e")).toBe(false);
     expect(tenantAllowedOnTopic(bound, "")).toBe(false);
-  });
-
-  it("names the dead-letter reason the pipeline uses", () => {
-    expect(TENANT_NOT_ALLOWED_ON_TOPIC).toBe("tenant_not_allowed_on_topic");
   });
 });
 
