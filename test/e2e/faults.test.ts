@@ -1024,7 +1024,13 @@ describe("secrets never appear", () => {
     const callbacks = sidecarConfig({
       ...setup,
       configs,
-      callbacks: { "log-level": "debug", server: { executions: { enabled: true, token: "${ADMIN_TOKEN}", "include-payloads": true } } },
+      // The refused target's deliveries wait for each half-open probe (no attempt on an open
+      // breaker): a short recovery timeout lets their two attempts run out within the test.
+      callbacks: {
+        "log-level": "debug",
+        http: { "circuit-breaker": { "recovery-timeout": "1s" } },
+        server: { executions: { enabled: true, token: "${ADMIN_TOKEN}", "include-payloads": true } },
+      },
     });
     const sidecar = SidecarProcess.start("secrets", callbacks, env);
     await sidecar.waitReady();
