@@ -14,6 +14,15 @@ const LEVELS: Record<number, "error" | "warn" | "info" | "debug"> = {
 // guarantee this warns about; at warn level it would alarm operators on every start.
 const DEMOTED_TO_DEBUG = new Set(["Limiting retries for the idempotent producer may invalidate EoS guarantees"]);
 
+function levelOf(level: number, message: string): "error" | "warn" | "info" | "debug" {
+  if (DEMOTED_TO_DEBUG.has(message)) return "debug";
+  // kafkajs logs every error response of the broker ("Response Fetch(...)") at error level before
+  // retrying it itself, e.g. "the coordinator is loading" on a fresh broker; what stays refused
+  // reaches our code, which logs it at error with its consequence.
+  if (level === logLevel.ERROR && message.startsWith("Response ")) return "warn";
+  return LEVELS[level] ?? "info";
+}
+
 /** A kafkajs client from `pyfly.callbacks.kafka`, logging through pino. */
 export function createKafka(settings: SidecarSettings["kafka"], logger: Logger): Kafka {
   const kafkaLogger = logger.child({ component: "kafkajs" });
@@ -27,7 +36,7 @@ export function createKafka(settings: SidecarSettings["kafka"], logger: Logger):
       () =>
       ({ level, log }) => {
         const { message, ...extra } = log;
-        kafkaLogger[DEMOTED_TO_DEBUG.has(message) ? "debug" : (LEVELS[level] ?? "info")](extra, message);
+        kafkaLogger[levelOf(level, message)](extra, message);
       },
     retry: { initialRetryTime: 300, retries: 8, maxRetryTime: 10_000 },
   };
