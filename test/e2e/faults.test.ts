@@ -12,8 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Admin, Kafka, Producer } from "kafkajs";
 import { stringify } from "yaml";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { ensureBuilt, runCli, type CliResult } from "../support/cli.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { e2eSuite } from "../support/e2e-suite.js";
+import { runCli, type CliResult } from "../support/cli.js";
 import { LocalKafka } from "../support/kafka-broker.js";
 import { refusedPort, startReceiver } from "../support/receiver.js";
 import { MetricMap, SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
@@ -37,20 +38,16 @@ import {
 } from "../support/traffic.js";
 import { prng } from "../support/prng.js";
 
-const brokers = inject("kafkaBrokers");
+const e2e = e2eSuite();
+const { brokers, track } = e2e;
 
 const PYFLY_SECRET = "e2e-faults-pyfly-secret-5c21";
 
 let kafka: Kafka;
 let admin: Admin;
 let producer: Producer;
+beforeAll(() => void ({ kafka, admin, producer } = e2e));
 let workDir: string;
-const closers: (() => Promise<void>)[] = [];
-
-function track<T extends { close(): Promise<void> }>(r: T): T {
-  closers.push(() => r.close());
-  return r;
-}
 
 /** A fresh topic, group and retry/dead-letter topics for one scenario. */
 async function scenario(prefix: string, partitions = 3, on: Admin = admin, onBrokers: string[] = brokers) {
@@ -172,26 +169,11 @@ function perSecond(requests: { at: number }[]): string {
   return Array.from(buckets, (x) => x ?? 0).join(" ");
 }
 
-beforeAll(async () => {
-  if (!brokers) throw new Error("no kafkaBrokers provided: is test/support/kafka-global-setup.ts registered?");
-  ensureBuilt();
+beforeAll(() => {
   workDir = mkdtempSync(join(tmpdir(), "faults-e2e-"));
-  kafka = testKafka(brokers);
-  admin = kafka.admin();
-  producer = testProducer(kafka);
-  await admin.connect();
-  await producer.connect();
 });
 
-afterEach(async () => {
-  await SidecarProcess.killAll();
-  await Promise.allSettled(closers.splice(0).map((close) => close()));
-});
-
-afterAll(async () => {
-  await SidecarProcess.killAll();
-  await producer?.disconnect();
-  await admin?.disconnect();
+afterAll(() => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 

@@ -6,8 +6,8 @@
  * The black hole under a backlog is in faults.test.ts, beside the steady-stream one.
  */
 import type { Admin, Kafka, Producer } from "kafkajs";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { ensureBuilt } from "../support/cli.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { e2eSuite } from "../support/e2e-suite.js";
 import { failFirstAttempt, startReceiver } from "../support/receiver.js";
 import {
   callbackConfig,
@@ -30,50 +30,23 @@ import {
   scenario,
   sleep,
   startRecordingReceiver,
-  testKafka,
-  testProducer,
   unique,
   waitFor,
   type OutRecord,
 } from "../support/traffic.js";
 
-const brokers = inject("kafkaBrokers");
+const e2e = e2eSuite("e2e-acceptance");
+const { brokers, track } = e2e;
 
 const SECRET = "e2e-acceptance-pyfly-secret-8b3e";
 
 let kafka: Kafka;
 let admin: Admin;
 let producer: Producer;
-const closers: (() => Promise<void>)[] = [];
-
-function track<T extends { close(): Promise<void> }>(r: T): T {
-  closers.push(() => r.close());
-  return r;
-}
+beforeAll(() => void ({ kafka, admin, producer } = e2e));
 
 /** Records in a topic (fresh topics: the sum of the partitions' end offsets). */
 const sizeOf = async (topic: string): Promise<number> => Number([...(await endOffsets(admin, topic)).values()].reduce((a, b) => a + b, 0n));
-
-beforeAll(async () => {
-  if (!brokers) throw new Error("no kafkaBrokers provided: is test/support/kafka-global-setup.ts registered?");
-  ensureBuilt();
-  kafka = testKafka(brokers, "e2e-acceptance");
-  admin = kafka.admin();
-  producer = testProducer(kafka);
-  await admin.connect();
-  await producer.connect();
-});
-
-afterEach(async () => {
-  await SidecarProcess.killAll();
-  await Promise.allSettled(closers.splice(0).map((close) => close()));
-});
-
-afterAll(async () => {
-  await SidecarProcess.killAll();
-  await producer?.disconnect();
-  await admin?.disconnect();
-});
 
 describe("poison records on one partition", () => {
   it("20 records, 4 poison values, 10 event types no header can carry, 30 records: the 50 delivered, the 14 dead-lettered, the offset at the end, no breaker opened, exit 0", async () => {

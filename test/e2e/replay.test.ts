@@ -8,9 +8,9 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Admin, Kafka, Producer } from "kafkajs";
+import type { Admin, Producer } from "kafkajs";
 import { stringify } from "yaml";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redactUrl, subscriptionFingerprint } from "../../src/domain/subscription-ref.js";
 import { handoffKeys } from "../../src/kafka/handoff-mac.js";
 import {
@@ -22,45 +22,32 @@ import {
   type DeliveryHandoff,
   type OutboundRecord,
 } from "../../src/kafka/handoff-records.js";
-import { ensureBuilt, runCli, type CliResult } from "../support/cli.js";
+import { e2eSuite } from "../support/e2e-suite.js";
+import { runCli, type CliResult } from "../support/cli.js";
 import { startReceiver, type Receiver } from "../support/receiver.js";
 import { sidecarConfig } from "../support/sidecar-process.js";
-import { createTopic, DELIVERY_ID, testKafka, testProducer, unique, type TestTopic } from "../support/traffic.js";
+import { createTopic, DELIVERY_ID, unique, type TestTopic } from "../support/traffic.js";
 
-const brokers = inject("kafkaBrokers");
+const e2e = e2eSuite();
+const { brokers, track } = e2e;
 const SECRET = "e2e-replay-secret-93b1";
 const CONFIG_ID = "acme-replay";
 
-let kafka: Kafka;
 let admin: Admin;
 let producer: Producer;
 let workDir: string;
-const receivers: Receiver[] = [];
 
-beforeAll(async () => {
-  ensureBuilt();
+beforeAll(() => {
+  ({ admin, producer } = e2e);
   workDir = mkdtempSync(join(tmpdir(), "replay-e2e-"));
-  kafka = testKafka(brokers);
-  admin = kafka.admin();
-  producer = testProducer(kafka);
-  await admin.connect();
-  await producer.connect();
 });
 
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
-
-afterAll(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
+afterAll(() => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 async function receiver503(): Promise<Receiver> {
-  const r = await startReceiver({ kind: "respond", status: 503 });
-  receivers.push(r);
-  return r;
+  return track(await startReceiver({ kind: "respond", status: 503 }));
 }
 
 /** The sidecar's configuration for a replay from `deadLetters` to `targetUrl`, written to a file. */

@@ -11,11 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Admin, Kafka, Producer } from "kafkajs";
 import { stringify } from "yaml";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { redactUrl, subscriptionFingerprint } from "../../src/domain/subscription-ref.js";
 import { handoffKeys } from "../../src/kafka/handoff-mac.js";
 import { H, retryRecord, sealed, type DeliveryHandoff, type OutboundRecord } from "../../src/kafka/handoff-records.js";
-import { ensureBuilt, runCli, type CliResult } from "../support/cli.js";
+import { e2eSuite } from "../support/e2e-suite.js";
+import { runCli, type CliResult } from "../support/cli.js";
 import { startReceiver, type Behaviour, type Receiver } from "../support/receiver.js";
 import { MetricMap, SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
 import {
@@ -25,15 +26,14 @@ import {
   produce,
   readTopic,
   sleep,
-  testKafka,
-  testProducer,
   unique,
   waitFor,
   type ReadRecord,
   type TestTopic,
 } from "../support/traffic.js";
 
-const brokers = inject("kafkaBrokers");
+const e2e = e2eSuite("e2e-security");
+const { brokers, track } = e2e;
 
 const DEAD_LETTERS = "callbacks_dead_letters_total";
 
@@ -41,33 +41,18 @@ let kafka: Kafka;
 let admin: Admin;
 let producer: Producer;
 let workDir: string;
-const receivers: Receiver[] = [];
 
-beforeAll(async () => {
-  ensureBuilt();
+beforeAll(() => {
+  ({ kafka, admin, producer } = e2e);
   workDir = mkdtempSync(join(tmpdir(), "security-e2e-"));
-  kafka = testKafka(brokers, "e2e-security");
-  admin = kafka.admin();
-  producer = testProducer(kafka);
-  await admin.connect();
-  await producer.connect();
 });
 
-afterEach(async () => {
-  await SidecarProcess.killAll();
-  await Promise.all(receivers.splice(0).map((r) => r.close()));
-});
-
-afterAll(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
+afterAll(() => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 async function receiver(initial: Behaviour = { kind: "respond", status: 200 }): Promise<Receiver> {
-  const r = await startReceiver(initial);
-  receivers.push(r);
-  return r;
+  return track(await startReceiver(initial));
 }
 
 /** A fresh one-partition event topic, group, and retry and dead-letter topics of its own. */

@@ -6,8 +6,8 @@
  */
 import { createHmac } from "node:crypto";
 import type { Admin, Kafka, Producer } from "kafkajs";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { ensureBuilt } from "../support/cli.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { e2eSuite } from "../support/e2e-suite.js";
 import { refusedPort, startReceiver } from "../support/receiver.js";
 import { SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
 import {
@@ -20,8 +20,6 @@ import {
   readTopic,
   sleep,
   startRecordingReceiver,
-  testKafka,
-  testProducer,
   unique,
   waitFor,
   type OutRecord,
@@ -29,7 +27,8 @@ import {
   type TestTopic,
 } from "../support/traffic.js";
 
-const brokers = inject("kafkaBrokers");
+const e2e = e2eSuite();
+const { brokers, track } = e2e;
 
 const PYFLY_SECRET = "e2e-sidecar-pyfly-secret-41c7";
 const WH_KEY = Buffer.from("e2e-sidecar-standard-webhooks-key-32b!");
@@ -38,12 +37,7 @@ const WH_SECRET = `whsec_${WH_KEY.toString("base64")}`;
 let kafka: Kafka;
 let admin: Admin;
 let producer: Producer;
-const closers: (() => Promise<void>)[] = [];
-
-function track<T extends { close(): Promise<void> }>(r: T): T {
-  closers.push(() => r.close());
-  return r;
-}
+beforeAll(() => void ({ kafka, admin, producer } = e2e));
 
 /** A fresh topic, group and retry/dead-letter topics for one test. */
 async function scenario(prefix: string, partitions = 3): Promise<{ topic: TestTopic; setup: Omit<SidecarSetup, "configs"> }> {
@@ -109,26 +103,6 @@ const header = (r: { headers: Record<string, string | string[] | undefined> }, n
   const v = r.headers[name];
   return Array.isArray(v) ? v.join(", ") : (v ?? "");
 };
-
-beforeAll(async () => {
-  if (!brokers) throw new Error("no kafkaBrokers provided: is test/support/kafka-global-setup.ts registered?");
-  ensureBuilt();
-  kafka = testKafka(brokers);
-  admin = kafka.admin();
-  producer = testProducer(kafka);
-  await admin.connect();
-  await producer.connect();
-});
-
-afterEach(async () => {
-  await SidecarProcess.killAll();
-  await Promise.allSettled(closers.splice(0).map((close) => close()));
-});
-
-afterAll(async () => {
-  await producer?.disconnect();
-  await admin?.disconnect();
-});
 
 describe("callback-sidecar run (built CLI, real broker)", () => {
   it("delivers signed webhooks; wildcard sees all; disabled and unauthorised see nothing; metrics count; bad records are dead-lettered", async () => {
