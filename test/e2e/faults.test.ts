@@ -17,9 +17,8 @@ import { e2eSuite } from "../support/e2e-suite.js";
 import { runCli, type CliResult } from "../support/cli.js";
 import { LocalKafka } from "../support/kafka-broker.js";
 import { refusedPort, startReceiver } from "../support/receiver.js";
-import { MetricMap, SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
+import { MetricMap, SidecarProcess, sidecarConfig, callbackConfig } from "../support/sidecar-process.js";
 import {
-  createTopic,
   DeliveryLedger,
   events,
   expectEach,
@@ -35,6 +34,7 @@ import {
   type OutRecord,
   type ProducedRecord,
   type TestTopic,
+  scenario as sharedScenario,
 } from "../support/traffic.js";
 import { prng } from "../support/prng.js";
 
@@ -49,18 +49,9 @@ let producer: Producer;
 beforeAll(() => void ({ kafka, admin, producer } = e2e));
 let workDir: string;
 
-/** A fresh topic, group and retry/dead-letter topics for one scenario. */
-async function scenario(prefix: string, partitions = 3, on: Admin = admin, onBrokers: string[] = brokers) {
-  const topic = await createTopic(on, prefix, partitions);
-  const setup: Omit<SidecarSetup, "configs"> = {
-    brokers: onBrokers,
-    groupId: unique(`${prefix}-group`),
-    topics: [topic.name],
-    retryTopic: `${topic.name}.retry`,
-    deadLetterTopic: `${topic.name}.dlq`,
-  };
-  return { topic, setup };
-}
+/** A fresh topic, group and retry/dead-letter topics for one scenario (on another cluster: `on`, `onBrokers`). */
+const scenario = (prefix: string, partitions = 3, on: Admin = admin, onBrokers: string[] = brokers) =>
+  sharedScenario(on, onBrokers, prefix, { partitions });
 
 /** A pyfly-signed config of `tenant` with one subscription per target. */
 function tenantConfig(
@@ -69,15 +60,7 @@ function tenantConfig(
   targets: { eventType: string; url: string }[],
   extra: Record<string, unknown> = {},
 ): Record<string, unknown> {
-  return {
-    "tenant-id": tenant,
-    name,
-    secret: PYFLY_SECRET,
-    "max-attempts": 3,
-    "backoff-ms": 50,
-    subscriptions: targets.map((t) => ({ "event-type": t.eventType, "target-url": t.url })),
-    ...extra,
-  };
+  return callbackConfig(tenant, name, PYFLY_SECRET, targets, { "max-attempts": 3, "backoff-ms": 50, ...extra });
 }
 
 /** One receiver gets every record: let every record's delivery start at once (see sidecar.test.ts). */

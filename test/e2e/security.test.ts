@@ -18,19 +18,8 @@ import { H, retryRecord, sealed, type DeliveryHandoff, type OutboundRecord } fro
 import { e2eSuite } from "../support/e2e-suite.js";
 import { runCli, type CliResult } from "../support/cli.js";
 import { startReceiver, type Behaviour, type Receiver } from "../support/receiver.js";
-import { MetricMap, SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
-import {
-  createTopic,
-  DELIVERY_ID,
-  events,
-  produce,
-  readTopic,
-  sleep,
-  unique,
-  waitFor,
-  type ReadRecord,
-  type TestTopic,
-} from "../support/traffic.js";
+import { MetricMap, SidecarProcess, sidecarConfig } from "../support/sidecar-process.js";
+import { DELIVERY_ID, events, produce, readTopic, sleep, unique, waitFor, type ReadRecord, scenario } from "../support/traffic.js";
 
 const e2e = e2eSuite("e2e-security");
 const { brokers, track } = e2e;
@@ -56,19 +45,7 @@ async function receiver(initial: Behaviour = { kind: "respond", status: 200 }): 
 }
 
 /** A fresh one-partition event topic, group, and retry and dead-letter topics of its own. */
-async function scenarioSetup(prefix: string): Promise<{ topic: TestTopic; setup: Omit<SidecarSetup, "configs"> }> {
-  const topic = await createTopic(admin, prefix, 1);
-  return {
-    topic,
-    setup: {
-      brokers,
-      groupId: unique(`${prefix}-group`),
-      topics: [topic.name],
-      retryTopic: `${topic.name}.retry`,
-      deadLetterTopic: `${topic.name}.dlq`,
-    },
-  };
-}
+const scenarioSetup = (prefix: string) => scenario(admin, brokers, prefix, { partitions: 1 });
 
 /** Every record of `topic` up to its current end (a topic the sidecar never created reads as empty). */
 async function readAll(topic: string, timeoutMs = 30_000): Promise<ReadRecord[]> {

@@ -9,9 +9,8 @@ import type { Admin, Kafka, Producer } from "kafkajs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { e2eSuite } from "../support/e2e-suite.js";
 import { refusedPort, startReceiver } from "../support/receiver.js";
-import { SidecarProcess, sidecarConfig, type SidecarSetup } from "../support/sidecar-process.js";
+import { SidecarProcess, sidecarConfig } from "../support/sidecar-process.js";
 import {
-  createTopic,
   DeliveryLedger,
   events,
   expectEach,
@@ -24,7 +23,7 @@ import {
   waitFor,
   type OutRecord,
   type ProducedRecord,
-  type TestTopic,
+  scenario as sharedScenario,
 } from "../support/traffic.js";
 
 const e2e = e2eSuite();
@@ -40,19 +39,7 @@ let producer: Producer;
 beforeAll(() => void ({ kafka, admin, producer } = e2e));
 
 /** A fresh topic, group and retry/dead-letter topics for one test. */
-async function scenario(prefix: string, partitions = 3): Promise<{ topic: TestTopic; setup: Omit<SidecarSetup, "configs"> }> {
-  const topic = await createTopic(admin, prefix, partitions);
-  return {
-    topic,
-    setup: {
-      brokers,
-      groupId: unique(`${prefix}-group`),
-      topics: [topic.name],
-      retryTopic: `${topic.name}.retry`,
-      deadLetterTopic: `${topic.name}.dlq`,
-    },
-  };
-}
+const scenario = (prefix: string, partitions = 3) => sharedScenario(admin, brokers, prefix, { partitions });
 
 /** A pyfly-signed config of tenant acme with one subscription per target. */
 function acme(targets: { eventType: string; url: string }[], extra: Record<string, unknown> = {}): Record<string, unknown> {

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from "kafkajs";
 import { startReceiver, type Behaviour, type ReceivedRequest, type Receiver } from "./receiver.js";
-import type { SidecarSetupWithDefaults } from "./sidecar-process.js";
+import type { SidecarSetup, SidecarSetupWithDefaults } from "./sidecar-process.js";
 
 export const DELIVERY_ID = "x-pyfly-delivery-id";
 
@@ -63,6 +63,18 @@ export async function createTopic(admin: Admin, prefix: string, partitions = 3):
  * retry and dead-letter topics after the event topic, so no two tests share them; "defaults" leaves
  * them out of the configuration, so the sidecar uses "<group-id>.retry" / "<group-id>.dead-letter".
  */
+export async function scenario(
+  admin: Admin,
+  brokers: string[],
+  prefix: string,
+  options?: { partitions?: number; handoffTopics?: "per-topic" },
+): Promise<{ topic: TestTopic; setup: Omit<SidecarSetup, "configs"> }>;
+export async function scenario(
+  admin: Admin,
+  brokers: string[],
+  prefix: string,
+  options: { partitions?: number; handoffTopics: "defaults" },
+): Promise<{ topic: TestTopic; setup: Omit<SidecarSetupWithDefaults, "configs"> }>;
 export async function scenario(
   admin: Admin,
   brokers: string[],
