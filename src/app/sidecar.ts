@@ -2,21 +2,27 @@ import type { Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import type { SidecarSettings } from "../config/settings.js";
 import { HostSlots } from "../delivery/host-slots.js";
+import { RateLimiter } from "../delivery/rate-limiter.js";
 import { startAdminServer } from "../http/admin-server.js";
 import { createKafka } from "../kafka/client.js";
 import { ConsumerRunner } from "../kafka/consumer-runner.js";
 import { handoffKeys } from "../kafka/handoff-mac.js";
 import { DurablePublisher } from "../kafka/publisher.js";
 import { retryBacklog } from "../kafka/retry-backlog.js";
+import { RetryTiers } from "../kafka/retry-tiers.js";
+import { ensureTopics, TIER_BUFFERED_PER_PARTITION } from "../kafka/topic-setup.js";
 import { createMetrics } from "../observability/metrics.js";
 import { EventPipeline } from "../pipeline/event-pipeline.js";
 import type { PipelineDeps } from "../pipeline/pipeline-deps.js";
 import { RetryPipeline } from "../pipeline/retry-pipeline.js";
 import { abortableSleep } from "../shared/abortable-sleep.js";
+import { hasCode, type SidecarError } from "../shared/errors.js";
 import { createDeliveryEngine } from "./delivery-engine.js";
 
 export interface RunningSidecar {
   adminPort: number;
+  /** Settles with the reason when the sidecar cannot run with the cluster as it is (never otherwise). */
+  refused: Promise<SidecarError>;
   /** Stops fetching, drains within the shutdown grace, commits, disconnects. */
   stop(): Promise<void>;
 }
@@ -33,6 +39,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
   const publisher = new DurablePublisher(kafka, logger.child({ component: "publisher" }), {
     onRefused: (topic, reason) => metrics.handoffRefused.inc({ topic, reason }),
   });
+  const tiers = new RetryTiers(settings.retry.topic, settings.retry.tiersMs);
   const deps: PipelineDeps = {
     dispatcher: engine.dispatcher,
     configs: engine.configs,
@@ -41,6 +48,8 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     hostSlots: new HostSlots(settings.http.maxConnectionsPerHost),
     breakers: engine.breakers,
     topics: { retry: settings.retry.topic, deadLetter: settings.deadLetter.topic },
+    tiers,
+    rateLimiter: new RateLimiter(),
     handoffKeys: (configId) => handoffKeys(settings.handoff.keys, engine.configs.findById(configId)),
     origin: settings.kafka.groupId,
     headerNames: { tenant: settings.kafka.tenantHeader, eventType: settings.kafka.eventTypeHeader },
@@ -71,12 +80,13 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     ...common,
     name: "retries",
     groupId: retryGroupId,
-    topics: [settings.retry.topic],
+    topics: tiers.topics(),
     fromBeginning: true,
     ordering: "none",
     processor: new RetryPipeline(deps),
-    // Retries wait for their due time without a slot; many may wait at once, cheaply.
-    maxBufferedPerPartition: 10_000,
+    // Retries in the retry topic wait for their due time without a slot; many may wait at once,
+    // cheaply. A tier is first-in-first-due: behind a head that is not due, nothing is.
+    maxBufferedPerPartition: (topic) => (tiers.delayOf(topic) === undefined ? 10_000 : TIER_BUFFERED_PER_PARTITION),
     // Fresh events first: while the event consumer is saturated, retries keep a small share, so a
     // dead endpoint's retry churn cannot slow healthy deliveries.
     yieldTo: { busy: () => events.saturated, share: Math.max(4, Math.floor(settings.kafka.maxInFlight / 16)) },
@@ -97,17 +107,19 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     if (!backlogConnected) return undefined;
     // A scrape must not hang on an unreachable broker; the last value stays until Kafka answers.
     return Promise.race([
-      retryBacklog(backlogAdmin, settings.retry.topic, retryGroupId).catch(() => undefined),
+      retryBacklog(backlogAdmin, tiers.topics(), retryGroupId).catch(() => undefined),
       new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2_000).unref()),
     ]);
   });
 
   const stopping = new AbortController();
+  let refuse: (error: SidecarError) => void = () => undefined;
+  const refused = new Promise<SidecarError>((resolve) => (refuse = resolve));
   // Kafka may be down when we start: keep trying (readiness says not ready) rather than exit.
   const started = (async () => {
     for (let attempt = 1; !stopping.signal.aborted; attempt++) {
       try {
-        await ensureTopics(kafka, [settings.retry.topic, settings.deadLetter.topic], logger);
+        await ensureTopics(kafka, [...tiers.topics(), settings.deadLetter.topic], tiers, logger);
         await publisher.connect();
         await events.start();
         await retries.start();
@@ -119,6 +131,8 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
         );
         return;
       } catch (error) {
+        // Retrying cannot fix a cluster set up to lose retries: say so and stop.
+        if (hasCode(error, "TIER_RETENTION_TOO_SHORT")) return refuse(error);
         logger.error({ attempt, err: (error as Error).message }, "cannot start consuming yet; retrying");
         await abortableSleep(Math.min(1000 * attempt, 10_000), stopping.signal).catch(() => undefined);
       }
@@ -127,6 +141,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
 
   return {
     adminPort: admin.port,
+    refused,
     async stop() {
       const deadlineAt = Date.now() + settings.shutdownGraceMs;
       stopping.abort();
@@ -140,23 +155,4 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
       await admin.close();
     },
   };
-}
-
-/** Creates the retry and dead-letter topics if they are missing; lacking the right is not fatal. */
-async function ensureTopics(kafka: Kafka, topics: string[], logger: Logger): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const existing = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t));
-    if (missing.length === 0) return;
-    try {
-      await admin.createTopics({ topics: missing.map((topic) => ({ topic })), waitForLeaders: true });
-      logger.info({ topics: missing }, "created topics");
-    } catch (error) {
-      logger.warn({ topics: missing, err: (error as Error).message }, "could not create topics; create them or allow auto-creation");
-    }
-  } finally {
-    await admin.disconnect();
-  }
 }

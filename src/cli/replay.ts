@@ -216,7 +216,7 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
   const replay = async ({ line, event, planned }: ReplayItem): Promise<void> => {
     try {
       // A new execution: the replay gets the config's whole schedule, max-attempts attempts.
-      const { execution } = await engine.dispatcher.deliver(event, planned);
+      const execution = await engine.dispatcher.deliver(event, planned);
       summary[execution.status === "DELIVERED" ? "delivered" : "failed"] += 1;
       writeOut(JSON.stringify({ ...line, status: execution.status, attempts: execution.attempts, last_error: execution.last_error }));
     } catch (error) {

@@ -35,10 +35,19 @@ export async function runCommand(argv: string[]): Promise<number> {
   });
 
   const sidecar = await startSidecar(settings, logger);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const signal = await Promise.race([
+    new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+      process.once("SIGINT", () => resolve("SIGINT"));
+    }),
+    sidecar.refused,
+  ]);
+  if (typeof signal !== "string") {
+    logger.fatal({ code: signal.code, err: signal.message }, "cannot run with the cluster as it is; exiting");
+    await sidecar.stop();
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    process.exit(EXIT.CONFIG);
+  }
   logger.info({ signal, grace_ms: settings.shutdownGraceMs }, "stopping: draining in-flight deliveries");
   // A second signal means "now": exit without waiting for the drain.
   const forced = (again: NodeJS.Signals) => {

@@ -2,11 +2,11 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
-import { CallbackConfig } from "../domain/models.js";
+import { CallbackConfig, type RateLimit } from "../domain/models.js";
 import { applyEnvOverrides } from "./env-overrides.js";
 import { ConfigError, ConfigErrors, type ConfigWarning } from "./errors.js";
 import { expandPlaceholders } from "./placeholders.js";
-import { callbacksSchema, documentSchema, handoffTopicsOf, type RawCallbacks } from "./schema.js";
+import { callbacksSchema, documentSchema, handoffTopicsOf, type RawCallbackConfig, type RawCallbacks } from "./schema.js";
 import type { SidecarSettings } from "./settings.js";
 import { checkSemantics, semanticWarnings } from "./semantics.js";
 
@@ -116,7 +116,12 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
         recoveryTimeoutMs: raw.http["circuit-breaker"]["recovery-timeout"],
       },
     },
-    retry: { jitter: raw.retry.jitter, inProcessBudgetMs: raw.retry["in-process-budget"], topic: handoffTopicsOf(raw).retry },
+    retry: {
+      jitter: raw.retry.jitter,
+      inProcessBudgetMs: raw.retry["in-process-budget"],
+      topic: handoffTopicsOf(raw).retry,
+      tiersMs: [...new Set(raw.retry.tiers)].sort((a, b) => a - b),
+    },
     deadLetter: { topic: handoffTopicsOf(raw).deadLetter },
     handoff: { keys: raw.handoff.keys },
     kafka: {
@@ -160,12 +165,35 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
         secret: c.secret && c.secret.length > 0 ? c.secret : null,
         signing_scheme: c["signing-scheme"],
         additional_secrets: c["additional-secrets"],
-        max_attempts: c["max-attempts"],
-        backoff_ms: c["backoff-ms"],
+        ...retryPlanOf(c, raw.retry.schedule),
+        rate_limit: rateLimitOf(c["rate-limit"]),
         topics: c.topics,
         authorized_domains: c["authorized-domains"],
-        subscriptions: c.subscriptions.map((s) => ({ event_type: s["event-type"], target_url: s["target-url"], headers: s.headers })),
+        subscriptions: c.subscriptions.map((s) => ({
+          event_type: s["event-type"],
+          target_url: s["target-url"],
+          headers: s.headers,
+          rate_limit: rateLimitOf(s["rate-limit"]),
+        })),
       }),
     ),
   };
+}
+
+/**
+ * Which retry rule a config follows: its own retry-schedule; else its own max-attempts/backoff-ms
+ * (pyfly's keys); else the global retry.schedule; else pyfly's defaults (5 attempts, 5 s doubling).
+ */
+function retryPlanOf(
+  c: RawCallbackConfig,
+  globalSchedule: number[] | undefined,
+): { max_attempts: number; backoff_ms: number; retry_schedule: number[] | null } {
+  const pyflyKeys = c["max-attempts"] !== undefined || c["backoff-ms"] !== undefined;
+  const schedule = c["retry-schedule"] ?? (pyflyKeys ? undefined : globalSchedule);
+  if (schedule !== undefined) return { max_attempts: schedule.length + 1, backoff_ms: 0, retry_schedule: schedule };
+  return { max_attempts: c["max-attempts"] ?? 5, backoff_ms: c["backoff-ms"] ?? 5000, retry_schedule: null };
+}
+
+function rateLimitOf(raw: { "per-second": number; burst: number } | undefined): RateLimit | null {
+  return raw === undefined ? null : { per_second: raw["per-second"], burst: raw.burst };
 }

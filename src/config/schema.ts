@@ -33,7 +33,7 @@ const bool = (defaultValue: boolean) =>
     .optional()
     .transform((v) => v ?? defaultValue);
 
-const int = (min: number, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =>
+const int = <D extends number | undefined>(min: number, defaultValue: D, max = Number.MAX_SAFE_INTEGER) =>
   z
     .union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, { error: `expected an integer >= ${min}` })], {
       error: `expected an integer >= ${min}`,
@@ -47,7 +47,7 @@ const int = (min: number, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =
         .max(max, { error: `expected an integer <= ${max}` }),
     )
     .optional()
-    .transform((v) => v ?? defaultValue);
+    .transform((v): number | D => v ?? defaultValue);
 
 const fraction = (defaultValue: number) =>
   z
@@ -58,6 +58,32 @@ const fraction = (defaultValue: number) =>
     .pipe(z.number().min(0, { error: "expected a number between 0 and 1" }).max(1, { error: "expected a number between 0 and 1" }))
     .optional()
     .transform((v) => v ?? defaultValue);
+
+/** A list of durations (ms), each written as a duration; also one comma-separated string. */
+const durationList = () =>
+  z
+    .union([z.array(z.unknown()), z.string()], { error: `expected a list of durations, each ${DURATION_FORMS}` })
+    .transform((value, ctx) => {
+      const items = Array.isArray(value) ? value : value.split(",").map((s) => s.trim());
+      const out: number[] = [];
+      items.forEach((item, i) => {
+        const ms = parseDurationMs(item);
+        if (ms === undefined) ctx.addIssue({ code: "custom", path: [i], message: `expected ${DURATION_FORMS}` });
+        else out.push(Math.round(ms));
+      });
+      return out;
+    });
+
+// GCRA: `per-second` on average, `burst` back to back (1: evenly spaced, never two at once).
+const rateLimitSchema = z
+  .strictObject({
+    "per-second": z
+      .union([z.number(), z.string().regex(/^\s*\d+(\.\d+)?\s*$/, { error: "expected a number > 0" })], { error: "expected a number > 0" })
+      .transform(Number)
+      .pipe(z.number().positive({ error: "expected a number > 0" }).max(1_000_000, { error: "expected a number <= 1000000" })),
+    burst: int(1, 1, 1_000_000),
+  })
+  .optional();
 
 const text = () => z.string({ error: "expected a string" });
 const nonEmpty = () => text().trim().min(1, { error: "must not be empty" });
@@ -110,6 +136,8 @@ const headerMap = z
   .optional()
   .transform((v) => v ?? {});
 
+export const DEFAULT_TIERS_MS = [10_000, 60_000, 600_000, 3_600_000];
+
 export const ORDERINGS = ["none", "key", "partition"] as const;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -117,7 +145,14 @@ const subscriptionSchema = z.strictObject({
   "event-type": nonEmpty(),
   "target-url": httpUrl,
   headers: headerMap,
+  "rate-limit": rateLimitSchema,
 });
+
+const MAX_SCHEDULE_ENTRIES = 100;
+const retrySchedule = () =>
+  durationList()
+    .refine((list) => list.length <= MAX_SCHEDULE_ENTRIES, { error: `at most ${MAX_SCHEDULE_ENTRIES} entries` })
+    .optional();
 
 const authorizedDomainSchema = z.strictObject({
   domain: nonEmpty(),
@@ -140,8 +175,12 @@ const callbackConfigSchema = z.strictObject({
     .array(nonEmpty(), { error: "expected a list of secrets" })
     .optional()
     .transform((v) => v ?? []),
-  "max-attempts": int(0, 5, 100),
-  "backoff-ms": int(0, 5000),
+  // Unset here: the global retry.schedule if there is one, else pyfly's 5 and 5000 (load.ts).
+  "max-attempts": int(0, undefined, 100),
+  "backoff-ms": int(0, undefined),
+  // An explicit schedule (Svix-style) instead of max-attempts / backoff-ms: attempts = entries + 1.
+  "retry-schedule": retrySchedule(),
+  "rate-limit": rateLimitSchema,
   // Tenant binding: the event topics this config accepts the tenant's records from (empty: any).
   topics: stringList([]),
   "authorized-domains": z
@@ -226,6 +265,12 @@ const callbacksSchema = z.strictObject({
   retry: section({
     jitter: fraction(0),
     "in-process-budget": duration(1_000),
+    // The schedule of every config that sets none of retry-schedule, max-attempts, backoff-ms.
+    schedule: retrySchedule(),
+    // Delay tiers: waits longer than the first go to "<retry topic>.<tier>" topics, not to memory.
+    tiers: durationList()
+      .optional()
+      .transform((v) => v ?? DEFAULT_TIERS_MS),
     // Unset: "<group-id>.retry" (load.ts), so deployments sharing a cluster never share retries.
     topic: nonEmpty().optional(),
   }),

@@ -14,7 +14,8 @@ export interface SidecarSettings {
     dryRun: boolean;
     circuitBreaker: { failureThreshold: number; recoveryTimeoutMs: number };
   };
-  retry: { jitter: number; inProcessBudgetMs: number; topic: string };
+  /** `tiersMs`: the delay tiers, ascending, without duplicates (see kafka/retry-tiers.ts). */
+  retry: { jitter: number; inProcessBudgetMs: number; topic: string; tiersMs: number[] };
   deadLetter: { topic: string };
   /** Keys for the MAC of retry and dead-letter records; empty: derived from each config's secret. */
   handoff: { keys: string[] };

@@ -5,7 +5,7 @@ import type { ConfigRepository } from "../repository/config-repository.js";
 import type { ExecutionStore } from "../repository/execution-store.js";
 import { isDomainAuthorized } from "./ssrf/domain-allowlist.js";
 import { prepareEvent, withLazyPayload, type PreparedEvent } from "./prepared-event.js";
-import { backoffDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
+import { attemptsAllowed, nextDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
 import { RequestSigner } from "./request-builder.js";
 import type { Sender } from "./sender.js";
 import { targetOf } from "./target.js";
@@ -27,24 +27,19 @@ export interface DispatcherOptions {
   jitter?: number;
   /** Executions keep their event's payload (parsed on first read); off, they keep null. */
   keepPayloads?: boolean;
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  sleep?: (ms: number) => Promise<void>;
   now?: () => number;
 }
 
-export interface DeliverOptions {
-  /** In-process waiting allowed for this delivery; a retry due later is handed back as deferred. */
-  sleepBudgetMs?: number;
-  signal?: AbortSignal;
-}
-
 /**
- * How one run of the retry loop ended. `failure` says why a FAILED delivery failed, so callers
- * (dead-letter reasons, replay) never compare error strings.
+ * How one attempt ended, for the caller that decides what happens next: `delivered`, `failed`
+ * (final: why, so callers never compare error strings), or `retry`, no earlier than `notBefore`
+ * (the schedule or backoff, and the receiver's Retry-After). The dispatcher never waits itself.
  */
-export type DeliveryResult =
-  | { state: "delivered"; execution: CallbackExecution }
-  | { state: "failed"; execution: CallbackExecution; failure: FailureReason }
-  | { state: "deferred"; execution: CallbackExecution; dueAt: number };
+export type AttemptVerdict =
+  | { kind: "delivered"; execution: CallbackExecution }
+  | { kind: "failed"; execution: CallbackExecution; failure: FailureReason }
+  | { kind: "retry"; execution: CallbackExecution; notBefore: number };
 
 // pyfly's exact last_error for a refused domain; receivers of our executions may match on it.
 const DOMAIN_NOT_AUTHORIZED = "Domain not authorized";
@@ -55,7 +50,7 @@ const DOMAIN_NOT_AUTHORIZED = "Domain not authorized";
  */
 export class Dispatcher {
   private readonly signer = new RequestSigner();
-  private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
 
   constructor(private readonly options: DispatcherOptions) {
@@ -76,8 +71,7 @@ export class Dispatcher {
     source: EventSource | null = null,
   ): Promise<CallbackExecution[]> {
     const event = prepareEvent(tenantId, eventType, json, source);
-    const results = await Promise.all(this.plan(event).map((planned) => this.deliver(event, planned)));
-    return results.map((r) => r.execution);
+    return Promise.all(this.plan(event).map((planned) => this.deliver(event, planned)));
   }
 
   plan(event: PreparedEvent): PlannedDelivery[] {
@@ -85,67 +79,63 @@ export class Dispatcher {
   }
 
   /**
-   * Runs the retry loop for one delivery from `execution.attempts` on (0 for a new one, more for a
-   * retry taken from the retry topic). Returns final, or deferred when the next wait exceeds the
-   * sleep budget (the caller makes that retry durable).
+   * One attempt of one delivery, `execution.attempts` having been made (0 for a new one, more for
+   * one taken from the retry topic). Updates and saves the execution.
    */
-  async deliver(
+  async attempt(
     event: PreparedEvent,
     planned: PlannedDelivery,
-    options: DeliverOptions = {},
     execution: CallbackExecution = this.newExecution(event, planned),
-  ): Promise<DeliveryResult> {
+  ): Promise<AttemptVerdict> {
     const { config, subscription } = planned;
-    this.options.executions.save(execution);
     const { url, host: targetHost } = targetOf(subscription.target_url);
-
     if (!isDomainAuthorized(subscription.target_url, config.authorized_domains)) {
       this.options.observer?.attempt(targetHost, { kind: "rejected", reason: "domain_not_authorized", message: DOMAIN_NOT_AUTHORIZED }, 0);
       return this.fail(event, execution, "domain_not_authorized", DOMAIN_NOT_AUTHORIZED);
     }
-    let budget = options.sleepBudgetMs ?? Number.POSITIVE_INFINITY;
-    while (execution.attempts < config.max_attempts) {
-      const attempt = execution.attempts + 1;
-      const headers = this.signer.headersFor(event, planned, Math.floor(this.now() / 1000));
-      const { outcome, durationMs } = await this.options.sender.send({ url, headers, body: event.body });
-      execution.attempts = attempt;
-      execution.duration_ms = Math.round(durationMs * 1000) / 1000;
-      execution.response_status = outcome.kind === "response" ? outcome.status : null;
-      this.options.observer?.attempt(targetHost, outcome, durationMs);
+    const allowed = attemptsAllowed(config);
+    // max_attempts 0, or a retried delivery that arrives with its attempts already spent.
+    if (execution.attempts >= allowed) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
+    const attempt = execution.attempts + 1;
+    const headers = this.signer.headersFor(event, planned, Math.floor(this.now() / 1000));
+    const { outcome, durationMs } = await this.options.sender.send({ url, headers, body: event.body });
+    execution.attempts = attempt;
+    execution.duration_ms = Math.round(durationMs * 1000) / 1000;
+    execution.response_status = outcome.kind === "response" ? outcome.status : null;
+    this.options.observer?.attempt(targetHost, outcome, durationMs);
 
-      const verdict = verdictOf(outcome);
-      if (verdict === "delivered") {
-        execution.last_error = null;
-        execution.delivered_at = new Date(this.now()).toISOString();
-        execution.status = "DELIVERED";
-        this.options.executions.save(execution);
-        this.options.observer?.final(execution, event);
-        return { state: "delivered", execution };
-      }
-      execution.last_error = describe(outcome);
-      if (verdict === "final")
-        return this.fail(event, execution, outcome.kind === "rejected" ? outcome.reason : "final_status", execution.last_error);
-      if (attempt >= config.max_attempts) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
-      const delay = backoffDelayMs(config.backoff_ms, attempt, {
-        jitter: this.options.jitter ?? 0,
-        retryAfterMs: outcome.kind === "response" ? outcome.retryAfterMs : undefined,
-      });
-      if (delay > budget || options.signal?.aborted) {
-        this.options.executions.save(execution);
-        return { state: "deferred", execution, dueAt: this.now() + delay };
-      }
-      budget -= delay;
-      const slept = await this.sleep(delay, options.signal).then(
-        () => true,
-        () => false,
-      );
-      if (!slept) {
-        // Shutting down mid-wait: hand the retry back rather than hold the process open.
-        return { state: "deferred", execution, dueAt: this.now() + delay };
-      }
+    const verdict = verdictOf(outcome);
+    if (verdict === "delivered") {
+      execution.last_error = null;
+      execution.delivered_at = new Date(this.now()).toISOString();
+      execution.status = "DELIVERED";
+      this.options.executions.save(execution);
+      this.options.observer?.final(execution, event);
+      return { kind: "delivered", execution };
     }
-    // max_attempts <= 0, or a retried delivery that arrives with its attempts already spent.
-    return this.fail(event, execution, "attempts_exhausted", execution.last_error);
+    execution.last_error = describe(outcome);
+    if (verdict === "final")
+      return this.fail(event, execution, outcome.kind === "rejected" ? outcome.reason : "final_status", execution.last_error);
+    if (attempt >= allowed) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
+    this.options.executions.save(execution);
+    const delay = nextDelayMs(config, attempt, {
+      jitter: this.options.jitter ?? 0,
+      retryAfterMs: outcome.kind === "response" ? outcome.retryAfterMs : undefined,
+    });
+    return { kind: "retry", execution, notBefore: this.now() + delay };
+  }
+
+  /**
+   * pyfly's retry loop for callers outside the record pipeline (`send`, `replay`, the library
+   * entry): attempts with their waits slept in place until the delivery is final.
+   */
+  async deliver(event: PreparedEvent, planned: PlannedDelivery, execution = this.newExecution(event, planned)): Promise<CallbackExecution> {
+    this.options.executions.save(execution);
+    for (;;) {
+      const verdict = await this.attempt(event, planned, execution);
+      if (verdict.kind !== "retry") return verdict.execution;
+      await this.sleep(Math.max(0, verdict.notBefore - this.now()));
+    }
   }
 
   newExecution(event: PreparedEvent, planned: PlannedDelivery): CallbackExecution {
@@ -168,12 +158,17 @@ export class Dispatcher {
   }
 
   /** Ends a delivery FAILED outside the retry loop's normal course too (a subscription removed since). */
-  fail(event: PreparedEvent, execution: CallbackExecution, failure: FailureReason, lastError: string | null): DeliveryResult {
+  fail(
+    event: PreparedEvent,
+    execution: CallbackExecution,
+    failure: FailureReason,
+    lastError: string | null,
+  ): AttemptVerdict & { kind: "failed" } {
     execution.status = "FAILED";
     execution.last_error = lastError;
     this.options.executions.save(execution);
     this.options.observer?.final(execution, event);
-    return { state: "failed", execution, failure };
+    return { kind: "failed", execution, failure };
   }
 }
 

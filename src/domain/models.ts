@@ -15,10 +15,19 @@ export const AuthorizedDomain = z.object({
 });
 export type AuthorizedDomain = z.infer<typeof AuthorizedDomain>;
 
+/** Beyond pyfly: at most `per_second` attempts a second on average, `burst` at once. */
+export const RateLimit = z.object({
+  per_second: z.number().positive(),
+  burst: z.number().int().positive().default(1),
+});
+export type RateLimit = z.infer<typeof RateLimit>;
+
 export const CallbackSubscription = z.object({
   event_type: z.string().min(1),
   target_url: z.string().min(1),
   headers: z.record(z.string(), z.string()).default({}),
+  // Beyond pyfly: this subscription's own rate limit (its config's, if any, applies too).
+  rate_limit: RateLimit.nullable().default(null),
 });
 export type CallbackSubscription = z.infer<typeof CallbackSubscription>;
 
@@ -40,6 +49,11 @@ export const CallbackConfig = z.object({
   additional_secrets: z.array(z.string()).default([]),
   // Beyond pyfly: the event topics the tenant's records may come from for this config (empty: any).
   topics: z.array(z.string()).default([]),
+  // Beyond pyfly: explicit waits (ms) before attempts 2..n; when set, it replaces max_attempts and
+  // backoff_ms (attempts = its length + 1).
+  retry_schedule: z.array(z.number().int().nonnegative()).nullable().default(null),
+  // Beyond pyfly: one rate limit shared by all the config's subscriptions.
+  rate_limit: RateLimit.nullable().default(null),
 });
 export type CallbackConfig = z.infer<typeof CallbackConfig>;
 

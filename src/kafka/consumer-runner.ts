@@ -16,7 +16,7 @@ export interface ConsumerRunnerOptions {
   processor: RecordProcessor;
   logger: Logger;
   /** Records received and not yet ended, per partition, above which fetching it pauses. */
-  maxBufferedPerPartition?: number;
+  maxBufferedPerPartition?: number | ((topic: string) => number);
   /** See SchedulerOptions.yieldTo. */
   yieldTo?: { busy: () => boolean; share: number };
   /** Told when fetching stops and resumes because buffered work is full. */

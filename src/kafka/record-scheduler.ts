@@ -30,7 +30,8 @@ export interface ScheduledRecord {
 
 export interface SchedulerOptions {
   maxInFlight: number;
-  maxBufferedPerPartition: number;
+  /** Per topic: a delay tier needs only its heads in memory, the retry topic more (see retry-tiers.ts). */
+  maxBufferedPerPartition: number | ((topic: string) => number);
   /**
    * Gives another consumer precedence: while `busy()` says it is saturated, this one keeps at most
    * `share` records in flight (the retry consumer yields to fresh events this way).
@@ -113,6 +114,7 @@ export class RecordScheduler {
   private yieldTimer: NodeJS.Timeout | undefined;
   private running = 0;
   private holding = false;
+  private pumping = false;
   private readonly now: () => number;
   private readonly consumerStopping = new AbortController();
   private readonly consumerDeadline = new AbortController();
@@ -179,7 +181,7 @@ export class RecordScheduler {
     state.nextOffset = offset + 1n;
     const entry: Entry = { partition: state, ...record };
     state.buffered += 1;
-    if (!state.paused && state.buffered >= this.options.maxBufferedPerPartition) {
+    if (!state.paused && state.buffered >= this.capOf(state)) {
       state.paused = true;
       this.options.onPause(topic, partition, true);
     }
@@ -298,6 +300,11 @@ export class RecordScheduler {
     return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private capOf(state: PartitionState): number {
+    const cap = this.options.maxBufferedPerPartition;
+    return typeof cap === "number" ? cap : cap(state.topic);
+  }
+
   private admit(entry: Entry): void {
     entry.partition.progress.begin(entry.offset);
     if (entry.lane !== undefined) {
@@ -362,11 +369,24 @@ export class RecordScheduler {
     return false;
   }
 
+  /**
+   * Never re-entered: a record's work runs synchronously up to its first pending wait, and a wait
+   * that lends its slot asks for a pump. Nested, each lending record would start the next inside
+   * its own stack frame, and a backlog of records all queueing for one full host overflowed the
+   * stack ("Maximum call stack size exceeded", dead-lettered as internal_error with 0 attempts).
+   * The running loop sees the lent slot on its next turn instead.
+   */
   private pump(): void {
-    while (this.readyHead < this.ready.length && this.mayStart()) {
-      const entry = this.ready[this.readyHead++] as Entry;
-      if (entry.partition.leaving) continue;
-      this.start(entry, entry.run, true);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.readyHead < this.ready.length && this.mayStart()) {
+        const entry = this.ready[this.readyHead++] as Entry;
+        if (entry.partition.leaving) continue;
+        this.start(entry, entry.run, true);
+      }
+    } finally {
+      this.pumping = false;
     }
     if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
       this.ready.splice(0, this.readyHead);
@@ -448,7 +468,7 @@ export class RecordScheduler {
   }
 
   private maybeResume(state: PartitionState): void {
-    if (state.paused && !state.leaving && state.buffered <= this.options.maxBufferedPerPartition / 2) {
+    if (state.paused && !state.leaving && state.buffered <= this.capOf(state) / 2) {
       state.paused = false;
       this.options.onPause(state.topic, state.partition, false);
     }

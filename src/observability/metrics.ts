@@ -115,9 +115,20 @@ export function createMetrics() {
       labelNames: ["reason"],
       registers,
     }),
+    rateLimited: new Counter({
+      name: "callbacks_rate_limited_total",
+      help: "Times a delivery was held back by its subscription's or config's rate limit (no attempt spent)",
+      labelNames: ["tenant"],
+      registers,
+    }),
+    rateLimitWaiting: new Gauge({
+      name: "callbacks_rate_limit_waiting",
+      help: "Deliveries in this process waiting for their rate limit (those handed to the retry topics are not counted)",
+      registers,
+    }),
     retryBacklog: new Gauge({
       name: "callbacks_retry_backlog",
-      help: "Records in the retry topic not yet committed by the retry consumers",
+      help: "Records in the retry topic and its delay tiers not yet committed by the retry consumers",
       registers,
       async collect() {
         const value = await backlog();

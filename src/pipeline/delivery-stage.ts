@@ -1,25 +1,17 @@
 import type { CallbackExecution } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import type { PreparedEvent } from "../delivery/prepared-event.js";
-import { backoffDelayMs } from "../delivery/retry-policy.js";
+import { nextDelayMs } from "../delivery/retry-policy.js";
 import { targetOf } from "../delivery/target.js";
 import { MAX_HANDOFF_VALUE_BYTES } from "../kafka/handoff-records.js";
-import type { RecordSignals } from "../kafka/record-processor.js";
+import type { RecordEnd, RecordSignals } from "../kafka/record-processor.js";
 import { abortableSleep } from "../shared/abortable-sleep.js";
-import type { HandoffWriter, Origin, WriteEnd } from "./handoff-writer.js";
+import type { HandoffWriter, Origin } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
 /**
- * How one delivery left the stage: `ended` (delivered, dead-lettered, handed to the retry topic, or
- * escaped), `abandoned` (the member let go first), or `later` (retry mode only: the next attempt is
- * due at `at` and waits in this process, its record already being in the retry topic).
- */
-export type DeliveryEnd = { kind: "ended" } | { kind: "abandoned" } | { kind: "later"; at: number; execution: CallbackExecution };
-
-/**
- * `event`: a delivery planned from a fresh event; a wait beyond the in-process budget is handed to
- * the retry topic. `retry`: a delivery taken from the retry topic; a wait stays in this process
- * (no write per round) unless the member is letting go.
+ * `event`: a delivery planned from a fresh event. `retry`: a delivery taken from the retry topic
+ * (or a tier), whose record is already durable, so a short wait parks the record itself.
  */
 export type StageMode = "event" | "retry";
 
@@ -32,22 +24,53 @@ export interface DeliveryRun {
   mode: StageMode;
 }
 
-const ENDED: DeliveryEnd = { kind: "ended" };
-const BREAKER_TIMER_SLACK_MS = 50;
-const same = <T>(wait: Promise<T>): Promise<T> => wait;
-const ABANDONED: DeliveryEnd = { kind: "abandoned" };
-const fromWrite = (end: WriteEnd): DeliveryEnd => (end === "abandoned" ? ABANDONED : ENDED);
+/** Why a delivery waits; each cause is decided here and nowhere else. */
+export type WaitCause = "backoff" | "breaker" | "host" | "rate_limit";
+
+/** A wait until `at`. `reserved`: a rate-limit slot at `at` is this delivery's own. */
+export interface Wait {
+  cause: WaitCause;
+  at: number;
+  reserved: boolean;
+}
+
+/** Where a wait happens: not at all, asleep in process, parked in the scheduler, or in Kafka. */
+export type Placement = "now" | "sleep" | "park" | "topic";
 
 /**
- * One delivery from its next attempt to an end:
+ * The one rule for where a delivery waits. In memory (without an in-flight slot or a host slot,
+ * either way) only up to `inMemoryLimitMs`; longer waits go to Kafka (the retry topic or a delay
+ * tier), so memory never grows with how long or how many deliveries wait. A body too large for a
+ * Kafka record has no such choice: it waits in process.
+ */
+export function placeWait(delayMs: number, mode: StageMode, durable: boolean, stopping: boolean, inMemoryLimitMs: number): Placement {
+  if (delayMs <= 0) return "now";
+  if (!durable) return "sleep";
+  if (stopping || delayMs > inMemoryLimitMs) return "topic";
+  return mode === "event" ? "sleep" : "park";
+}
+
+const DONE: RecordEnd = { kind: "done" };
+const ABANDONED: RecordEnd = { kind: "abandoned" };
+// opossum's half-open timer fires at its time or just after: look again a little later.
+const BREAKER_TIMER_SLACK_MS = 50;
+const same = <T>(wait: Promise<T>): Promise<T> => wait;
+
+/**
+ * One delivery from its next attempt to an end, and the one owner of its waiting:
  *
- *   host's breaker open ──────────────────────────► wait for its probe (no attempt spent)
- *   host stalled (share full, no progress) ───────► wait (no attempt spent)
- *   attempts (dispatcher) ─► delivered ───────────► ended
- *                          ├ failed(reason) ──────► dead letter ─► ended
- *                          └ deferred(dueAt) ─────► wait
- *   wait: event mode ─► retry topic ─► ended;  retry mode ─► later(at)
- *   anything thrown ──────────────────────────────► dead letter "internal_error" ─► ended
+ *   host's breaker open ─────────────► wait until its probe (no attempt spent)
+ *   over its rate limit ─────────────► wait for its slot (no attempt spent)
+ *   host stalled (share full, idle) ─► wait one retry step (no attempt spent)
+ *   one attempt (dispatcher) ─► delivered ──► done
+ *                            ├ failed ─────► dead letter ─► done
+ *                            └ retry(at) ──► wait until the schedule, backoff or Retry-After allows
+ *   wait (placeWait): now ─► next step; sleep ─► in process, no slot held ─► next step;
+ *                     park ─► the record waits in the scheduler (later); topic ─► retry topic or tier ─► done
+ *   anything thrown ─────────────────► dead letter "internal_error" ─► done
+ *
+ * The dispatcher makes single attempts and says when the next may be; the scheduler parks what it
+ * is told to; the writer writes where the wait's length says. Nothing else decides a wait.
  */
 export class DeliveryStage {
   constructor(
@@ -55,9 +78,9 @@ export class DeliveryStage {
     private readonly writer: HandoffWriter,
   ) {}
 
-  async run(run: DeliveryRun, execution: CallbackExecution): Promise<DeliveryEnd> {
+  async run(run: DeliveryRun, execution: CallbackExecution, reserved = false): Promise<RecordEnd> {
     try {
-      return await this.attempt(run, execution);
+      return await this.advance(run, execution, reserved);
     } catch (error) {
       if (run.signals.deadline.aborted) return ABANDONED;
       this.deps.logger.error(
@@ -65,73 +88,116 @@ export class DeliveryStage {
         "delivery broke unexpectedly; dead-lettering it",
       );
       this.deps.dispatcher.fail(run.event, execution, "internal_error", "internal error");
-      return fromWrite(await this.writer.failedDelivery(run.event, run.planned, execution, "internal_error", run.origin, run.signals));
+      return this.writer.failedDelivery(run.event, run.planned, execution, "internal_error", run.origin, run.signals);
     }
   }
 
-  /** Makes a waiting delivery durable: the retry topic, due at `at`, attempts as they stand. */
-  async handOver(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<DeliveryEnd> {
+  /** Makes a waiting delivery durable: the retry topic or the tier its wait fits, attempts as they stand. */
+  handOver(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<RecordEnd> {
     this.deps.executions.save(execution);
-    return fromWrite(await this.writer.retry(run.event, run.planned, execution, at, run.origin, run.signals));
+    return this.writer.retry(run.event, run.planned, execution, at, run.origin, run.signals);
   }
 
-  private async attempt(run: DeliveryRun, execution: CallbackExecution): Promise<DeliveryEnd> {
+  private async advance(run: DeliveryRun, execution: CallbackExecution, reserved: boolean): Promise<RecordEnd> {
+    for (;;) {
+      const step = await this.step(run, execution, reserved);
+      if (step.kind !== "wait") return step;
+      const waited = await this.wait(run, execution, step.wait);
+      if (waited !== "again") return waited;
+      reserved = step.wait.reserved;
+    }
+  }
+
+  /** A durable delivery may wait in Kafka; one too large for a record waits in memory, however long. */
+  private inMemoryLimitMs(run: DeliveryRun): number {
+    if (!isDurable(run)) return Number.POSITIVE_INFINITY;
+    return run.mode === "event" ? this.deps.inProcessBudgetMs : this.deps.tiers.inMemoryLimitMs;
+  }
+
+  /** One attempt, or what it must wait for first. */
+  private async step(run: DeliveryRun, execution: CallbackExecution, reserved: boolean): Promise<RecordEnd | { kind: "wait"; wait: Wait }> {
     const { event, planned, signals } = run;
+    const { deps } = this;
     const host = targetOf(planned.subscription.target_url).host;
-    // A body too large for a Kafka record cannot wait in the retry topic: it waits and retries in
-    // process instead, and is left uncommitted (redelivered) if the member lets go meanwhile.
-    const durable = Buffer.byteLength(event.body) <= MAX_HANDOFF_VALUE_BYTES;
-    const wait = (at: number) => (durable ? this.wait(run, execution, at) : this.waitInProcess(run, execution, at));
+    const now = deps.now();
+    const waitFor = (cause: WaitCause, at: number, keep = false) => ({ kind: "wait" as const, wait: { cause, at, reserved: keep } });
 
-    // The breaker would refuse at once: spend no attempt and no slot on it; come back for its probe.
-    // Still open at or just past its time: opossum's timer has not fired yet; look again shortly.
-    const reopensAt = this.deps.breakers.reopensAt(host);
-    if (reopensAt !== undefined) return wait(Math.max(reopensAt, this.deps.now() + BREAKER_TIMER_SLACK_MS));
+    // The breaker would refuse at once: spend no attempt, no token and no slot on it.
+    const reopensAt = deps.breakers.reopensAt(host);
+    if (reopensAt !== undefined) return waitFor("breaker", Math.max(reopensAt, now + BREAKER_TIMER_SLACK_MS));
 
-    // The host has its whole share in flight and finished nothing for the budget (slow or dead):
-    // don't queue behind it; try later without spending an attempt. A busy host keeps finishing
-    // work, so we wait for it, lending the record's slot meanwhile.
-    const budgetMs = durable ? this.deps.inProcessBudgetMs : Number.POSITIVE_INFINITY;
-    const slots = this.deps.hostSlots;
+    if (!reserved) {
+      const decision = deps.rateLimiter.take([planned.subscription.rate_limit, planned.config.rate_limit], now, this.inMemoryLimitMs(run));
+      if (decision.kind === "wait") {
+        deps.metrics?.rateLimited.inc({ tenant: this.writer.tenantLabel(event.tenantId) });
+        return waitFor("rate_limit", decision.at, decision.reserved);
+      }
+    }
+
+    // The host has its whole share in flight: wait while it keeps finishing work, lending the
+    // record's slot; one that finished nothing for the budget (slow or dead) is not queued behind.
+    const slots = deps.hostSlots;
     let granted = slots.tryAcquire(host);
     if (!granted) {
-      const queued = slots.wait(host, budgetMs, signals.stopping);
+      const queued = slots.wait(host, isDurable(run) ? deps.inProcessBudgetMs : Number.POSITIVE_INFINITY, signals.stopping);
       granted = queued !== false && (await (signals.lend ?? same)(queued));
     }
     if (!granted) {
-      if (!durable && signals.stopping.aborted) return ABANDONED;
-      return wait(
-        this.deps.now() + backoffDelayMs(planned.config.backoff_ms, Math.max(1, execution.attempts), { jitter: this.deps.jitter }),
-      );
+      if (!isDurable(run) && signals.stopping.aborted) return ABANDONED;
+      return waitFor("host", deps.now() + nextDelayMs(planned.config, Math.max(1, execution.attempts), { jitter: deps.jitter }));
     }
-    let result;
-    this.deps.metrics?.inflight.inc();
+    let verdict;
+    deps.metrics?.inflight.inc();
     try {
-      result = await this.deps.dispatcher.deliver(event, planned, { sleepBudgetMs: budgetMs, signal: signals.stopping }, execution);
+      verdict = await deps.dispatcher.attempt(event, planned, execution);
     } finally {
-      this.deps.metrics?.inflight.dec();
+      deps.metrics?.inflight.dec();
       slots.release(host);
     }
-    switch (result.state) {
+    switch (verdict.kind) {
       case "delivered":
-        return ENDED;
+        return DONE;
       case "failed":
-        return fromWrite(await this.writer.failedDelivery(event, planned, result.execution, result.failure, run.origin, signals));
-      case "deferred":
-        return wait(result.dueAt);
+        return this.writer.failedDelivery(event, planned, verdict.execution, verdict.failure, run.origin, signals);
+      case "retry":
+        return waitFor("backoff", verdict.notBefore);
     }
   }
 
-  private async wait(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<DeliveryEnd> {
-    if (run.mode === "retry" && !run.signals.stopping.aborted) return { kind: "later", at, execution };
-    return this.handOver(run, execution, at);
+  /** Carries out a wait where placeWait puts it; "again" when the delivery may take its next step. */
+  private async wait(run: DeliveryRun, execution: CallbackExecution, wait: Wait): Promise<RecordEnd | "again"> {
+    const { deps } = this;
+    const { signals } = run;
+    const limited = wait.cause === "rate_limit" ? deps.metrics?.rateLimitWaiting : undefined;
+    switch (placeWait(wait.at - deps.now(), run.mode, isDurable(run), signals.stopping.aborted, this.inMemoryLimitMs(run))) {
+      case "now":
+        return "again";
+      case "sleep": {
+        limited?.inc();
+        const slept = await (signals.lend ?? same)(abortableSleep(Math.max(0, wait.at - deps.now()), signals.stopping)).then(
+          () => true,
+          () => false,
+        );
+        limited?.dec();
+        if (slept) return "again";
+        return isDurable(run) ? this.handOver(run, execution, wait.at) : ABANDONED;
+      }
+      case "park":
+        limited?.inc();
+        return {
+          kind: "later",
+          at: wait.at,
+          resume: (resumed) => (limited?.dec(), this.run({ ...run, signals: resumed }, execution, wait.reserved)),
+          handOver: (resumed) => (limited?.dec(), this.handOver({ ...run, signals: resumed }, execution, wait.at)),
+        };
+      case "topic":
+        return this.handOver(run, execution, wait.at);
+    }
   }
+}
 
-  private async waitInProcess(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<DeliveryEnd> {
-    const slept = await abortableSleep(Math.max(0, at - this.deps.now()), run.signals.stopping).then(
-      () => true,
-      () => false,
-    );
-    return slept ? this.attempt(run, execution) : ABANDONED;
-  }
+function isDurable(run: DeliveryRun): boolean {
+  const body = run.event.body;
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most bodies need no count.
+  return body.length * 3 <= MAX_HANDOFF_VALUE_BYTES || Buffer.byteLength(body) <= MAX_HANDOFF_VALUE_BYTES;
 }

@@ -4,8 +4,8 @@ import { tenantAllowedOnTopic } from "../domain/tenant-binding.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { decodeRecordHeaders } from "../kafka/record-decoder.js";
 import { hasCode } from "../shared/errors.js";
-import { DeliveryStage, type DeliveryEnd } from "./delivery-stage.js";
-import { HandoffWriter, recordEndOf } from "./handoff-writer.js";
+import { DeliveryStage } from "./delivery-stage.js";
+import { HandoffWriter } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
 const DONE: RecordEnd = { kind: "done" };
@@ -50,7 +50,7 @@ export class EventPipeline implements RecordProcessor {
     deps.metrics?.eventsConsumed.inc({ topic: record.topic });
     const refuse = async (reason: UndispatchableReason, detail: string, tenant?: string) => {
       deps.metrics?.eventsSkipped.inc({ reason });
-      return recordEndOf(await this.writer.undispatchable(record, reason, detail, tenant, signals));
+      return this.writer.undispatchable(record, reason, detail, tenant, signals);
     };
 
     const decoded = decodeRecordHeaders(record.headers, deps.headerNames);
@@ -78,7 +78,7 @@ export class EventPipeline implements RecordProcessor {
       return DONE;
     }
     const origin = { headers: record.headers, key: record.key };
-    const ends: DeliveryEnd[] = await Promise.all(
+    const ends = await Promise.all(
       planned.map((p) => this.stage.run({ event, planned: p, origin, signals, mode: "event" }, deps.dispatcher.newExecution(event, p))),
     );
     return ends.some((e) => e.kind === "abandoned") ? ABANDONED : DONE;

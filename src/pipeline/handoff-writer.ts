@@ -17,16 +17,8 @@ import type { InboundRecord, RecordEnd, RecordSignals } from "../kafka/record-pr
 import { hasCode } from "../shared/errors.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
-/**
- * Every write the pipeline makes to its own topics, and so the one dead-letter path. A write ends
- * as "written", "escaped" (Kafka refused it for good: logged with the record's coordinates and
- * counted, so one bad record cannot freeze the others) or "abandoned" (the member let go first:
- * the record stays uncommitted for its next owner).
- */
-export type WriteEnd = "written" | "escaped" | "abandoned";
-
-/** A record whose last write was abandoned stays open for its next owner; any other end completes it. */
-export const recordEndOf = (end: WriteEnd): RecordEnd => (end === "abandoned" ? { kind: "abandoned" } : { kind: "done" });
+const DONE: RecordEnd = { kind: "done" };
+const ABANDONED: RecordEnd = { kind: "abandoned" };
 
 /** The original record a delivery came from, carried into what we write. */
 export interface Origin {
@@ -34,6 +26,12 @@ export interface Origin {
   key: Buffer | null;
 }
 
+/**
+ * Every write the pipeline makes to its own topics, and so the one dead-letter path. A write ends
+ * the record's work `done` when Kafka took it, and also when Kafka refused it for good (logged
+ * with the record's coordinates and counted, so one bad record cannot freeze the others);
+ * `abandoned` when the member let go first (the record stays uncommitted for its next owner).
+ */
 export class HandoffWriter {
   constructor(private readonly deps: PipelineDeps) {}
 
@@ -51,7 +49,7 @@ export class HandoffWriter {
         { topic: record.topic, partition: record.partition, offset: record.offset, err: (error as Error)?.message },
         "record broke unexpectedly",
       );
-      return recordEndOf(await this.undispatchable(record, "internal_error", "internal error", undefined, signals));
+      return this.undispatchable(record, "internal_error", "internal error", undefined, signals);
     }
   }
 
@@ -62,7 +60,7 @@ export class HandoffWriter {
     detail: string,
     tenant: string | undefined,
     signals: RecordSignals,
-  ): Promise<WriteEnd> {
+  ): Promise<RecordEnd> {
     const source = { topic: record.topic, partition: record.partition, offset: record.offset };
     this.deps.logger.warn({ ...source, reason, detail }, "record dead-lettered");
     const value = undispatchableDeadLetter(record.value, record.headers, record.key, source, reason, detail, this.deps.now());
@@ -77,7 +75,7 @@ export class HandoffWriter {
     reason: DeadLetterReason,
     origin: Origin,
     signals: RecordSignals,
-  ): Promise<WriteEnd> {
+  ): Promise<RecordEnd> {
     this.deps.logger.warn(
       {
         tenant: event.tenantId,
@@ -93,7 +91,7 @@ export class HandoffWriter {
     return this.deadLetter(this.seal(value, "dead-letter", planned.config.id), reason, event.tenantId, event.source, signals);
   }
 
-  /** Hands a delivery to the retry topic, due at `dueAt`, attempts as they stand. */
+  /** Hands a delivery to the retry topic or the delay tier its wait fits, due at `dueAt`, attempts as they stand. */
   async retry(
     event: PreparedEvent,
     planned: PlannedDelivery,
@@ -101,21 +99,27 @@ export class HandoffWriter {
     dueAt: number,
     origin: Origin,
     signals: RecordSignals,
-  ): Promise<WriteEnd> {
+  ): Promise<RecordEnd> {
     const value = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key, this.deps.origin);
-    const end = await this.write(this.deps.topics.retry, this.seal(value, "retry", planned.config.id), event.source, signals);
-    if (end === "written") this.deps.metrics?.retriesScheduled.inc({ target_host: targetOf(planned.subscription.target_url).host });
-    return end;
+    const topic = this.deps.tiers.topicFor(dueAt - this.deps.now());
+    const written = await this.write(topic, this.seal(value, "retry", planned.config.id), event.source, signals);
+    if (written === true) this.deps.metrics?.retriesScheduled.inc({ target_host: targetOf(planned.subscription.target_url).host });
+    return written === "abandoned" ? ABANDONED : DONE;
   }
 
-  /** Puts a retry record back as it was read (a member letting go of one it had not started). */
-  requeue(record: InboundRecord, signals: RecordSignals): Promise<WriteEnd> {
+  /**
+   * Puts a retry record back as it was read, MAC and all, where a wait until `dueAt` belongs: a
+   * member letting go of one it had not started, or a tier's record with a longer wait left.
+   */
+  async requeue(record: InboundRecord, dueAt: number, signals: RecordSignals): Promise<RecordEnd> {
     const source = { topic: record.topic, partition: record.partition, offset: record.offset };
     const headers: Record<string, Buffer | string> = {};
     for (const [name, value] of Object.entries(record.headers ?? {})) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? (value[0] as Buffer | string) : value;
     }
-    return this.write(this.deps.topics.retry, { key: record.key, value: record.value ?? Buffer.alloc(0), headers }, source, signals);
+    const topic = this.deps.tiers.topicFor(dueAt - this.deps.now());
+    const written = await this.write(topic, { key: record.key, value: record.value ?? Buffer.alloc(0), headers }, source, signals);
+    return written === "abandoned" ? ABANDONED : DONE;
   }
 
   private async deadLetter(
@@ -124,11 +128,11 @@ export class HandoffWriter {
     tenant: string | undefined,
     source: unknown,
     signals: RecordSignals,
-  ): Promise<WriteEnd> {
-    const end = await this.write(this.deps.topics.deadLetter, value, source, signals);
+  ): Promise<RecordEnd> {
+    const written = await this.write(this.deps.topics.deadLetter, value, source, signals);
     // Only configured tenants become label values; anything else is one bounded bucket.
-    if (end === "written") this.deps.metrics?.deadLetters.inc({ tenant: this.tenantLabel(tenant), reason });
-    return end;
+    if (written === true) this.deps.metrics?.deadLetters.inc({ tenant: this.tenantLabel(tenant), reason });
+    return written === "abandoned" ? ABANDONED : DONE;
   }
 
   /**
@@ -144,10 +148,11 @@ export class HandoffWriter {
     return tenant !== undefined && this.deps.configs.hasTenant(tenant) ? tenant : "unknown";
   }
 
-  private async write(topic: string, value: OutboundRecord, source: unknown, signals: RecordSignals): Promise<WriteEnd> {
+  /** True when Kafka took it; false when it refused it for good (the record escapes); "abandoned". */
+  private async write(topic: string, value: OutboundRecord, source: unknown, signals: RecordSignals): Promise<boolean | "abandoned"> {
     try {
       await this.deps.publisher.publish(topic, value, signals.deadline);
-      return "written";
+      return true;
     } catch (error) {
       if (hasCode(error, "HANDOFF_ABANDONED") || signals.deadline.aborted) return "abandoned";
       const code = hasCode(error, "HANDOFF_REFUSED") ? "HANDOFF_REFUSED" : "WRITE_FAILED";
@@ -159,7 +164,7 @@ export class HandoffWriter {
       );
       // A refusal the publisher counted itself; anything else is counted here, under its own reason.
       if (code === "WRITE_FAILED") this.deps.metrics?.handoffRefused.inc({ topic, reason: "write_failed" });
-      return "escaped";
+      return false;
     }
   }
 }

@@ -1,8 +1,10 @@
 import type { Logger } from "pino";
 import type { Dispatcher } from "../delivery/dispatcher.js";
 import type { HostSlots } from "../delivery/host-slots.js";
+import type { RateLimiter } from "../delivery/rate-limiter.js";
 import type { OutboundRecord } from "../kafka/handoff-records.js";
 import type { HeaderNames } from "../kafka/record-decoder.js";
+import type { RetryTiers } from "../kafka/retry-tiers.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ConfigRepository } from "../repository/config-repository.js";
 import type { ExecutionStore } from "../repository/execution-store.js";
@@ -27,12 +29,16 @@ export interface PipelineDeps {
   hostSlots: HostSlots;
   breakers: BreakerView;
   topics: { retry: string; deadLetter: string };
+  /** Where a wait of a given length is written: the retry topic or a delay tier. */
+  tiers: RetryTiers;
+  /** Shared by both pipelines, so a limit holds over fresh deliveries and retries alike. */
+  rateLimiter: RateLimiter;
   /** Keys for a config's handoff records: the first signs, all verify (see kafka/handoff-mac.ts). */
   handoffKeys: (configId: string) => Buffer[];
   /** This deployment's name on the retry records it writes (its consumer group id). */
   origin: string;
   headerNames: HeaderNames;
-  /** How long one record may wait in process (backoff, a busy host) before handing over. */
+  /** How long a fresh delivery may wait in process (backoff, a limit, a busy host) before handing over. */
   inProcessBudgetMs: number;
   jitter: number;
   logger: Logger;

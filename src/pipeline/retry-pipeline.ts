@@ -5,21 +5,21 @@ import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } fr
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage, type DeliveryRun } from "./delivery-stage.js";
-import { HandoffWriter, recordEndOf } from "./handoff-writer.js";
+import { HandoffWriter } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
 const DONE: RecordEnd = { kind: "done" };
-const ABANDONED: RecordEnd = { kind: "abandoned" };
 
 /**
  * A record from the retry topic: one delivery, continued where it stopped (same delivery id, same
  * attempt count) under the current configuration of its config and subscription.
  *
  *   received ─► not due: waits without a slot (startAt) ─► another deployment's: left alone, counted
- *      ─► unreadable: dead letter "invalid_retry_record" ─► subscription gone: FAILED, dead letter
- *      ─► DeliveryStage (retry mode) ─► ended ─► complete
- *                                     └ later(at) ─► waits in this process, no write ─► stage again
- *   member lets go of a waiting one: written back to the retry topic as it stands ─► complete
+ *      ─► a tier's record with more than the first tier left: written to the tier that fits ─► complete
+ *      ─► due soon: parked until due ─► unreadable: dead letter "invalid_retry_record"
+ *      ─► subscription gone: FAILED, dead letter ─► DeliveryStage (retry mode) ─► done ─► complete
+ *                                                                    └ later(at) ─► parked, no write ─► stage again
+ *   member lets go of a waiting one: written back as it stands, where its wait fits ─► complete
  */
 export class RetryPipeline implements RecordProcessor {
   private readonly writer: HandoffWriter;
@@ -39,12 +39,11 @@ export class RetryPipeline implements RecordProcessor {
 
   startAt(record: InboundRecord): number {
     if (this.isForeign(record)) return 0;
-    const due = headerText(record.headers, H.dueAt);
-    return due !== undefined && /^\d+$/.test(due) ? Number(due) : 0;
+    return this.deps.tiers.startAt(record.topic, Number(record.timestamp) || 0, dueAtOf(record));
   }
 
-  async handOver(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
-    return recordEndOf(await this.writer.requeue(record, signals));
+  handOver(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    return this.writer.requeue(record, dueAtOf(record), signals);
   }
 
   process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
@@ -63,32 +62,30 @@ export class RetryPipeline implements RecordProcessor {
       deps.metrics?.retryRecordsIgnored.inc({ reason: "foreign_origin" });
       return DONE;
     }
+    // Started before it is due: a tier's record. The rest of its wait goes on in Kafka, or, when
+    // short, parked here; nothing is attempted before its due time.
+    const dueAt = dueAtOf(record);
+    const left = dueAt - deps.now();
+    if (left > deps.tiers.inMemoryLimitMs) return this.writer.requeue(record, dueAt, signals);
+    if (left > 0) return { kind: "later", at: dueAt, resume: (s) => this.process(record, s), handOver: (s) => this.handOver(record, s) };
     let handoff: DeliveryHandoff;
     try {
       handoff = readDeliveryHandoff(record.headers);
     } catch (error) {
       if (hasCode(error, "INVALID_HANDOFF_RECORD"))
-        return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals));
+        return this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals);
       throw error;
     }
     // Anyone who may write the retry topic could otherwise have any body signed for any tenant.
     if (!isSealed(record.headers, record.value ?? Buffer.alloc(0), "retry", deps.handoffKeys(handoff.configId))) {
-      return recordEndOf(
-        await this.writer.undispatchable(
-          record,
-          "forged_retry_record",
-          "the record's MAC is missing or does not verify",
-          handoff.tenantId,
-          signals,
-        ),
-      );
+      return this.writer.undispatchable(record, "forged_retry_record", "the record's MAC is missing or does not verify", handoff.tenantId, signals);
     }
     let event: PreparedEvent;
     try {
       event = prepareEvent(handoff.tenantId, handoff.eventType, record.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
     } catch (error) {
       if (hasCode(error, "INVALID_JSON"))
-        return recordEndOf(await this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals));
+        return this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals);
       throw error;
     }
     const kept = deps.executions.get(handoff.executionId);
@@ -110,7 +107,7 @@ export class RetryPipeline implements RecordProcessor {
         deliveryId: handoff.deliveryId,
       };
       deps.dispatcher.fail(event, execution, "subscription_removed", "Subscription no longer configured");
-      return recordEndOf(await this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals));
+      return this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals);
     }
     return this.continue(
       { event, planned: { config, subscription, deliveryId: handoff.deliveryId }, origin, signals, mode: "retry" },
@@ -124,25 +121,16 @@ export class RetryPipeline implements RecordProcessor {
     if (this.finished.size > REMEMBERED_DELIVERIES) this.finished.delete(this.finished.values().next().value as string);
   }
 
-  /** One turn of the delivery: it ends here, or waits in process and comes back with new signals. */
+  /** The delivery's stage run; a delivery that ended final here is remembered, however many parks it took. */
   private async continue(run: DeliveryRun, execution: CallbackExecution): Promise<RecordEnd> {
-    const end = await this.stage.run(run, execution);
-    switch (end.kind) {
-      case "ended":
-        // Handed back to the retry topic (PENDING) is not final: that record is the delivery's next.
-        if (execution.status !== "PENDING") this.remember(run.planned.deliveryId);
-        return DONE;
-      case "abandoned":
-        return ABANDONED;
-      case "later":
-        return {
-          kind: "later",
-          at: end.at,
-          resume: (signals) => this.continue({ ...run, signals }, end.execution),
-          handOver: async (signals) =>
-            (await this.stage.handOver({ ...run, signals }, end.execution, end.at)).kind === "abandoned" ? ABANDONED : DONE,
-        };
-    }
+    return this.remembering(await this.stage.run(run, execution), run, execution);
+  }
+
+  private remembering(end: RecordEnd, run: DeliveryRun, execution: CallbackExecution): RecordEnd {
+    if (end.kind === "later") return { ...end, resume: async (signals) => this.remembering(await end.resume(signals), run, execution) };
+    // Handed back to the retry topic (PENDING) is not final: that record is the delivery's next.
+    if (end.kind === "done" && execution.status !== "PENDING") this.remember(run.planned.deliveryId);
+    return end;
   }
 }
 
@@ -163,4 +151,10 @@ function executionFrom(h: DeliveryHandoff, targetUrl: string): CallbackExecution
     delivery_id: h.deliveryId,
     source: h.source,
   });
+}
+
+/** The record's due time (epoch ms); 0 (due now) when absent or unreadable, which the layout check then refuses. */
+function dueAtOf(record: InboundRecord): number {
+  const due = headerText(record.headers, H.dueAt);
+  return due !== undefined && /^\d+$/.test(due) ? Number(due) : 0;
 }

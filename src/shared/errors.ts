@@ -14,6 +14,7 @@ export type ErrorCode =
   | "HANDOFF_REFUSED"
   | "HANDOFF_ABANDONED"
   | "TOPIC_READ_STALLED"
+  | "TIER_RETENTION_TOO_SHORT"
   | "USAGE";
 
 export class SidecarError extends Error {

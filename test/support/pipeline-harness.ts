@@ -1,14 +1,17 @@
 // The record pipeline wired to fakes at its seams (publisher, sender, clock via fake timers, breakers):
 // the event and retry schedulers are real, and retry-topic writes are fed back to the retry consumer.
 import pino from "pino";
+import type { z } from "zod";
 import { Dispatcher } from "../../src/delivery/dispatcher.js";
 import { HostSlots } from "../../src/delivery/host-slots.js";
+import { RateLimiter } from "../../src/delivery/rate-limiter.js";
 import type { AttemptResult, OutboundRequest, Sender } from "../../src/delivery/sender.js";
 import { CallbackConfig } from "../../src/domain/models.js";
 import { handoffKeys } from "../../src/kafka/handoff-mac.js";
 import type { OutboundRecord } from "../../src/kafka/handoff-records.js";
 import type { InboundRecord } from "../../src/kafka/record-processor.js";
 import { laneOf, RecordScheduler } from "../../src/kafka/record-scheduler.js";
+import { RetryTiers } from "../../src/kafka/retry-tiers.js";
 import { EventPipeline } from "../../src/pipeline/event-pipeline.js";
 import type { PipelineDeps } from "../../src/pipeline/pipeline-deps.js";
 import { RetryPipeline } from "../../src/pipeline/retry-pipeline.js";
@@ -23,7 +26,7 @@ export const TOPICS = { events: "events", retry: "g.retry", deadLetter: "g.dead-
 export type Behaviour = AttemptOutcome | "throw";
 
 export interface HarnessOptions {
-  configs: Partial<CallbackConfig>[];
+  configs: z.input<typeof CallbackConfig>[];
   /** Decides each attempt; `n` counts this delivery id's attempts from 1. */
   endpoint: (request: OutboundRequest, n: number) => Behaviour;
   /** Publisher writes to this topic are refused for good (HANDOFF_REFUSED). */
@@ -32,6 +35,10 @@ export interface HarnessOptions {
   ordering?: "none" | "key" | "partition";
   reopensAt?: (host: string) => number | undefined;
   inProcessBudgetMs?: number;
+  /** Delay tiers (ms); none by default, so every retry goes to the retry topic. */
+  tiersMs?: number[];
+  /** Host slots per target host. */
+  perHost?: number;
   origin?: string;
 }
 
@@ -64,6 +71,7 @@ export function pipelineHarness(options: HarnessOptions) {
     return String(o);
   };
   const retryRecords: InboundRecord[] = [];
+  const tiers = new RetryTiers(TOPICS.retry, options.tiersMs ?? []);
   const deps: PipelineDeps = {
     dispatcher,
     configs,
@@ -75,12 +83,14 @@ export function pipelineHarness(options: HarnessOptions) {
           throw new SidecarError("HANDOFF_REFUSED", `${topic}: refused`);
         }
         published.push({ topic, record });
-        if (topic === TOPICS.retry) offer(retries, retryPipeline, toInbound(topic, nextOffset(topic), record));
+        if (tiers.topics().includes(topic)) offer(retries, retryPipeline, toInbound(topic, nextOffset(topic), record));
       },
     },
-    hostSlots: new HostSlots(8),
+    hostSlots: new HostSlots(options.perHost ?? 8),
     breakers: { reopensAt: options.reopensAt ?? (() => undefined) },
     topics: { retry: TOPICS.retry, deadLetter: TOPICS.deadLetter },
+    tiers,
+    rateLimiter: new RateLimiter(),
     handoffKeys: (configId) => handoffKeys([], configs.findById(configId)),
     origin: options.origin ?? "g",
     headerNames: { tenant: "x-tenant-id", eventType: "x-event-type" },
