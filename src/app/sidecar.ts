@@ -1,4 +1,3 @@
-import type { Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import type { SidecarSettings } from "../config/settings.js";
 import { HostSlots } from "../delivery/host-slots.js";

@@ -61,18 +61,16 @@ const fraction = (defaultValue: number) =>
 
 /** A list of durations (ms), each written as a duration; also one comma-separated string. */
 const durationList = () =>
-  z
-    .union([z.array(z.unknown()), z.string()], { error: `expected a list of durations, each ${DURATION_FORMS}` })
-    .transform((value, ctx) => {
-      const items = Array.isArray(value) ? value : value.split(",").map((s) => s.trim());
-      const out: number[] = [];
-      items.forEach((item, i) => {
-        const ms = parseDurationMs(item);
-        if (ms === undefined) ctx.addIssue({ code: "custom", path: [i], message: `expected ${DURATION_FORMS}` });
-        else out.push(Math.round(ms));
-      });
-      return out;
+  z.union([z.array(z.unknown()), z.string()], { error: `expected a list of durations, each ${DURATION_FORMS}` }).transform((value, ctx) => {
+    const items = Array.isArray(value) ? value : value.split(",").map((s) => s.trim());
+    const out: number[] = [];
+    items.forEach((item, i) => {
+      const ms = parseDurationMs(item);
+      if (ms === undefined) ctx.addIssue({ code: "custom", path: [i], message: `expected ${DURATION_FORMS}` });
+      else out.push(Math.round(ms));
     });
+    return out;
+  });
 
 // GCRA: `per-second` on average, `burst` back to back (1: evenly spaced, never two at once).
 const rateLimitSchema = z

@@ -26,7 +26,9 @@ export async function ensureTopics(kafka: Kafka, topics: string[], tiers: RetryT
           topics: missing.map((topic) => {
             const delay = tiers.delayOf(topic);
             // A tier we create keeps its records well past its delay, whatever the broker's default.
-            return delay === undefined ? { topic } : { topic, configEntries: [{ name: "retention.ms", value: String(Math.max(WEEK_MS, 2 * delay)) }] };
+            return delay === undefined
+              ? { topic }
+              : { topic, configEntries: [{ name: "retention.ms", value: String(Math.max(WEEK_MS, 2 * delay)) }] };
           }),
           waitForLeaders: true,
         });
@@ -50,7 +52,10 @@ async function checkTierRetention(admin: Admin, tiers: RetryTiers, logger: Logge
       includeSynonyms: false,
     });
   } catch (error) {
-    logger.warn({ err: (error as Error).message }, "could not read the delay tiers' retention; check that each keeps records longer than its delay");
+    logger.warn(
+      { err: (error as Error).message },
+      "could not read the delay tiers' retention; check that each keeps records longer than its delay",
+    );
     return;
   }
   for (const resource of described.resources) {

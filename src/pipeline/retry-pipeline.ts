@@ -78,7 +78,13 @@ export class RetryPipeline implements RecordProcessor {
     }
     // Anyone who may write the retry topic could otherwise have any body signed for any tenant.
     if (!isSealed(record.headers, record.value ?? Buffer.alloc(0), "retry", deps.handoffKeys(handoff.configId))) {
-      return this.writer.undispatchable(record, "forged_retry_record", "the record's MAC is missing or does not verify", handoff.tenantId, signals);
+      return this.writer.undispatchable(
+        record,
+        "forged_retry_record",
+        "the record's MAC is missing or does not verify",
+        handoff.tenantId,
+        signals,
+      );
     }
     let event: PreparedEvent;
     try {
