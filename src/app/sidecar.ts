@@ -8,7 +8,7 @@ import { ConsumerRunner } from "../kafka/consumer-runner.js";
 import { handoffKeys } from "../kafka/handoff-mac.js";
 import { DurablePublisher } from "../kafka/publisher.js";
 import { retryBacklog } from "../kafka/retry-backlog.js";
-import { RetryTiers } from "../kafka/retry-tiers.js";
+import { RetryTiers } from "../domain/retry-tiers.js";
 import { ensureTopics, TIER_BUFFERED_PER_PARTITION } from "../kafka/topic-setup.js";
 import { createMetrics } from "../observability/metrics.js";
 import { EventPipeline } from "../pipeline/event-pipeline.js";

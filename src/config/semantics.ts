@@ -4,6 +4,7 @@ import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../deli
 import { isSignatureHeader, signingSecretProblem, standardWebhookKeyLengthProblem } from "../delivery/signing/index.js";
 import { ConfigError, ConfigWarning } from "./errors.js";
 import { handoffTopicsOf, type RawCallbacks } from "./schema.js";
+import { tierTopicName } from "../domain/retry-tiers.js";
 
 const IDENTITY_HEADERS = new Set([DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER].map((h) => h.toLowerCase()));
 
@@ -54,6 +55,9 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
           at(path, "is set by callback-sidecar and cannot be configured");
       }
     });
+    if (config["retry-schedule"] !== undefined && (config["max-attempts"] !== undefined || config["backoff-ms"] !== undefined)) {
+      at(`configs[${i}].retry-schedule`, "set either retry-schedule or max-attempts/backoff-ms, not both");
+    }
     if (config["additional-secrets"].length > 0) {
       if (config["signing-scheme"] !== "standard-webhooks") {
         at(
@@ -74,10 +78,14 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
     at("kafka.topic-pattern", "set either kafka.topics or kafka.topic-pattern, not both");
   }
   const handoff = handoffTopicsOf(raw);
-  const internal = [
-    ["retry.topic", handoff.retry],
-    ["dead-letter.topic", handoff.deadLetter],
-  ] as const;
+  raw.retry.tiers.forEach((delay, i) => {
+    if (delay < 1000) at(`retry.tiers[${i}]`, "a delay tier must be at least 1s");
+  });
+  const tierTopics = raw.retry.tiers.map((delay, i) => [`retry.tiers[${i}]`, tierTopicName(handoff.retry, delay)] as const);
+  tierTopics.forEach(([path, topic]) => {
+    if (!isKafkaTopicName(topic)) at(path, `gives the tier topic name "${topic}": ${KAFKA_TOPIC_RULE}`);
+  });
+  const internal = [["retry.topic", handoff.retry] as const, ...tierTopics, ["dead-letter.topic", handoff.deadLetter] as const];
   for (const [path, topic] of internal) {
     if (kafka.topics.includes(topic) || (kafka["topic-pattern"] !== undefined && new RegExp(kafka["topic-pattern"]).test(topic))) {
       at(path, `topic "${topic}" is also consumed as an event topic; that would loop`);

@@ -9,8 +9,8 @@ import type { RateLimit } from "../domain/models.js";
  * A delivery over its limit is given a time to come back, and, when that time is within the
  * caller's horizon, a reservation: the slot is its own, so it goes without asking again and many
  * waiters wake one by one instead of all at once. Beyond the horizon nothing is reserved (the
- * delivery will wait in Kafka, where a reservation could outlive this process): it is told when a
- * reservation could be had, and asks again then.
+ * delivery will wait in Kafka, where a reservation could outlive this process): it is told the
+ * earliest time it could go, and asks again then.
  *
  * A delivery under several limits (its subscription's and its config's, shared by the config's
  * subscriptions) goes when all allow it, and its reservation is taken in each.
@@ -42,7 +42,7 @@ export class RateLimiter {
       at = Math.max(at, bucket.tat - bucket.toleranceMs);
     }
     if (buckets.length === 0) return GO;
-    if (at - now > horizonMs) return { kind: "wait", at: at - horizonMs, reserved: false };
+    if (at - now > horizonMs) return { kind: "wait", at, reserved: false };
     for (const bucket of buckets) bucket.tat = Math.max(bucket.tat, at) + bucket.intervalMs;
     return at <= now ? GO : { kind: "wait", at, reserved: true };
   }

@@ -1,7 +1,7 @@
-import { ConfigResourceTypes, type Admin, type Kafka } from "kafkajs";
+import kafkajs, { type Admin, type Kafka } from "kafkajs";
 import type { Logger } from "pino";
 import { SidecarError } from "../shared/errors.js";
-import { tierLabel, type RetryTiers } from "./retry-tiers.js";
+import { tierLabel, type RetryTiers } from "../domain/retry-tiers.js";
 
 /** Records of a delay tier kept in memory per partition: its heads only (see retry-tiers.ts). */
 export const TIER_BUFFERED_PER_PARTITION = 64;
@@ -48,7 +48,7 @@ async function checkTierRetention(admin: Admin, tiers: RetryTiers, logger: Logge
   let described;
   try {
     described = await admin.describeConfigs({
-      resources: tiers.tiers.map((t) => ({ type: ConfigResourceTypes.TOPIC, name: t.topic, configNames: ["retention.ms"] })),
+      resources: tiers.tiers.map((t) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: t.topic, configNames: ["retention.ms"] })),
       includeSynonyms: false,
     });
   } catch (error) {

@@ -4,7 +4,7 @@ import type { HostSlots } from "../delivery/host-slots.js";
 import type { RateLimiter } from "../delivery/rate-limiter.js";
 import type { OutboundRecord } from "../kafka/handoff-records.js";
 import type { HeaderNames } from "../kafka/record-decoder.js";
-import type { RetryTiers } from "../kafka/retry-tiers.js";
+import type { RetryTiers } from "../domain/retry-tiers.js";
 import type { Metrics } from "../observability/metrics.js";
 import type { ConfigRepository } from "../repository/config-repository.js";
 import type { ExecutionStore } from "../repository/execution-store.js";

@@ -11,7 +11,7 @@ import { handoffKeys } from "../../src/kafka/handoff-mac.js";
 import type { OutboundRecord } from "../../src/kafka/handoff-records.js";
 import type { InboundRecord } from "../../src/kafka/record-processor.js";
 import { laneOf, RecordScheduler } from "../../src/kafka/record-scheduler.js";
-import { RetryTiers } from "../../src/kafka/retry-tiers.js";
+import { RetryTiers } from "../../src/domain/retry-tiers.js";
 import { EventPipeline } from "../../src/pipeline/event-pipeline.js";
 import type { PipelineDeps } from "../../src/pipeline/pipeline-deps.js";
 import { RetryPipeline } from "../../src/pipeline/retry-pipeline.js";

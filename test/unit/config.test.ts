@@ -248,3 +248,62 @@ describe("subscription headers follow the outgoing header rule", () => {
     });
   });
 });
+
+describe("retry schedules, delay tiers and rate limits", () => {
+  const tenant = (extra: string) => `
+pyfly:
+  callbacks:
+    retry:
+      schedule: [2s, 1m]
+    configs:
+      - tenant-id: acme
+        name: n
+${extra}
+        subscriptions:
+          - event-type: "*"
+            target-url: https://hooks.example.com/h
+            rate-limit: { per-second: 20 }
+`;
+
+  it("a config's retry-schedule sets its attempts (entries + 1) and waits; a limit's burst defaults to 1", () => {
+    const [config] = parseSettings(tenant("        retry-schedule: [5s, 30s, 2m, 10m, 1h, 6h]"), {}).configs;
+    expect(config?.retry_schedule).toEqual([5_000, 30_000, 120_000, 600_000, 3_600_000, 21_600_000]);
+    expect(config?.max_attempts).toBe(7);
+    expect(config?.subscriptions[0]?.rate_limit).toEqual({ per_second: 20, burst: 1 });
+    expect(config?.rate_limit).toBeNull();
+  });
+
+  it("the global retry.schedule applies to a config that sets no retry key; pyfly's keys keep pyfly's rule", () => {
+    expect(parseSettings(tenant(""), {}).configs[0]?.retry_schedule).toEqual([2_000, 60_000]);
+    const [pyfly] = parseSettings(tenant("        max-attempts: 3"), {}).configs;
+    expect(pyfly?.retry_schedule).toBeNull();
+    expect([pyfly?.max_attempts, pyfly?.backoff_ms]).toEqual([3, 5_000]);
+  });
+
+  it("without any of the new keys, pyfly's defaults are unchanged: 5 attempts, 5 s doubling, tiers 10s 1m 10m 1h", () => {
+    const s = parseSettings("pyfly:\n  callbacks:\n    configs: [{ tenant-id: a, name: n }]\n", {});
+    expect([s.configs[0]?.max_attempts, s.configs[0]?.backoff_ms, s.configs[0]?.retry_schedule]).toEqual([5, 5_000, null]);
+    expect(s.retry.tiersMs).toEqual([10_000, 60_000, 600_000, 3_600_000]);
+  });
+
+  it.each([
+    ["        retry-schedule: [5s, soon]", "pyfly.callbacks.configs[0].retry-schedule[1]: expected a number of seconds"],
+    [
+      "        retry-schedule: [5s]\n        backoff-ms: 100",
+      "pyfly.callbacks.configs[0].retry-schedule: set either retry-schedule or max-attempts/backoff-ms",
+    ],
+    ["        rate-limit: { per-second: 0 }", "pyfly.callbacks.configs[0].rate-limit.per-second: expected a number > 0"],
+    ["        rate-limit: { per-second: 5, burts: 2 }", 'pyfly.callbacks.configs[0].rate-limit: Unrecognized key: "burts"'],
+  ])("%s is refused, naming the key path", (extra, message) => {
+    expect(errorsOf(tenant(extra)).join("\n")).toContain(message);
+  });
+
+  it("a delay tier under 1 s, or one whose topic name Kafka would refuse, is refused naming retry.tiers[i]", () => {
+    expect(errorsOf("pyfly:\n  callbacks:\n    retry:\n      tiers: [500ms]\n").join("\n")).toContain(
+      "pyfly.callbacks.retry.tiers[0]: a delay tier must be at least 1s",
+    );
+    expect(errorsOf("pyfly:\n  callbacks:\n    retry:\n      tiers: [1s]\n      topic: " + "r".repeat(248) + "\n").join("\n")).toContain(
+      "pyfly.callbacks.retry.tiers[0]: gives the tier topic name",
+    );
+  });
+});

@@ -2,7 +2,7 @@
 // real schedulers and pipelines with fakes at the seams, checked against the invariants after every
 // timer step. A failing case prints its seed; MODEL_SEED=<n> runs that case alone.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { AttemptOutcome } from "../../src/delivery/retry-policy.js";
+import { attemptsAllowed, type AttemptOutcome } from "../../src/delivery/retry-policy.js";
 import { planDeliveries } from "../../src/domain/routing.js";
 import { H, headerText } from "../../src/kafka/handoff-records.js";
 import type { InboundRecord } from "../../src/kafka/record-processor.js";
@@ -28,9 +28,13 @@ function randomCase(seed: number) {
       event_type: pick(rand, ["*", ...TYPES]),
       target_url: pick(rand, HOSTS),
       headers: {},
+      rate_limit: rand() < 0.25 ? randomLimit(rand) : null,
     })),
     max_attempts: Math.floor(rand() * 5),
     backoff_ms: pick(rand, [0, 100, 1_000, 5_000]),
+    retry_schedule:
+      rand() < 0.4 ? Array.from({ length: Math.floor(rand() * 5) }, () => pick(rand, [0, 500, 2_000, 15_000, 90_000, 400_000])) : null,
+    rate_limit: rand() < 0.25 ? randomLimit(rand) : null,
   }));
   const behaviours: (() => Behaviour)[] = [
     () => ({ kind: "response", status: 200 }),
@@ -80,14 +84,24 @@ function randomCase(seed: number) {
     refuseTopic: rand() < 0.1 ? TOPICS.deadLetter : undefined,
     ordering: pick(rand, ["none", "key", "partition"] as const),
     maxInFlight: 1 + Math.floor(rand() * 6),
+    tiersMs: pick(rand, [[], [10_000], [10_000, 60_000, 300_000]]),
   };
+}
+
+function randomLimit(rand: () => number) {
+  return { per_second: pick(rand, [0.5, 2, 20]), burst: pick(rand, [1, 1, 3]) };
 }
 
 async function runCase(seed: number): Promise<void> {
   const c = randomCase(seed);
+  const attemptTimes: { id: string; at: number }[] = [];
   const h = pipelineHarness({
     configs: c.configs,
-    endpoint: c.endpoint,
+    endpoint: (request) => {
+      attemptTimes.push({ id: request.headers["X-Pyfly-Delivery-Id"] as string, at: Date.now() });
+      return c.endpoint();
+    },
+    tiersMs: c.tiersMs,
     reopensAt: c.reopensAt,
     refuseTopic: c.refuseTopic,
     ordering: c.ordering,
@@ -105,9 +119,10 @@ async function runCase(seed: number): Promise<void> {
   };
   const written = (topic: string) => [...h.topic(topic), ...h.refused.filter((r) => r.topic === topic).map((r) => r.record)];
   /** A delivery ended: delivered, dead-lettered (or refused and escaped), or handed to the retry topic. */
+  const retryTopics = h.deps.tiers.topics();
   const ended = (id: string) =>
     (h.delivered.get(id) ?? 0) > 0 ||
-    [...written(TOPICS.deadLetter), ...written(TOPICS.retry)].some((r) => headerText(r.headers, H.deliveryId) === id);
+    [...written(TOPICS.deadLetter), ...retryTopics.flatMap(written)].some((r) => headerText(r.headers, H.deliveryId) === id);
   const recordEnded = (record: InboundRecord) => {
     const ids = plannedIds(record);
     if (ids.length > 0 && ids.every(ended)) return true;
@@ -137,8 +152,10 @@ async function runCase(seed: number): Promise<void> {
 
   // Every record completes, in both topics.
   expect(h.committable().get(TOPICS.events), `seed ${seed}: event records left open`).toBe(String(produced.length));
-  if (h.retryRecords.length > 0)
-    expect(h.committable().get(TOPICS.retry), `seed ${seed}: retry records left open`).toBe(String(h.retryRecords.length));
+  for (const topic of retryTopics) {
+    const read = h.retryRecords.filter((r) => r.topic === topic).length;
+    if (read > 0) expect(h.committable().get(topic), `seed ${seed}: records left open in ${topic}`).toBe(String(read));
+  }
   // Each delivery id keeps its attempt count: never more attempts than its config allows, none
   // delivered twice, and a dead letter says how many attempts were made (a sender that throws is
   // the one attempt the dispatcher never hears back from).
@@ -154,7 +171,8 @@ async function runCase(seed: number): Promise<void> {
   for (const [id, n] of h.attempts) {
     const config = configOf.get(id);
     expect(config, `seed ${seed}: attempt for an unplanned delivery ${id}`).toBeDefined();
-    expect(n, `seed ${seed}: ${id}`).toBeLessThanOrEqual(config?.max_attempts ?? 0);
+    const allowed = config ? attemptsAllowed(config) : 0;
+    expect(n, `seed ${seed}: ${id}`).toBeLessThanOrEqual(allowed);
     expect(h.delivered.get(id) ?? 0, `seed ${seed}: ${id} delivered twice`).toBeLessThanOrEqual(1);
     const letter = written(TOPICS.deadLetter).find((r) => headerText(r.headers, H.deliveryId) === id);
     if (!letter) continue;
@@ -162,8 +180,37 @@ async function runCase(seed: number): Promise<void> {
     const counted = Number(headerText(letter.headers, H.attempts));
     if (reason === "internal_error") expect(counted, `seed ${seed}: ${id}`).toBe(n - 1);
     else expect(counted, `seed ${seed}: ${id}`).toBe(n);
-    if (reason === "attempts_exhausted") expect(n, `seed ${seed}: ${id}`).toBe(config?.max_attempts);
+    if (reason === "attempts_exhausted") expect(n, `seed ${seed}: ${id}`).toBe(allowed);
   }
+  // Rate limits hold: no limit sees more than burst + per-second attempts in any 1 s window.
+  for (const [limit, ids] of limitedDeliveries(c.configs, configOf)) {
+    const times = attemptTimes.filter((a) => ids.has(a.id)).map((a) => a.at);
+    for (const start of times) {
+      const inWindow = times.filter((t) => t >= start && t < start + 1_000).length;
+      expect(inWindow, `seed ${seed}: ${inWindow} attempts in 1 s under ${JSON.stringify(limit)}`).toBeLessThanOrEqual(
+        limit.burst + Math.ceil(limit.per_second),
+      );
+    }
+  }
+}
+
+type ModelConfig = ReturnType<typeof randomCase>["configs"][number];
+
+/** Each limit of the case, with the delivery ids it governs. */
+function limitedDeliveries(configs: ModelConfig[], configOf: Map<string, ModelConfig>) {
+  const out = new Map<{ per_second: number; burst: number }, Set<string>>();
+  for (const [id, config] of configOf) {
+    if (config.rate_limit) out.set(config.rate_limit, (out.get(config.rate_limit) ?? new Set()).add(id));
+  }
+  // Subscription limits: a subscription's deliveries carry its target in the plan; the attempt
+  // times are per delivery, so only configs with one limited subscription are checked here.
+  for (const config of configs) {
+    const limited = config.subscriptions.filter((s) => s.rate_limit);
+    if (limited.length !== 1 || config.subscriptions.length !== 1) continue;
+    const limit = limited[0]?.rate_limit as { per_second: number; burst: number };
+    out.set(limit, new Set([...configOf].filter(([, c]) => c === config).map(([id]) => id)));
+  }
+  return out;
 }
 
 beforeEach(() => {

@@ -158,4 +158,30 @@ describe("RecordScheduler", () => {
     expect(laneOf("key", "t", 0, null)).toBeUndefined();
     expect(laneOf("none", "t", 0, Buffer.from("a"))).toBeUndefined();
   });
+
+  it("a backlog of records that all lend their slot at once starts one after another, not one inside another (no stack overflow)", async () => {
+    const errors: string[] = [];
+    const s = new RecordScheduler({
+      maxInFlight: 1,
+      maxBufferedPerPartition: 100_000,
+      logger: { ...pino({ level: "silent" }), error: (o: { err?: string }) => errors.push(String(o.err)) } as unknown as pino.Logger,
+      onPause: () => undefined,
+    });
+    const waiting: (() => void)[] = [];
+    // Each record queues for something (a full host) and lends its slot while it waits, as the
+    // delivery stage does; work runs synchronously up to that point.
+    const lending: Work = async (signals) => {
+      await signals.lend?.(new Promise<void>((resolve) => waiting.push(resolve)));
+      return done;
+    };
+    const n = 20_000;
+    s.offer("t", 0, { offset: "0", lane: undefined, at: 0, run: after(10), handOver: after(0) });
+    for (let i = 1; i <= n; i++) s.offer("t", 0, { offset: String(i), lane: undefined, at: 0, run: lending, handOver: after(0) });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(errors).toEqual([]);
+    expect(waiting).toHaveLength(n);
+    waiting.forEach((resolve) => resolve());
+    await vi.runAllTimersAsync();
+    expect(s.uncommitted()).toEqual([{ topic: "t", partition: 0, offset: String(n + 1) }]);
+  });
 });
