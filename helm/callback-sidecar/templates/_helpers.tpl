@@ -176,6 +176,11 @@ the ConfigMap never holds one.
 {{- $_ := unset $handoff "topic" -}}
 {{- end -}}
 {{- end -}}
+{{- /* An empty retry schedule means none: tenants keep their own or pyfly's rule. */ -}}
+{{- $retry := get $callbacks "retry" | default dict -}}
+{{- if not (get $retry "schedule") -}}
+{{- $_ := unset $retry "schedule" -}}
+{{- end -}}
 {{- $configs := list -}}
 {{- $entries := include "callback-sidecar.secretEntries" . | fromJsonArray -}}
 {{- range .Values.tenants -}}
