@@ -23,6 +23,8 @@ export const H = {
   target: "callback-target",
   attempts: "callback-attempts",
   dueAt: "callback-due-at",
+  /** "1": the due time is a rate-limit slot reserved for this delivery; it goes then without asking again. */
+  slotReserved: "callback-slot-reserved",
   createdAt: "callback-created-at",
   occurredAt: "callback-occurred-at",
   lastError: "callback-last-error",
@@ -157,12 +159,21 @@ export function retryRecord(
   original: RecordHeaders,
   key: Buffer | string | null,
   origin: string,
+  slotReserved = false,
 ): OutboundRecord {
   const bounded = boundedKey(key ?? h.deliveryId);
+  const reserved: Record<string, string> = slotReserved ? { [H.slotReserved]: "1" } : {};
   return {
     key: bounded.key,
     value: body,
-    headers: { ...carriedHeaders(original), ...handoffHeaders(h), ...bounded.headers, [H.dueAt]: String(dueAt), [H.origin]: origin },
+    headers: {
+      ...carriedHeaders(original),
+      ...handoffHeaders(h),
+      ...bounded.headers,
+      [H.dueAt]: String(dueAt),
+      [H.origin]: origin,
+      ...reserved,
+    },
   };
 }
 
@@ -237,7 +248,9 @@ export class HandoffFormatError extends SidecarError {
 }
 
 /** Reads a retry or delivery dead letter back; throws HandoffFormatError naming the bad header. */
-export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & { dueAt: number | null; origin: string | undefined } {
+export function readDeliveryHandoff(
+  headers: RecordHeaders,
+): DeliveryHandoff & { dueAt: number | null; origin: string | undefined; slotReserved: boolean } {
   const need = (name: string): string => {
     const v = headerText(headers, name);
     if (v === undefined || v === "") throw new HandoffFormatError(`missing header ${name}`);
@@ -274,5 +287,6 @@ export function readDeliveryHandoff(headers: RecordHeaders): DeliveryHandoff & {
     source,
     dueAt: num(H.dueAt, headerText(headers, H.dueAt)),
     origin: headerText(headers, H.origin),
+    slotReserved: headerText(headers, H.slotReserved) === "1",
   };
 }

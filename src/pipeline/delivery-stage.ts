@@ -92,10 +92,13 @@ export class DeliveryStage {
     }
   }
 
-  /** Makes a waiting delivery durable: the retry topic or the tier its wait fits, attempts as they stand. */
-  handOver(run: DeliveryRun, execution: CallbackExecution, at: number): Promise<RecordEnd> {
+  /**
+   * Makes a waiting delivery durable: the retry topic or the tier its wait fits, attempts as they
+   * stand, and its rate-limit slot if it holds one (the record is due at that slot).
+   */
+  handOver(run: DeliveryRun, execution: CallbackExecution, wait: Pick<Wait, "at" | "reserved">): Promise<RecordEnd> {
     this.deps.executions.save(execution);
-    return this.writer.retry(run.event, run.planned, execution, at, run.origin, run.signals);
+    return this.writer.retry(run.event, run.planned, execution, wait.at, run.origin, run.signals, wait.reserved);
   }
 
   private async advance(run: DeliveryRun, execution: CallbackExecution, reserved: boolean): Promise<RecordEnd> {
@@ -108,7 +111,7 @@ export class DeliveryStage {
     }
   }
 
-  /** A durable delivery may wait in Kafka; one too large for a record waits in memory, however long. */
+  /** How long a wait may stay in memory; longer ones wait in Kafka (one too large for a record cannot). */
   private inMemoryLimitMs(run: DeliveryRun): number {
     if (!isDurable(run)) return Number.POSITIVE_INFINITY;
     return run.mode === "event" ? this.deps.inProcessBudgetMs : this.deps.tiers.inMemoryLimitMs;
@@ -126,11 +129,14 @@ export class DeliveryStage {
     const reopensAt = deps.breakers.reopensAt(host);
     if (reopensAt !== undefined) return waitFor("breaker", Math.max(reopensAt, now + BREAKER_TIMER_SLACK_MS));
 
-    if (!reserved) {
-      const decision = deps.rateLimiter.take([planned.subscription.rate_limit, planned.config.rate_limit], now, this.inMemoryLimitMs(run));
-      if (decision.kind === "wait") {
+    // A slot of its rate limits (reserved: it waited for one already); see delivery/rate-limiter.ts.
+    const limits = [planned.subscription.rate_limit, planned.config.rate_limit];
+    const limited = limits[0] !== null || limits[1] !== null;
+    if (limited && !reserved) {
+      const slot = deps.rateLimiter.take(limits, now);
+      if (slot > now) {
         deps.metrics?.rateLimited.inc({ tenant: this.writer.tenantLabel(event.tenantId) });
-        return waitFor("rate_limit", decision.at, decision.reserved);
+        return waitFor("rate_limit", slot, true);
       }
     }
 
@@ -145,6 +151,14 @@ export class DeliveryStage {
     if (!granted) {
       if (!isDurable(run) && signals.stopping.aborted) return ABANDONED;
       return waitFor("host", deps.now() + nextDelayMs(planned.config, Math.max(1, execution.attempts), { jitter: deps.jitter }));
+    }
+    // Late for its slot (the host was busy), it must not bunch up with the next: metered as sent.
+    if (limited) {
+      const ready = deps.rateLimiter.admit(limits, deps.now());
+      if (ready > deps.now()) {
+        slots.release(host);
+        return waitFor("rate_limit", ready, true);
+      }
     }
     let verdict;
     deps.metrics?.inflight.inc();
@@ -180,7 +194,7 @@ export class DeliveryStage {
         );
         limited?.dec();
         if (slept) return "again";
-        return isDurable(run) ? this.handOver(run, execution, wait.at) : ABANDONED;
+        return isDurable(run) ? this.handOver(run, execution, wait) : ABANDONED;
       }
       case "park":
         limited?.inc();
@@ -188,10 +202,10 @@ export class DeliveryStage {
           kind: "later",
           at: wait.at,
           resume: (resumed) => (limited?.dec(), this.run({ ...run, signals: resumed }, execution, wait.reserved)),
-          handOver: (resumed) => (limited?.dec(), this.handOver({ ...run, signals: resumed }, execution, wait.at)),
+          handOver: (resumed) => (limited?.dec(), this.handOver({ ...run, signals: resumed }, execution, wait)),
         };
       case "topic":
-        return this.handOver(run, execution, wait.at);
+        return this.handOver(run, execution, wait);
     }
   }
 }

@@ -91,7 +91,10 @@ export class HandoffWriter {
     return this.deadLetter(this.seal(value, "dead-letter", planned.config.id), reason, event.tenantId, event.source, signals);
   }
 
-  /** Hands a delivery to the retry topic or the delay tier its wait fits, due at `dueAt`, attempts as they stand. */
+  /**
+   * Hands a delivery to the retry topic or the delay tier its wait fits, due at `dueAt`, attempts
+   * as they stand; `slotReserved`: `dueAt` is a rate-limit slot taken for it.
+   */
   async retry(
     event: PreparedEvent,
     planned: PlannedDelivery,
@@ -99,8 +102,10 @@ export class HandoffWriter {
     dueAt: number,
     origin: Origin,
     signals: RecordSignals,
+    slotReserved = false,
   ): Promise<RecordEnd> {
-    const value = retryRecord(handoffOf(event, planned, execution), event.body, dueAt, origin.headers, origin.key, this.deps.origin);
+    const handoff = handoffOf(event, planned, execution);
+    const value = retryRecord(handoff, event.body, dueAt, origin.headers, origin.key, this.deps.origin, slotReserved);
     const topic = this.deps.tiers.topicFor(dueAt - this.deps.now());
     const written = await this.write(topic, this.seal(value, "retry", planned.config.id), event.source, signals);
     if (written === true) this.deps.metrics?.retriesScheduled.inc({ target_host: targetOf(planned.subscription.target_url).host });

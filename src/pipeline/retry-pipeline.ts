@@ -68,7 +68,7 @@ export class RetryPipeline implements RecordProcessor {
     const left = dueAt - deps.now();
     if (left > deps.tiers.inMemoryLimitMs) return this.writer.requeue(record, dueAt, signals);
     if (left > 0) return { kind: "later", at: dueAt, resume: (s) => this.process(record, s), handOver: (s) => this.handOver(record, s) };
-    let handoff: DeliveryHandoff;
+    let handoff: ReturnType<typeof readDeliveryHandoff>;
     try {
       handoff = readDeliveryHandoff(record.headers);
     } catch (error) {
@@ -118,6 +118,7 @@ export class RetryPipeline implements RecordProcessor {
     return this.continue(
       { event, planned: { config, subscription, deliveryId: handoff.deliveryId }, origin, signals, mode: "retry" },
       execution,
+      handoff.slotReserved,
     );
   }
 
@@ -128,8 +129,8 @@ export class RetryPipeline implements RecordProcessor {
   }
 
   /** The delivery's stage run; a delivery that ended final here is remembered, however many parks it took. */
-  private async continue(run: DeliveryRun, execution: CallbackExecution): Promise<RecordEnd> {
-    return this.remembering(await this.stage.run(run, execution), run, execution);
+  private async continue(run: DeliveryRun, execution: CallbackExecution, slotReserved: boolean): Promise<RecordEnd> {
+    return this.remembering(await this.stage.run(run, execution, slotReserved), run, execution);
   }
 
   private remembering(end: RecordEnd, run: DeliveryRun, execution: CallbackExecution): RecordEnd {

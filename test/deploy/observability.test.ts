@@ -76,7 +76,7 @@ describe("alerts and dashboard content", () => {
     expect(rule.spec).toEqual(rulesFile());
   });
 
-  it("alerts on an open breaker, failures, stopped consumption, skipped records, dead letters and refused hand-offs", () => {
+  it("alerts on an open breaker, failures, stopped consumption, skipped records, dead letters, refused hand-offs and retries piling up for hours", () => {
     const alerts = rulesFile().groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(alerts).toEqual(
       expect.arrayContaining([
@@ -86,6 +86,7 @@ describe("alerts and dashboard content", () => {
         "CallbackSidecarSkippedRecordsRising",
         "CallbackSidecarDeadLettersRising",
         "CallbackSidecarHandoffRefused",
+        "CallbackSidecarRetryBacklogGrowing",
       ]),
     );
   });

@@ -8,7 +8,7 @@ import type { Admin, Producer } from "kafkajs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { e2eSuite } from "../support/e2e-suite.js";
 import { failFirstAttempt, startReceiver, type ReceivedRequest, type Receiver } from "../support/receiver.js";
-import { callbackConfig, SidecarProcess, sidecarConfig } from "../support/sidecar-process.js";
+import { callbackConfig, SidecarProcess, sidecarConfig, type MetricMap } from "../support/sidecar-process.js";
 import { accepted, DeliveryLedger, DELIVERY_ID, events, expectEach, produce, scenario, sleep, waitFor } from "../support/traffic.js";
 
 const e2e = e2eSuite("e2e-waiting");
@@ -195,13 +195,16 @@ describe("long waits cost no memory and hold back no short ones", () => {
     );
     await sidecar.waitReady();
     const pad = "x".repeat(900);
-    const rss = async () => (await sidecar.metrics()).sum("process_resident_memory_bytes") / 2 ** 20;
+    const mb = (m: MetricMap, name: string) => (m.sum(name) / 2 ** 20).toFixed(1);
+    const memory = (m: MetricMap) =>
+      `RSS ${mb(m, "process_resident_memory_bytes")} MB (heap used ${mb(m, "nodejs_heap_size_used_bytes")} of ${mb(m, "nodejs_heap_size_total_bytes")} MB)`;
 
     const warm = events(20_000, { prefix: "warm", tenant: "acme", eventType: "E", extra: { pad } });
     await produce(producer, topic, warm);
     await receiver.waitForRequests(20_000, 120_000);
     await sleep(5_000);
-    const idle = await rss();
+    const idleMetrics = await sidecar.metrics();
+    const idle = idleMetrics.sum("process_resident_memory_bytes") / 2 ** 20;
 
     receiver.behave(respond(503));
     const waiting = events(20_000, { prefix: "wait", tenant: "acme", eventType: "E", extra: { pad } });
@@ -212,7 +215,7 @@ describe("long waits cost no memory and hold back no short ones", () => {
     const m = await sidecar.metrics();
     const whileWaiting = m.sum("process_resident_memory_bytes") / 2 ** 20;
     console.log(
-      `memory: RSS ${idle.toFixed(1)} MB idle after 20,000 delivered; ${whileWaiting.toFixed(1)} MB with 20,000 waiting 5 min ` +
+      `memory: ${memory(idleMetrics)} idle after 20,000 delivered; ${memory(m)} with 20,000 waiting 5 min ` +
         `(retry backlog ${m.sum("callbacks_retry_backlog")}); attempts after the second: ${receiver.requests.length - 60_000}`,
     );
     expect(receiver.requests.length).toBe(60_000);

@@ -161,17 +161,19 @@ describe("rate limits", () => {
     expect(at).toEqual(Array.from({ length: 20 }, (_, i) => i * 100));
   });
 
-  it("past the in-process budget a limited delivery goes to the retry topic without a reservation, and is not attempted early", async () => {
+  it("past the in-process budget a limited delivery waits in the retry topic for its reserved slot, and goes then without asking again", async () => {
     const { h, times } = timed({
       configs: [config({}, [{ event_type: "*", target_url: hook, rate_limit: { per_second: 2 } }])],
       inProcessBudgetMs: 1_000,
     });
     for (let i = 0; i < 6; i++) h.produce(`{"n":${i}}`, headers);
     await vi.runAllTimersAsync();
-    const at = times.map((t) => t.at).sort((a, b) => a - b);
-    expect(at).toHaveLength(6);
-    at.forEach((t, i) => i > 0 && expect(t - (at[i - 1] as number)).toBeGreaterThanOrEqual(500));
-    expect(h.topic(TOPICS.retry).length).toBeGreaterThan(0);
+    // Slots at 0, 0.5, 1 s in process; 1.5, 2, 2.5 s through the retry topic.
+    expect(times.map((t) => t.at).sort((a, b) => a - b)).toEqual([0, 500, 1_000, 1_500, 2_000, 2_500]);
+    const retries = h.topic(TOPICS.retry);
+    expect(retries.map((r) => [headerText(r.headers, H.dueAt), headerText(r.headers, H.slotReserved)])).toEqual(
+      [1_500, 2_000, 2_500].map((t) => [String(T0 + t), "1"]),
+    );
     expect(times.every((t) => t.n === 1)).toBe(true);
     expect(h.delivered.size).toBe(6);
   });

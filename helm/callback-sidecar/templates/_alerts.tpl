@@ -92,4 +92,19 @@ groups:
           description: >-
             Retry or dead-letter records Kafka will never take were dropped so that the records behind them can
             finish; each refusal is logged. Check the topic's max.message.bytes, ACLs and existence.
+      # Retries waiting for hours: the retry topics never drained in 2h and still grow.
+      - alert: CallbackSidecarRetryBacklogGrowing
+        expr: |-
+          min by (namespace) (min_over_time(callbacks_retry_backlog{{ $b }}[2h])) > 0
+          and
+          max by (namespace) (delta(callbacks_retry_backlog{{ $b }}[1h])) > 0
+        for: 30m
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: Retries have piled up for hours in {{`{{ $labels.namespace }}`}}
+          description: >-
+            The retry topic and its delay tiers have not drained for 2 hours and still grow: receivers have been
+            failing for hours, or rate limits are below the event rate. Nothing is lost (deliveries wait on their
+            schedules); callbacks_retries_scheduled_total names the target hosts.
 {{- end -}}
