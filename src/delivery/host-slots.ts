@@ -3,7 +3,9 @@
  * A delivery waits for a slot as long as the host keeps finishing work (busy but healthy); once the
  * host has finished nothing for `stallMs`, the wait gives up (slow or dead) and the caller hands
  * the delivery over instead of queueing behind it; while it stays stalled, later deliveries are
- * handed over without waiting.
+ * handed over without waiting. A stall is only ever judged by the host's timer, after the event
+ * loop has read what the host answered: a process busy for a while (a burst of records starting)
+ * must not take its own unread answers for a silent host.
  *
  * Waiting is on the hot path of a busy host, so a waiter costs one queue entry: one stall timer per
  * host (not per waiter), and one abort listener per signal (signals live as long as a partition's
@@ -21,7 +23,7 @@ export class HostSlots {
   /** A slot now, if the host has one free. */
   tryAcquire(host: string): boolean {
     let entry = this.hosts.get(host);
-    if (!entry) this.hosts.set(host, (entry = { used: 0, progressAt: this.now(), waiters: [], timer: undefined }));
+    if (!entry) this.hosts.set(host, (entry = { used: 0, progressAt: this.now(), stalled: false, waiters: [], timer: undefined }));
     if (entry.used >= this.perHost) return false;
     entry.used += 1;
     // Stall is measured from the last release, or from the moment the host filled up.
@@ -41,7 +43,7 @@ export class HostSlots {
    */
   wait(host: string, stallMs: number, signal?: AbortSignal): Promise<boolean> | false {
     const entry = this.hosts.get(host);
-    if (!entry || signal?.aborted || this.now() - entry.progressAt >= stallMs) return false;
+    if (!entry || signal?.aborted || (entry.stalled && this.now() - entry.progressAt >= stallMs)) return false;
     const current = entry;
     return new Promise((resolve) => {
       current.waiters.push({ resolve, stallMs, signal });
@@ -55,6 +57,7 @@ export class HostSlots {
     if (!entry) return;
     if (entry.used === 0) throw new Error(`HostSlots released more often than acquired for ${host}`);
     entry.progressAt = this.now();
+    entry.stalled = false;
     const next = entry.waiters.shift();
     // The slot passes straight to the next waiter; `used` stays the same.
     if (next) next.resolve(true);
@@ -68,16 +71,21 @@ export class HostSlots {
     for (const w of entry.waiters) due = Math.min(due, entry.progressAt + w.stallMs);
     if (due === Number.POSITIVE_INFINITY) return;
     entry.timer = setTimeout(
-      () => {
-        entry.timer = undefined;
-        const now = this.now();
-        entry.waiters = entry.waiters.filter((w) => {
-          if (now - entry.progressAt < w.stallMs) return true;
-          w.resolve(false);
-          return false;
-        });
-        this.arm(entry);
-      },
+      // Decided after the loop's pending I/O: a process that was busy for the whole budget (a
+      // burst of records starting) has the host's answers queued, and those are progress, not a
+      // stall. Timers run before I/O callbacks; an immediate runs after them.
+      () =>
+        setImmediate(() => {
+          entry.timer = undefined;
+          const now = this.now();
+          entry.waiters = entry.waiters.filter((w) => {
+            if (now - entry.progressAt < w.stallMs) return true;
+            entry.stalled = true;
+            w.resolve(false);
+            return false;
+          });
+          this.arm(entry);
+        }),
       Math.min(Math.max(1, due - this.now()), 2 ** 31 - 1),
     );
   }
@@ -111,6 +119,8 @@ interface Host {
   used: number;
   /** The last release, or the moment the host's slots filled up, whichever is later. */
   progressAt: number;
+  /** Judged stalled by its timer, and nothing finished since. */
+  stalled: boolean;
   waiters: Waiter[];
   timer: NodeJS.Timeout | undefined;
 }

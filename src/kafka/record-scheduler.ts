@@ -102,6 +102,7 @@ export function laneOf(ordering: "none" | "key" | "partition", topic: string, pa
   }
 }
 const YIELD_RECHECK_MS = 100;
+const PUMP_BATCH = 64;
 
 export class RecordScheduler {
   private readonly partitions = new Map<string, PartitionState>();
@@ -115,6 +116,7 @@ export class RecordScheduler {
   private running = 0;
   private holding = false;
   private pumping = false;
+  private pumpScheduled = false;
   private readonly now: () => number;
   private readonly consumerStopping = new AbortController();
   private readonly consumerDeadline = new AbortController();
@@ -380,7 +382,14 @@ export class RecordScheduler {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      let started = 0;
       while (this.readyHead < this.ready.length && this.mayStart()) {
+        // Records that wait (for a host, a limit) lend their slots, so one turn could start every
+        // buffered record: a few at a time, and the loop's I/O (answers, fetches) runs between.
+        if (started++ === PUMP_BATCH) {
+          this.pumpLater();
+          break;
+        }
         const entry = this.ready[this.readyHead++] as Entry;
         if (entry.partition.leaving) continue;
         this.start(entry, entry.run, true);
@@ -392,6 +401,15 @@ export class RecordScheduler {
       this.ready.splice(0, this.readyHead);
       this.readyHead = 0;
     }
+  }
+
+  private pumpLater(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   /** `slot`: counts against max-in-flight (hand-overs at a let-go don't). */

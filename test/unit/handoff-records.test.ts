@@ -93,8 +93,11 @@ describe("carriedHeaders", () => {
 describe("retryRecord", () => {
   it("round-trips every field through readDeliveryHandoff, with the due time", () => {
     const record = retryRecord(handoff, '{"a":1}', 1_704_067_260_000, original, null, "group-a");
-    expect(readDeliveryHandoff(record.headers)).toEqual({ ...handoff, dueAt: 1_704_067_260_000, origin: "group-a" });
-    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...handoff, dueAt: 1_704_067_260_000, origin: "group-a" });
+    const read = { ...handoff, dueAt: 1_704_067_260_000, origin: "group-a", slotReserved: false };
+    expect(readDeliveryHandoff(record.headers)).toEqual(read);
+    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual(read);
+    const reserved = retryRecord(handoff, '{"a":1}', 1_704_067_260_000, original, null, "group-a", true);
+    expect(readDeliveryHandoff(asConsumed(reserved.headers))).toEqual({ ...read, slotReserved: true });
   });
 
   it("round-trips null lastError, responseStatus and source", () => {
@@ -102,7 +105,7 @@ describe("retryRecord", () => {
     expect(record.headers).not.toHaveProperty(H.lastError);
     expect(record.headers).not.toHaveProperty(H.responseStatus);
     expect(record.headers).not.toHaveProperty(H.source);
-    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...minimal, dueAt: 5, origin: "group-a" });
+    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...minimal, dueAt: 5, origin: "group-a", slotReserved: false });
   });
 
   it("round-trips awkward text: non-ASCII, quotes, an empty last error", () => {
@@ -169,7 +172,7 @@ describe("deliveryDeadLetter", () => {
     expect(record.headers.traceparent).toBe("00-abc-def-01");
     expect(record.value).toBe('{"a":1}');
     expect(record.key).toBe(handoff.deliveryId);
-    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...handoff, dueAt: null });
+    expect(readDeliveryHandoff(asConsumed(record.headers))).toEqual({ ...handoff, dueAt: null, origin: undefined, slotReserved: false });
   });
 
   it("keeps the original key", () => {

@@ -131,3 +131,16 @@ describe("HostSlots: an idle host is not a stalled one", () => {
     expect(await waiting).toBe(true);
   });
 });
+
+describe("HostSlots: a busy process is not a stalled host", () => {
+  it("a waiter arriving after the budget passed unseen (the process was busy) queues: only the host's timer, after pending I/O, judges a stall", async () => {
+    let clock = 0;
+    const slots = new HostSlots(1, () => clock);
+    expect(slots.tryAcquire("busy:80")).toBe(true);
+    clock = 1_000; // the loop was busy for a second; the host's answer is queued, unread
+    const waiting = slots.wait("busy:80", 200);
+    expect(waiting).not.toBe(false);
+    slots.release("busy:80"); // the answer is read
+    expect(await waiting).toBe(true);
+  });
+});
