@@ -1,5 +1,5 @@
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
-import type { RecordHeaders } from "./record-decoder.js";
+import { firstValue, type RecordHeaders } from "./record-decoder.js";
 
 /*
  * Signed handoff records. A retry record makes the sidecar sign and send its value for the tenant
@@ -46,12 +46,6 @@ function bytes(value: Buffer | string): Buffer {
   return typeof value === "string" ? Buffer.from(value, "utf8") : value;
 }
 
-function first(
-  value: RecordHeaders extends infer R ? (R extends Record<string, infer V> ? V : never) : never,
-): Buffer | string | undefined {
-  return Array.isArray(value) ? (value[0] as Buffer | string | undefined) : (value as Buffer | string | undefined);
-}
-
 /** HMAC-SHA256 over the kind, our headers (sorted, length-prefixed) and the value. */
 function mac(
   key: Buffer,
@@ -72,7 +66,7 @@ function mac(
     .filter((name) => name.startsWith(OURS) && name !== macHeader)
     .sort();
   for (const name of names) {
-    const v = first((headers as Record<string, never>)[name]);
+    const v = firstValue(headers?.[name]);
     if (v === undefined) continue;
     field(Buffer.from(name));
     field(bytes(v));
@@ -100,7 +94,7 @@ export function verifySeal(
   headers: RecordHeaders,
   macHeader: string,
 ): boolean {
-  const raw = first(headers?.[macHeader] as never);
+  const raw = firstValue(headers?.[macHeader]);
   const text = raw === undefined ? "" : raw.toString();
   if (!text.startsWith(SCHEME)) return false;
   const given = Buffer.from(text.slice(SCHEME.length), "base64");

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { EventSource } from "../domain/models.js";
 import { SidecarError } from "../shared/errors.js";
 import { sealValue, verifySeal, type HandoffKind } from "./handoff-mac.js";
-import type { RecordHeaders } from "./record-decoder.js";
+import { firstValue, type RecordHeaders } from "./record-decoder.js";
 
 /*
  * The records this sidecar writes to its own topics. The value is the payload (for a delivery, the
@@ -101,9 +101,17 @@ export interface DeliveryHandoff {
 
 /** Header values as Kafka hands them: the first value, as text. */
 export function headerText(headers: RecordHeaders, name: string): string | undefined {
-  const raw = headers?.[name];
-  const first = Array.isArray(raw) ? raw[0] : raw;
-  return first === undefined ? undefined : first.toString();
+  return firstValue(headers?.[name])?.toString();
+}
+
+/** A record's headers as we write them again: one value each (see firstValue). */
+export function writableHeaders(headers: RecordHeaders): Record<string, Buffer | string> {
+  const out: Record<string, Buffer | string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const one = firstValue(value);
+    if (one !== undefined) out[name] = one;
+  }
+  return out;
 }
 
 /** The original record's headers, without any of ours (a retried retry carries fresh ones). */
@@ -113,9 +121,8 @@ export function carriedHeaders(headers: RecordHeaders): Record<string, Buffer | 
   let dropped = 0;
   for (const [name, value] of Object.entries(headers ?? {})) {
     // Every "callback-" header is ours (and under the MAC): none is carried, not even an old one.
-    if (value === undefined || name.startsWith(OUR_PREFIX)) continue;
-    // kafkajs gives repeated headers as arrays; one value survives, which is all the contract reads.
-    const one = Array.isArray(value) ? (value[0] as Buffer | string) : value;
+    const one = firstValue(value);
+    if (one === undefined || name.startsWith(OUR_PREFIX)) continue;
     const size = Buffer.byteLength(name) + Buffer.byteLength(one);
     if (size > MAX_CARRIED_HEADER_BYTES || total + size > MAX_CARRIED_HEADERS_TOTAL_BYTES) {
       dropped += 1;

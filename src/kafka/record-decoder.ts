@@ -17,6 +17,11 @@ import { headerValueProblem } from "../delivery/http-header-check.js";
 export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
 export type RecordHeaders = Record<string, HeaderValue> | undefined;
 
+/** kafkajs gives a repeated header as an array; its first value is the one the contract reads. */
+export function firstValue(value: HeaderValue): Buffer | string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 export type DecodeFailure = "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json";
 
 export type DecodedRecord = { ok: true; tenantId: string; eventType: string } | { ok: false; reason: DecodeFailure; detail: string };

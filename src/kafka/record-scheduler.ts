@@ -102,7 +102,7 @@ export function laneOf(ordering: "none" | "key" | "partition", topic: string, pa
   }
 }
 const YIELD_RECHECK_MS = 100;
-const PUMP_BATCH = 64;
+const PUMP_SLICE_MS = 20;
 
 export class RecordScheduler {
   private readonly partitions = new Map<string, PartitionState>();
@@ -382,11 +382,13 @@ export class RecordScheduler {
     if (this.pumping) return;
     this.pumping = true;
     try {
+      const until = this.now() + PUMP_SLICE_MS;
       let started = 0;
       while (this.readyHead < this.ready.length && this.mayStart()) {
         // Records that wait (for a host, a limit) lend their slots, so one turn could start every
-        // buffered record: a few at a time, and the loop's I/O (answers, fetches) runs between.
-        if (started++ === PUMP_BATCH) {
+        // buffered record: a slice of time at most, and the loop's I/O (answers, fetches) runs
+        // before the next.
+        if (++started % 32 === 0 && this.now() >= until) {
           this.pumpLater();
           break;
         }

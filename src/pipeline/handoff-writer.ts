@@ -9,6 +9,7 @@ import {
   retryRecord,
   sealed,
   undispatchableDeadLetter,
+  writableHeaders,
   type DeliveryHandoff,
   type OutboundRecord,
 } from "../kafka/handoff-records.js";
@@ -118,10 +119,7 @@ export class HandoffWriter {
    */
   async requeue(record: InboundRecord, dueAt: number, signals: RecordSignals): Promise<RecordEnd> {
     const source = { topic: record.topic, partition: record.partition, offset: record.offset };
-    const headers: Record<string, Buffer | string> = {};
-    for (const [name, value] of Object.entries(record.headers ?? {})) {
-      if (value !== undefined) headers[name] = Array.isArray(value) ? (value[0] as Buffer | string) : value;
-    }
+    const headers = writableHeaders(record.headers);
     const topic = this.deps.tiers.topicFor(dueAt - this.deps.now());
     const written = await this.write(topic, { key: record.key, value: record.value ?? Buffer.alloc(0), headers }, source, signals);
     return written === "abandoned" ? ABANDONED : DONE;

@@ -4,7 +4,7 @@
  * retries never stuck behind long ones, and rate limits per subscription and per config. Each test
  * prints the figures it measured.
  */
-import type { Admin, Producer } from "kafkajs";
+import kafkajs, { type Admin, type Producer } from "kafkajs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { e2eSuite } from "../support/e2e-suite.js";
 import { failFirstAttempt, startReceiver, type ReceivedRequest, type Receiver } from "../support/receiver.js";
@@ -306,4 +306,29 @@ describe("rate limits", () => {
     expect(report).toMatchObject({ sent: 180, delivered: 180, duplicated: 0, lost: 0 });
     expect(busiest).toBeLessThanOrEqual(22);
   }, 120_000);
+});
+
+describe("delay tiers at start", () => {
+  it("a tier topic keeping records for less than its delay refuses the start: exit 78 naming the topic and both durations", async () => {
+    const { setup } = await scenario(admin, brokers, "wait-retention", { partitions: 1 });
+    const tier = `${setup.retryTopic}.10s`;
+    await admin.createTopics({ topics: [{ topic: tier, configEntries: [{ name: "retention.ms", value: "5000" }] }], waitForLeaders: true });
+    const sidecar = SidecarProcess.start(
+      "retention",
+      sidecarConfig({ ...setup, configs: [callbackConfig("acme", "r", SECRET, [])], callbacks: { retry: { tiers: ["10s", "1m"] } } }),
+    );
+    const exit = await sidecar.waitExit(60_000);
+    const refusal = sidecar.logs().find((l) => l.code === "TIER_RETENTION_TOO_SHORT");
+    console.log(`retention: exit ${exit.code}; ${String(refusal?.err)}`);
+    expect(exit.code).toBe(78);
+    expect(String(refusal?.err)).toContain(
+      `retry tier topic ${tier} keeps records for 5s (retention.ms=5000), shorter than its delay of 10s`,
+    );
+    // The tier it created itself keeps records for at least a week.
+    const described = await admin.describeConfigs({
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: `${setup.retryTopic}.1m`, configNames: ["retention.ms"] }],
+      includeSynonyms: false,
+    });
+    expect(Number(described.resources[0]?.configEntries[0]?.configValue)).toBeGreaterThanOrEqual(7 * 24 * 3_600_000);
+  }, 90_000);
 });

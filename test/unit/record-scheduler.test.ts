@@ -178,7 +178,7 @@ describe("RecordScheduler", () => {
     s.offer("t", 0, { offset: "0", lane: undefined, at: 0, run: after(10), handOver: after(0) });
     for (let i = 1; i <= n; i++) s.offer("t", 0, { offset: String(i), lane: undefined, at: 0, run: lending, handOver: after(0) });
     await vi.advanceTimersByTimeAsync(10);
-    // They start a batch per turn of the event loop (setImmediate, faked here).
+    // A pump that used up its time slice continues on the next turn (setImmediate, faked here).
     for (let turn = 0; waiting.length < n && turn < n; turn++) await vi.advanceTimersByTimeAsync(1);
     expect(errors).toEqual([]);
     expect(waiting).toHaveLength(n);
