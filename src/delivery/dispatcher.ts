@@ -5,7 +5,7 @@ import type { ConfigRepository } from "../repository/config-repository.js";
 import type { ExecutionStore } from "../repository/execution-store.js";
 import { isDomainAuthorized } from "./ssrf/domain-allowlist.js";
 import { prepareEvent, withLazyPayload, type PreparedEvent } from "./prepared-event.js";
-import { attemptsAllowed, nextDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
+import { attemptsAllowed, MAX_BACKOFF_MS, nextDelayMs, verdictOf, type AttemptOutcome } from "./retry-policy.js";
 import { RequestSigner } from "./request-builder.js";
 import type { Sender } from "./sender.js";
 import { targetOf } from "./target.js";
@@ -127,14 +127,15 @@ export class Dispatcher {
 
   /**
    * pyfly's retry loop for callers outside the record pipeline (`send`, `replay`, the library
-   * entry): attempts with their waits slept in place until the delivery is final.
+   * entry): attempts with their waits slept in place until the delivery is final. A person waits
+   * for these, so a schedule's entry beyond pyfly's 5-minute cap is slept as 5 minutes.
    */
   async deliver(event: PreparedEvent, planned: PlannedDelivery, execution = this.newExecution(event, planned)): Promise<CallbackExecution> {
     this.options.executions.save(execution);
     for (;;) {
       const verdict = await this.attempt(event, planned, execution);
       if (verdict.kind !== "retry") return verdict.execution;
-      await this.sleep(Math.max(0, verdict.notBefore - this.now()));
+      await this.sleep(Math.min(MAX_BACKOFF_MS, Math.max(0, verdict.notBefore - this.now())));
     }
   }
 

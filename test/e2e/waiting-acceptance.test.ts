@@ -236,6 +236,9 @@ describe("rate limits", () => {
       name,
       sidecarConfig({
         ...setup,
+        // pyfly's in-process budget (the tests' 200 ms would take a receiver slowed by a busy
+        // machine for a stalled one); what is measured is the limit, not stall detection.
+        callbacks: { retry: { "in-process-budget": "1s" } },
         configs: [
           {
             ...callbackConfig("limited", "l", SECRET, []),
