@@ -54,7 +54,17 @@ export interface TestTopic {
 /** Creates a topic with a unique name (waits for its leaders). */
 export async function createTopic(admin: Admin, prefix: string, partitions = 3): Promise<TestTopic> {
   const name = unique(prefix);
-  await admin.createTopics({ topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  try {
+    await admin.createTopics({ topics: [{ topic: name, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true });
+  } catch (error) {
+    // A busy broker may answer the leader wait's metadata request before it knows the new topic
+    // (UNKNOWN_TOPIC_OR_PARTITION, which kafkajs does not retry there): the topic exists; wait for it.
+    if ((error as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw error;
+    await waitFor(`topic ${name} in the metadata`, async () => {
+      const { topics } = await admin.fetchTopicMetadata({ topics: [name] });
+      return topics[0]?.partitions.length === partitions && topics[0].partitions.every((p) => p.leader >= 0);
+    });
+  }
   return { name, partitions };
 }
 
