@@ -165,6 +165,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
         secret: c.secret && c.secret.length > 0 ? c.secret : null,
         signing_scheme: c["signing-scheme"],
         additional_secrets: c["additional-secrets"],
+        signature_header: c["signature-header"] ?? null,
         ...retryPlanOf(c, raw.retry.schedule),
         rate_limit: rateLimitOf(c["rate-limit"]),
         topics: c.topics,

@@ -173,6 +173,13 @@ const callbackConfigSchema = z.strictObject({
     .array(nonEmpty(), { error: "expected a list of secrets" })
     .optional()
     .transform((v) => v ?? []),
+  // pyfly-timestamped and github sign in one header; a receiver may expect it under another name.
+  "signature-header": nonEmpty()
+    .superRefine((name, ctx) => {
+      const problem = headerNameProblem(name);
+      if (problem) ctx.addIssue({ code: "custom", message: `header name ${problem}` });
+    })
+    .optional(),
   // Unset here: the global retry.schedule if there is one, else pyfly's 5 and 5000 (load.ts).
   "max-attempts": int(0, undefined, 100),
   "backoff-ms": int(0, undefined),

@@ -2,7 +2,7 @@ import type { CallbackConfig } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { USER_AGENT } from "../version.js";
 import type { PreparedEvent } from "./prepared-event.js";
-import { signatureHeaders } from "./signing/index.js";
+import { BODY_ONLY_SCHEMES, signatureHeaders } from "./signing/index.js";
 
 export const DELIVERY_ID_HEADER = "X-Pyfly-Delivery-Id";
 export const EVENT_TYPE_HEADER = "X-Pyfly-Event-Type";
@@ -11,10 +11,10 @@ export const TENANT_ID_HEADER = "X-Pyfly-Tenant-Id";
 /**
  * Headers of one attempt. Order of precedence: ours, then the subscription's (which may set
  * Content-Type or User-Agent, as in pyfly), then the signature and identity headers, which nothing
- * overrides. A pyfly signature covers only the body, so it is computed once per config and event.
+ * overrides. A signature over the body alone (pyfly, github) is computed once per config and event.
  */
 export class RequestSigner {
-  private readonly pyflyCache = new WeakMap<PreparedEvent, Map<CallbackConfig, Record<string, string>>>();
+  private readonly bodyOnlyCache = new WeakMap<PreparedEvent, Map<CallbackConfig, Record<string, string>>>();
 
   headersFor(event: PreparedEvent, planned: PlannedDelivery, timestampSeconds: number): Record<string, string> {
     const { subscription, deliveryId } = planned;
@@ -34,14 +34,18 @@ export class RequestSigner {
   private signature(event: PreparedEvent, planned: PlannedDelivery, timestamp: number): Record<string, string> {
     const { config } = planned;
     if (!config.secret) return {};
-    const secrets = [config.secret, ...config.additional_secrets];
-    if (config.signing_scheme !== "pyfly") {
-      return signatureHeaders({ scheme: config.signing_scheme, secrets, body: event.body, deliveryId: planned.deliveryId, timestamp });
-    }
-    let perConfig = this.pyflyCache.get(event);
-    if (!perConfig) this.pyflyCache.set(event, (perConfig = new Map()));
+    const request = {
+      scheme: config.signing_scheme,
+      secrets: [config.secret, ...config.additional_secrets],
+      body: event.body,
+      header: config.signature_header ?? undefined,
+    };
+    if (!BODY_ONLY_SCHEMES.includes(config.signing_scheme))
+      return signatureHeaders({ ...request, deliveryId: planned.deliveryId, timestamp });
+    let perConfig = this.bodyOnlyCache.get(event);
+    if (!perConfig) this.bodyOnlyCache.set(event, (perConfig = new Map()));
     let headers = perConfig.get(config);
-    if (!headers) perConfig.set(config, (headers = signatureHeaders({ scheme: "pyfly", secrets, body: event.body })));
+    if (!headers) perConfig.set(config, (headers = signatureHeaders(request)));
     return headers;
   }
 }
