@@ -133,6 +133,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
       fromBeginning: k["from-beginning"],
       tenantHeader: k["tenant-header"],
       eventTypeHeader: k["event-type-header"],
+      eventIdHeader: k["event-id-header"],
       maxInFlight: k["max-in-flight"],
       ordering: k.ordering,
       sessionTimeoutMs: k["session-timeout"],

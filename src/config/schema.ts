@@ -223,6 +223,10 @@ const kafkaSchema = section({
   "event-type-header": nonEmpty()
     .optional()
     .transform((v) => (v ?? "x-event-type").toLowerCase()),
+  // The producer's own event id (CloudEvents' ce_id when absent): delivery ids derive from it.
+  "event-id-header": nonEmpty()
+    .optional()
+    .transform((v) => (v ?? "x-event-id").toLowerCase()),
   "max-in-flight": int(1, 256, 100_000),
   ordering: z
     .enum(ORDERINGS, { error: `expected one of ${ORDERINGS.join(", ")}` })

@@ -28,6 +28,7 @@ export interface SidecarSettings {
     fromBeginning: boolean;
     tenantHeader: string;
     eventTypeHeader: string;
+    eventIdHeader: string;
     maxInFlight: number;
     ordering: (typeof ORDERINGS)[number];
     sessionTimeoutMs: number;

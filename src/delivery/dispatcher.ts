@@ -75,7 +75,8 @@ export class Dispatcher {
   }
 
   plan(event: PreparedEvent): PlannedDelivery[] {
-    return planDeliveries(this.options.configs.findByTenant(event.tenantId), event.eventType, event.source);
+    const producer = event.eventId === null ? null : { tenantId: event.tenantId, eventId: event.eventId };
+    return planDeliveries(this.options.configs.findByTenant(event.tenantId), event.eventType, event.source, producer);
   }
 
   /**

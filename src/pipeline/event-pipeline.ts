@@ -55,14 +55,14 @@ export class EventPipeline implements RecordProcessor {
 
     const decoded = decodeRecordHeaders(record.headers, deps.headerNames);
     if (!decoded.ok) return refuse(decoded.reason, decoded.detail);
-    const { tenantId, eventType } = decoded;
+    const { tenantId, eventType, eventId } = decoded;
     if (!deps.configs.hasTenant(tenantId)) return refuse("unknown_tenant", "no callback config for this tenant");
     if (record.value === null || record.value.length === 0) return refuse("invalid_json", "the record has no value", tenantId);
 
     let event: PreparedEvent;
     try {
       const source = { topic: record.topic, partition: record.partition, offset: record.offset };
-      event = prepareEvent(tenantId, eventType, record.value, source, Number(record.timestamp) || deps.now());
+      event = prepareEvent(tenantId, eventType, record.value, source, Number(record.timestamp) || deps.now(), eventId);
     } catch (error) {
       if (hasCode(error, "INVALID_JSON")) return refuse("invalid_json", error.message, tenantId);
       throw error;

@@ -93,7 +93,7 @@ export function pipelineHarness(options: HarnessOptions) {
     rateLimiter: new RateLimiter(),
     handoffKeys: (configId) => handoffKeys([], configs.findById(configId)),
     origin: options.origin ?? "g",
-    headerNames: { tenant: "x-tenant-id", eventType: "x-event-type" },
+    headerNames: { tenant: "x-tenant-id", eventType: "x-event-type", eventId: "x-event-id" },
     inProcessBudgetMs: options.inProcessBudgetMs ?? 1_000,
     jitter: 0,
     logger,
