@@ -51,6 +51,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     rateLimiter: new RateLimiter(),
     handoffKeys: (configId) => handoffKeys(settings.handoff.keys, engine.configs.findById(configId)),
     origin: settings.kafka.groupId,
+    tenantAttribute: settings.kafka.cloudEventsTenantAttribute,
     headerNames: { tenant: settings.kafka.tenantHeader, eventType: settings.kafka.eventTypeHeader, eventId: settings.kafka.eventIdHeader },
     inProcessBudgetMs: settings.retry.inProcessBudgetMs,
     jitter: settings.retry.jitter,

@@ -134,6 +134,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
       tenantHeader: k["tenant-header"],
       eventTypeHeader: k["event-type-header"],
       eventIdHeader: k["event-id-header"],
+      cloudEventsTenantAttribute: k["cloudevents-tenant-attribute"],
       maxInFlight: k["max-in-flight"],
       ordering: k.ordering,
       sessionTimeoutMs: k["session-timeout"],

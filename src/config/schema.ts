@@ -223,6 +223,11 @@ const kafkaSchema = section({
   "event-type-header": nonEmpty()
     .optional()
     .transform((v) => (v ?? "x-event-type").toLowerCase()),
+  // Structured CloudEvents: the extension attribute naming the tenant (the tenant header if absent).
+  "cloudevents-tenant-attribute": nonEmpty()
+    .regex(/^[a-z0-9]{1,20}$/, { error: "a CloudEvents attribute name: lower-case letters and digits, at most 20" })
+    .optional()
+    .transform((v) => v ?? "tenantid"),
   // The producer's own event id (CloudEvents' ce_id when absent): delivery ids derive from it.
   "event-id-header": nonEmpty()
     .optional()

@@ -29,6 +29,7 @@ export interface SidecarSettings {
     tenantHeader: string;
     eventTypeHeader: string;
     eventIdHeader: string;
+    cloudEventsTenantAttribute: string;
     maxInFlight: number;
     ordering: (typeof ORDERINGS)[number];
     sessionTimeoutMs: number;

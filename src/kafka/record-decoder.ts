@@ -58,10 +58,14 @@ function readHeader(headers: RecordHeaders, name: string): HeaderRead {
   if (distinct.size > 1) return { invalid: `header ${name} appears ${values.length} times with different values` };
   const value = decoded[0] as string;
   if (value.trim() === "") return { missing: true };
-  if (value.length > MAX_HEADER_VALUE_LENGTH) return { invalid: `header ${name} is longer than ${MAX_HEADER_VALUE_LENGTH} characters` };
-  const problem = headerValueProblem(value);
-  if (problem) return { invalid: `header ${name} ${problem}` };
-  return { value };
+  const issue = headerValueIssue(value);
+  return issue ? { invalid: `header ${name} ${issue}` } : { value };
+}
+
+/** Why a tenant, event type or event id cannot be used (it becomes a header value and a label). */
+export function headerValueIssue(value: string): string | undefined {
+  if (value.length > MAX_HEADER_VALUE_LENGTH) return `is longer than ${MAX_HEADER_VALUE_LENGTH} characters`;
+  return headerValueProblem(value);
 }
 
 /** Ours first; CloudEvents only when ours is absent (not when it is present but bad). */

@@ -94,6 +94,7 @@ export function pipelineHarness(options: HarnessOptions) {
     handoffKeys: (configId) => handoffKeys([], configs.findById(configId)),
     origin: options.origin ?? "g",
     headerNames: { tenant: "x-tenant-id", eventType: "x-event-type", eventId: "x-event-id" },
+    tenantAttribute: "tenantid",
     inProcessBudgetMs: options.inProcessBudgetMs ?? 1_000,
     jitter: 0,
     logger,
