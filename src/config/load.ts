@@ -177,6 +177,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
           target_url: s["target-url"],
           headers: s.headers,
           rate_limit: rateLimitOf(s["rate-limit"]),
+          format: s.format,
         })),
       }),
     ),

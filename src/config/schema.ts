@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { headerNameProblem, headerValueProblem } from "../delivery/http-header-check.js";
 import { SIGNATURE_SCHEMES } from "../delivery/signing/index.js";
+import { DELIVERY_FORMATS } from "../delivery/cloudevent-format.js";
 import { DURATION_FORMS, parseDurationMs } from "./durations.js";
 
 /*
@@ -144,6 +145,10 @@ const subscriptionSchema = z.strictObject({
   "target-url": httpUrl,
   headers: headerMap,
   "rate-limit": rateLimitSchema,
+  format: z
+    .enum(DELIVERY_FORMATS, { error: `expected one of ${DELIVERY_FORMATS.join(", ")}` })
+    .optional()
+    .transform((v) => v ?? "pyfly"),
 });
 
 const MAX_SCHEDULE_ENTRIES = 100;

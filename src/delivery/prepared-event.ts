@@ -14,6 +14,8 @@ export interface PreparedEvent {
   occurredAt: number;
   /** The producer's id of the event, when it gave one: delivery ids derive from it (domain/delivery-id.ts). */
   eventId: string | null;
+  /** The producer's CloudEvents context attributes, when it sent a CloudEvent (see cloudevent-format.ts). */
+  cloudEvent: Record<string, unknown> | null;
 }
 
 // Executions live in a bounded in-memory window; a multi-megabyte payload in each would not be.
@@ -31,6 +33,7 @@ export function prepareEvent(
   source: EventSource | null = null,
   occurredAt: number = Date.now(),
   eventId: string | null = null,
+  cloudEvent: Record<string, unknown> | null = null,
 ): PreparedEvent {
   const body = canonicalizeJson(json, { strict: true });
   let payload: unknown;
@@ -50,6 +53,7 @@ export function prepareEvent(
     source,
     occurredAt,
     eventId,
+    cloudEvent,
   };
 }
 

@@ -2,6 +2,7 @@ import type { CallbackConfig } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { USER_AGENT } from "../version.js";
 import type { PreparedEvent } from "./prepared-event.js";
+import { formatRequest } from "./cloudevent-format.js";
 import { BODY_ONLY_SCHEMES, signatureHeaders } from "./signing/index.js";
 
 export const DELIVERY_ID_HEADER = "X-Pyfly-Delivery-Id";
@@ -17,30 +18,39 @@ export class RequestSigner {
   private readonly bodyOnlyCache = new WeakMap<PreparedEvent, Map<CallbackConfig, Record<string, string>>>();
 
   headersFor(event: PreparedEvent, planned: PlannedDelivery, timestampSeconds: number): Record<string, string> {
+    return this.requestFor(event, planned, timestampSeconds).headers;
+  }
+
+  /** The body (pyfly's, or the CloudEvents binding's) and the headers that sign it. */
+  requestFor(event: PreparedEvent, planned: PlannedDelivery, timestampSeconds: number): { body: string; headers: Record<string, string> } {
     const { subscription, deliveryId } = planned;
+    const formatted = formatRequest(subscription.format, event, deliveryId);
     const merged = new Map<string, [string, string]>();
     const put = (name: string, value: string) => merged.set(name.toLowerCase(), [name, value]);
 
     put("Content-Type", "application/json");
     put("User-Agent", USER_AGENT);
     for (const [name, value] of Object.entries(subscription.headers)) put(name, value);
+    // The binding's headers describe the body: a subscription header does not replace them.
+    for (const [name, value] of Object.entries(formatted.headers)) put(name, value);
     put(EVENT_TYPE_HEADER, event.eventType);
     put(TENANT_ID_HEADER, event.tenantId);
     put(DELIVERY_ID_HEADER, deliveryId);
-    for (const [name, value] of Object.entries(this.signature(event, planned, timestampSeconds))) put(name, value);
-    return Object.fromEntries([...merged.values()]);
+    for (const [name, value] of Object.entries(this.signature(event, planned, formatted.body, timestampSeconds))) put(name, value);
+    return { body: formatted.body, headers: Object.fromEntries([...merged.values()]) };
   }
 
-  private signature(event: PreparedEvent, planned: PlannedDelivery, timestamp: number): Record<string, string> {
+  private signature(event: PreparedEvent, planned: PlannedDelivery, body: string, timestamp: number): Record<string, string> {
     const { config } = planned;
     if (!config.secret) return {};
     const request = {
       scheme: config.signing_scheme,
       secrets: [config.secret, ...config.additional_secrets],
-      body: event.body,
+      body,
       header: config.signature_header ?? undefined,
     };
-    if (!BODY_ONLY_SCHEMES.includes(config.signing_scheme))
+    // A structured envelope carries the delivery's own id, so its signature is the delivery's.
+    if (!BODY_ONLY_SCHEMES.includes(config.signing_scheme) || body !== event.body)
       return signatureHeaders({ ...request, deliveryId: planned.deliveryId, timestamp });
     let perConfig = this.bodyOnlyCache.get(event);
     if (!perConfig) this.bodyOnlyCache.set(event, (perConfig = new Map()));

@@ -28,6 +28,8 @@ export const CallbackSubscription = z.object({
   headers: z.record(z.string(), z.string()).default({}),
   // Beyond pyfly: this subscription's own rate limit (its config's, if any, applies too).
   rate_limit: RateLimit.nullable().default(null),
+  // Beyond pyfly: the request's shape, pyfly's body or the CloudEvents HTTP binding.
+  format: z.enum(["pyfly", "cloudevents-binary", "cloudevents-structured"]).default("pyfly"),
 });
 export type CallbackSubscription = z.infer<typeof CallbackSubscription>;
 

@@ -35,6 +35,21 @@ export function contentModeOf(headers: RecordHeaders): ContentMode {
 }
 
 /**
+ * A binary-mode CloudEvent's context attributes (its `ce_` headers, but the tenant's, which the
+ * record's tenant says), or null for a record with none.
+ */
+export function binaryCloudEventOf(headers: RecordHeaders): Record<string, unknown> | null {
+  let out: Record<string, unknown> | null = null;
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const lower = name.toLowerCase();
+    const text = firstValue(value)?.toString();
+    if (!lower.startsWith("ce_") || lower === "ce_tenantid" || text === undefined) continue;
+    (out ??= {})[lower.slice(3)] = text;
+  }
+  return out;
+}
+
+/**
  * Reads the envelope(s) of a structured or batched record. The tenant comes from the extension
  * attribute `tenantAttribute`, else `fallbackTenant` (the record's tenant header, for publishers
  * that set only Kafka metadata). A failure names the attribute (and the event's index in a batch).

@@ -3,7 +3,7 @@ import type { UndispatchableReason } from "../domain/outcomes.js";
 import { tenantAllowedOnTopic } from "../domain/tenant-binding.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { decodeRecordHeaders } from "../kafka/record-decoder.js";
-import { contentModeOf, readEnvelopes } from "../kafka/cloudevent-envelope.js";
+import { binaryCloudEventOf, contentModeOf, readEnvelopes } from "../kafka/cloudevent-envelope.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage } from "./delivery-stage.js";
@@ -94,7 +94,15 @@ export class EventPipeline implements RecordProcessor {
       if (!decoded.ok) return { ok: false, reason: decoded.reason, detail: decoded.detail };
       return {
         ok: true,
-        events: [{ tenantId: decoded.tenantId, eventType: decoded.eventType, eventId: decoded.eventId, json: record.value }],
+        events: [
+          {
+            tenantId: decoded.tenantId,
+            eventType: decoded.eventType,
+            eventId: decoded.eventId,
+            json: record.value,
+            cloudEvent: binaryCloudEventOf(record.headers),
+          },
+        ],
       };
     }
     // A tenant header is the fallback for envelopes without the tenant attribute (Dapr metadata).
@@ -103,7 +111,13 @@ export class EventPipeline implements RecordProcessor {
     if (!read.ok) return { ok: false, reason: "invalid_cloudevent", detail: read.detail, tenant: fallbackTenant };
     return {
       ok: true,
-      events: read.events.map((e) => ({ tenantId: e.tenantId, eventType: e.eventType, eventId: e.eventId, json: e.data })),
+      events: read.events.map((e) => ({
+        tenantId: e.tenantId,
+        eventType: e.eventType,
+        eventId: e.eventId,
+        json: e.data,
+        cloudEvent: e.attributes,
+      })),
     };
   }
 
@@ -124,6 +138,7 @@ export class EventPipeline implements RecordProcessor {
         source,
         Number(record.timestamp) || deps.now(),
         candidate.eventId,
+        candidate.cloudEvent,
       );
     } catch (error) {
       if (hasCode(error, "INVALID_JSON")) return { reason: "invalid_json", detail: error.message, tenant: tenantId };
@@ -147,6 +162,7 @@ interface RecordEvent {
   eventType: string;
   eventId: string | null;
   json: string | Buffer | null;
+  cloudEvent: Record<string, unknown> | null;
 }
 
 interface Refusal {

@@ -9,6 +9,8 @@ import type { Admin, Producer } from "kafkajs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { e2eSuite } from "../support/e2e-suite.js";
 import { callbackConfig, SidecarProcess, sidecarConfig } from "../support/sidecar-process.js";
+import { canonicalizeJson } from "../../src/delivery/canonical-json.js";
+import { ensurePythonVenv, runPython } from "../support/python.js";
 import { DELIVERY_ID, DeliveryLedger, readTopic, scenario, sleep, startRecordingReceiver, waitFor } from "../support/traffic.js";
 
 const e2e = e2eSuite("e2e-cloudevents");
@@ -108,4 +110,62 @@ describe("CloudEvents SDK producers (Kafka protocol binding)", () => {
     expect(letter?.headers["callback-last-error"]).toContain("attribute type: missing");
     expect(receiver.requests).toHaveLength(0);
   }, 60_000);
+
+  it("both outbound CloudEvents formats parse with the PyPI cloudevents package into an event whose data is the payload, and the signature verifies over the received bytes", async () => {
+    const python = ensurePythonVenv();
+    const { topic, setup } = await scenario(admin, brokers, "cloudevents-out", { partitions: 1 });
+    const receiver = track(await startRecordingReceiver());
+    const sidecar = SidecarProcess.start(
+      "cloudevents-out",
+      sidecarConfig({
+        ...setup,
+        configs: [
+          {
+            ...callbackConfig("acme", "a", SECRET, []),
+            subscriptions: [
+              { "event-type": "*", "target-url": `${receiver.url}/binary`, format: "cloudevents-binary" },
+              { "event-type": "*", "target-url": `${receiver.url}/structured`, format: "cloudevents-structured" },
+            ],
+          },
+        ],
+      }),
+    );
+    await sidecar.waitReady();
+    const payload = '{"order":{"id":7,"amount":12345678901234567890,"note":"Zoë"}}';
+    await producer.send({
+      topic: topic.name,
+      acks: -1,
+      messages: [{ headers: { "x-tenant-id": "acme", "x-event-type": "OrderPlaced", "x-event-id": "order-7-placed" }, value: payload }],
+    });
+    await receiver.waitForRequests(2, 30_000);
+    const cases = receiver.requests.map((r) => ({
+      path: r.url,
+      headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, String(v)])),
+      body_hex: r.body.toString("hex"),
+    }));
+    const PARSE = String.raw`
+import hashlib, hmac, json, sys
+from cloudevents.http import from_http
+req = json.load(sys.stdin)
+out = []
+for case in req["cases"]:
+    body = bytes.fromhex(case["body_hex"])
+    event = from_http(case["headers"], body)
+    expected = "sha256=" + hmac.new(req["secret"].encode("utf-8"), body, hashlib.sha256).hexdigest()
+    out.append({
+        "path": case["path"],
+        "data": json.dumps(event.data, separators=(",", ":"), sort_keys=True),
+        "id": event["id"], "type": event["type"], "source": event["source"], "tenantid": event.get("tenantid"),
+        "signature_valid": hmac.compare_digest(expected, case["headers"]["x-pyfly-signature"]),
+    })
+json.dump(out, sys.stdout)
+`;
+    const parsed = JSON.parse(runPython(PARSE, JSON.stringify({ secret: SECRET, cases }), python)) as Record<string, unknown>[];
+    // Python's json.dumps(sort_keys) of what it parsed is our canonical body: nothing lost, 20 digits kept.
+    const want = { data: canonicalizeJson(payload), id: "order-7-placed", type: "OrderPlaced", tenantid: "acme" };
+    expect(parsed.map((p) => p.path).sort()).toEqual(["/binary", "/structured"]);
+    for (const p of parsed) {
+      expect(p).toMatchObject({ ...want, source: `/kafka/${topic.name}`, signature_valid: true });
+    }
+  }, 120_000);
 });
