@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, ConfigErrors, type ConfigWarning } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, loadSettings } from "../config/load.js";
 import type { SidecarSettings } from "../config/settings.js";
-import { SIGNATURE_SCHEMES, signingSecretProblem, type SignatureScheme } from "../delivery/signing/index.js";
+import { ROTATING_SCHEMES, SIGNATURE_SCHEMES, signingSecretProblem, type SignatureScheme } from "../delivery/signing/index.js";
 
 export const EXIT = {
   OK: 0,
@@ -127,13 +127,15 @@ export function signingArgs(
   }
   if (secrets.length === 0) throw new UsageError("--secret (or --secret-env) is required");
   if (secrets.some((s) => s === "")) throw new UsageError("--secret must not be empty");
-  if (scheme === "pyfly") {
-    // pyfly receivers check exactly one signature; rotation is a standard-webhooks feature.
-    if (secrets.length > 1) throw new UsageError("the pyfly scheme takes one secret");
-    if (values.id !== undefined || values.timestamp !== undefined) {
-      throw new UsageError("--id and --timestamp apply to the standard-webhooks scheme only");
-    }
-  } else {
+  if (!(ROTATING_SCHEMES as readonly string[]).includes(scheme) && secrets.length > 1) {
+    // Such receivers check exactly one signature; rotation needs a scheme that sends several.
+    throw new UsageError(`the ${scheme} scheme takes one secret`);
+  }
+  if (values.id !== undefined && scheme !== "standard-webhooks") throw new UsageError("--id applies to the standard-webhooks scheme only");
+  if (values.timestamp !== undefined && (scheme === "pyfly" || scheme === "github")) {
+    throw new UsageError("--timestamp applies to the standard-webhooks and pyfly-timestamped schemes only");
+  }
+  if (scheme === "standard-webhooks") {
     secrets.forEach((s, i) => {
       const problem = signingSecretProblem("standard-webhooks", s);
       if (problem) throw new UsageError(`secret #${i + 1}: ${problem}`);

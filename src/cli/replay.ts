@@ -192,7 +192,15 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
     }
     let event: PreparedEvent;
     try {
-      event = prepareEvent(handoff.tenantId, handoff.eventType, message.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
+      event = prepareEvent(
+        handoff.tenantId,
+        handoff.eventType,
+        message.value ?? Buffer.alloc(0),
+        handoff.source,
+        handoff.occurredAt,
+        handoff.eventId ?? null,
+        handoff.cloudEvent ?? null,
+      );
     } catch (error) {
       summary.not_replayable += 1;
       writeOut(JSON.stringify({ ...base, replayable: false, skipped: "value_not_json", reason, detail: messageOf(error) }));

@@ -8,29 +8,28 @@ import { CanonicalJsonError, canonicalizeJson } from "../delivery/canonical-json
 import { signatureHeaders } from "../delivery/signing/index.js";
 import { EXIT, parseCommandArgs, readStdin, SIGNING_OPTIONS, signingArgs, UsageError, writeOut } from "./common.js";
 
-export const SIGN_USAGE = `Usage: callback-sidecar sign --secret S [--scheme pyfly|standard-webhooks] [--id ID] [--timestamp T]
+export const SIGN_USAGE = `Usage: callback-sidecar sign --secret S [--scheme SCHEME] [--id ID] [--timestamp T]
 
 Reads a JSON payload on stdin and prints one JSON object {"body": <exact body>, "headers": {...}}.
-  --secret S          signing secret (repeat for rotation with standard-webhooks)
+  --secret S          signing secret (repeat for rotation with standard-webhooks, pyfly-timestamped)
   --secret-env NAME   read the secret from environment variable NAME instead (keeps it out of ps)
-  --scheme            pyfly (default: X-Pyfly-Signature) or standard-webhooks (webhook-* headers)
+  --scheme            pyfly (default: X-Pyfly-Signature: sha256=<hex>), pyfly-timestamped
+                      (X-Pyfly-Signature: t=<unix>,v1=<hex>), github (X-Hub-Signature-256:
+                      sha256=<hex>) or standard-webhooks (webhook-* headers)
   --id ID             standard-webhooks message id (default: msg_<random uuid>)
-  --timestamp T       standard-webhooks unix seconds (default: now)`;
+  --timestamp T       standard-webhooks and pyfly-timestamped unix seconds (default: now)`;
 
 export async function signCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandArgs(argv, SIGNING_OPTIONS);
   const args = signingArgs(values);
   const body = canonicalBody(await readStdin());
-  const signed =
-    args.scheme === "pyfly"
-      ? signatureHeaders({ scheme: "pyfly", secrets: args.secrets, body })
-      : signatureHeaders({
-          scheme: "standard-webhooks",
-          secrets: args.secrets,
-          body,
-          deliveryId: args.id ?? `msg_${randomUUID()}`,
-          timestamp: args.timestamp ?? Math.floor(Date.now() / 1000),
-        });
+  const signed = signatureHeaders({
+    scheme: args.scheme,
+    secrets: args.secrets,
+    body,
+    deliveryId: args.id ?? `msg_${randomUUID()}`,
+    timestamp: args.timestamp ?? Math.floor(Date.now() / 1000),
+  });
   writeOut(JSON.stringify({ body, headers: { "Content-Type": "application/json", ...signed } }));
   return EXIT.OK;
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { headerNameProblem, headerValueProblem } from "../delivery/http-header-check.js";
 import { SIGNATURE_SCHEMES } from "../delivery/signing/index.js";
+import { DELIVERY_FORMATS } from "../delivery/cloudevent-format.js";
 import { DURATION_FORMS, parseDurationMs } from "./durations.js";
 
 /*
@@ -144,6 +145,10 @@ const subscriptionSchema = z.strictObject({
   "target-url": httpUrl,
   headers: headerMap,
   "rate-limit": rateLimitSchema,
+  format: z
+    .enum(DELIVERY_FORMATS, { error: `expected one of ${DELIVERY_FORMATS.join(", ")}` })
+    .optional()
+    .transform((v) => v ?? "pyfly"),
 });
 
 const MAX_SCHEDULE_ENTRIES = 100;
@@ -173,6 +178,13 @@ const callbackConfigSchema = z.strictObject({
     .array(nonEmpty(), { error: "expected a list of secrets" })
     .optional()
     .transform((v) => v ?? []),
+  // pyfly-timestamped and github sign in one header; a receiver may expect it under another name.
+  "signature-header": nonEmpty()
+    .superRefine((name, ctx) => {
+      const problem = headerNameProblem(name);
+      if (problem) ctx.addIssue({ code: "custom", message: `header name ${problem}` });
+    })
+    .optional(),
   // Unset here: the global retry.schedule if there is one, else pyfly's 5 and 5000 (load.ts).
   "max-attempts": int(0, undefined, 100),
   "backoff-ms": int(0, undefined),
@@ -216,6 +228,15 @@ const kafkaSchema = section({
   "event-type-header": nonEmpty()
     .optional()
     .transform((v) => (v ?? "x-event-type").toLowerCase()),
+  // Structured CloudEvents: the extension attribute naming the tenant (the tenant header if absent).
+  "cloudevents-tenant-attribute": nonEmpty()
+    .regex(/^[a-z0-9]{1,20}$/, { error: "a CloudEvents attribute name: lower-case letters and digits, at most 20" })
+    .optional()
+    .transform((v) => v ?? "tenantid"),
+  // The producer's own event id (CloudEvents' ce_id when absent): delivery ids derive from it.
+  "event-id-header": nonEmpty()
+    .optional()
+    .transform((v) => (v ?? "x-event-id").toLowerCase()),
   "max-in-flight": int(1, 256, 100_000),
   ordering: z
     .enum(ORDERINGS, { error: `expected one of ${ORDERINGS.join(", ")}` })

@@ -1,7 +1,13 @@
 import { parseCidr } from "../delivery/ssrf/ip-address.js";
 import { TRANSPORT_HEADERS } from "../delivery/http-header-check.js";
 import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
-import { isSignatureHeader, signingSecretProblem, standardWebhookKeyLengthProblem } from "../delivery/signing/index.js";
+import {
+  DEFAULT_SIGNATURE_HEADER,
+  isSignatureHeader,
+  ROTATING_SCHEMES,
+  signingSecretProblem,
+  standardWebhookKeyLengthProblem,
+} from "../delivery/signing/index.js";
 import { ConfigError, ConfigWarning } from "./errors.js";
 import { handoffTopicsOf, type RawCallbacks } from "./schema.js";
 import { tierTopicName } from "../domain/retry-tiers.js";
@@ -51,18 +57,27 @@ export function checkSemantics(raw: RawCallbacks): ConfigError[] {
         // Framing headers belong to the HTTP client; a configured one would corrupt or smuggle requests.
         if (TRANSPORT_HEADERS.has(name.toLowerCase())) at(path, "is set by the HTTP client and cannot be configured");
         // Even unsigned, a configured look-alike would let receivers mistake it for ours.
-        if (isSignatureHeader(name) || IDENTITY_HEADERS.has(name.toLowerCase()))
+        const ownSignature = config["signature-header"]?.toLowerCase() === name.toLowerCase();
+        if (isSignatureHeader(name) || ownSignature || IDENTITY_HEADERS.has(name.toLowerCase()))
           at(path, "is set by callback-sidecar and cannot be configured");
       }
     });
+    const signatureHeader = config["signature-header"];
+    if (signatureHeader !== undefined) {
+      if (DEFAULT_SIGNATURE_HEADER[config["signing-scheme"]] === undefined || config["signing-scheme"] === "pyfly") {
+        at(`configs[${i}].signature-header`, "applies to signing-scheme pyfly-timestamped or github only");
+      } else if (TRANSPORT_HEADERS.has(signatureHeader.toLowerCase()) || IDENTITY_HEADERS.has(signatureHeader.toLowerCase())) {
+        at(`configs[${i}].signature-header`, "names a header the HTTP client or callback-sidecar sets");
+      }
+    }
     if (config["retry-schedule"] !== undefined && (config["max-attempts"] !== undefined || config["backoff-ms"] !== undefined)) {
       at(`configs[${i}].retry-schedule`, "set either retry-schedule or max-attempts/backoff-ms, not both");
     }
     if (config["additional-secrets"].length > 0) {
-      if (config["signing-scheme"] !== "standard-webhooks") {
+      if (!ROTATING_SCHEMES.includes(config["signing-scheme"])) {
         at(
           `configs[${i}].additional-secrets`,
-          "secret rotation needs signing-scheme standard-webhooks (pyfly receivers accept one signature)",
+          `secret rotation needs signing-scheme ${ROTATING_SCHEMES.join(" or ")} (${config["signing-scheme"]} receivers accept one signature)`,
         );
       } else if (!hasSecret) {
         at(`configs[${i}].additional-secrets`, "additional secrets need a primary secret");

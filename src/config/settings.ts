@@ -28,6 +28,8 @@ export interface SidecarSettings {
     fromBeginning: boolean;
     tenantHeader: string;
     eventTypeHeader: string;
+    eventIdHeader: string;
+    cloudEventsTenantAttribute: string;
     maxInFlight: number;
     ordering: (typeof ORDERINGS)[number];
     sessionTimeoutMs: number;

@@ -75,7 +75,8 @@ export class Dispatcher {
   }
 
   plan(event: PreparedEvent): PlannedDelivery[] {
-    return planDeliveries(this.options.configs.findByTenant(event.tenantId), event.eventType, event.source);
+    const producer = event.eventId === null ? null : { tenantId: event.tenantId, eventId: event.eventId };
+    return planDeliveries(this.options.configs.findByTenant(event.tenantId), event.eventType, event.source, producer);
   }
 
   /**
@@ -97,8 +98,8 @@ export class Dispatcher {
     // max_attempts 0, or a retried delivery that arrives with its attempts already spent.
     if (execution.attempts >= allowed) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
     const attempt = execution.attempts + 1;
-    const headers = this.signer.headersFor(event, planned, Math.floor(this.now() / 1000));
-    const { outcome, durationMs } = await this.options.sender.send({ url, headers, body: event.body });
+    const { headers, body } = this.signer.requestFor(event, planned, Math.floor(this.now() / 1000));
+    const { outcome, durationMs } = await this.options.sender.send({ url, headers, body });
     execution.attempts = attempt;
     execution.duration_ms = Math.round(durationMs * 1000) / 1000;
     execution.response_status = outcome.kind === "response" ? outcome.status : null;

@@ -12,6 +12,10 @@ export interface PreparedEvent {
   source: EventSource | null;
   /** When the event happened (the Kafka record timestamp), for the event-latency histogram. */
   occurredAt: number;
+  /** The producer's id of the event, when it gave one: delivery ids derive from it (domain/delivery-id.ts). */
+  eventId: string | null;
+  /** The producer's CloudEvents context attributes, when it sent a CloudEvent (see cloudevent-format.ts). */
+  cloudEvent: Record<string, unknown> | null;
 }
 
 // Executions live in a bounded in-memory window; a multi-megabyte payload in each would not be.
@@ -28,6 +32,8 @@ export function prepareEvent(
   json: string | Uint8Array,
   source: EventSource | null = null,
   occurredAt: number = Date.now(),
+  eventId: string | null = null,
+  cloudEvent: Record<string, unknown> | null = null,
 ): PreparedEvent {
   const body = canonicalizeJson(json, { strict: true });
   let payload: unknown;
@@ -46,6 +52,8 @@ export function prepareEvent(
     },
     source,
     occurredAt,
+    eventId,
+    cloudEvent,
   };
 }
 

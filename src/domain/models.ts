@@ -28,10 +28,12 @@ export const CallbackSubscription = z.object({
   headers: z.record(z.string(), z.string()).default({}),
   // Beyond pyfly: this subscription's own rate limit (its config's, if any, applies too).
   rate_limit: RateLimit.nullable().default(null),
+  // Beyond pyfly: the request's shape, pyfly's body or the CloudEvents HTTP binding.
+  format: z.enum(["pyfly", "cloudevents-binary", "cloudevents-structured"]).default("pyfly"),
 });
 export type CallbackSubscription = z.infer<typeof CallbackSubscription>;
 
-export const SigningScheme = z.enum(["pyfly", "standard-webhooks"]);
+export const SigningScheme = z.enum(["pyfly", "pyfly-timestamped", "github", "standard-webhooks"]);
 export type SigningScheme = z.infer<typeof SigningScheme>;
 
 export const CallbackConfig = z.object({
@@ -47,6 +49,8 @@ export const CallbackConfig = z.object({
   // Beyond pyfly: the signature scheme, and older secrets still signed with during a rotation.
   signing_scheme: SigningScheme.default("pyfly"),
   additional_secrets: z.array(z.string()).default([]),
+  // Beyond pyfly: the header of a one-header scheme when not its default (e.g. Stripe-Signature).
+  signature_header: z.string().nullable().default(null),
   // Beyond pyfly: the event topics the tenant's records may come from for this config (empty: any).
   topics: z.array(z.string()).default([]),
   // Beyond pyfly: explicit waits (ms) before attempts 2..n; when set, it replaces max_attempts and

@@ -18,6 +18,7 @@ export const UNDISPATCHABLE_REASONS = [
   "missing_event_type",
   "invalid_header",
   "invalid_json",
+  "invalid_cloudevent",
   "unknown_tenant",
   "tenant_not_allowed_on_topic",
   "invalid_retry_record",

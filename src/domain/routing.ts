@@ -1,5 +1,5 @@
 import type { CallbackConfig, CallbackSubscription, EventSource } from "./models.js";
-import { deliveryIdFor } from "./delivery-id.js";
+import { deliveryIdFor, type ProducerEventId } from "./delivery-id.js";
 
 /** One webhook to send for one event: which config and subscription, under which stable id. */
 export interface PlannedDelivery {
@@ -14,7 +14,12 @@ export function matchesEventType(subscription: CallbackSubscription, eventType: 
 }
 
 /** The tenant's enabled configs x their matching subscriptions, in configuration order. */
-export function planDeliveries(configs: readonly CallbackConfig[], eventType: string, source: EventSource | null): PlannedDelivery[] {
+export function planDeliveries(
+  configs: readonly CallbackConfig[],
+  eventType: string,
+  source: EventSource | null,
+  producer: ProducerEventId | null = null,
+): PlannedDelivery[] {
   const planned: PlannedDelivery[] = [];
   for (const config of configs) {
     if (!config.enabled) continue;
@@ -25,7 +30,7 @@ export function planDeliveries(configs: readonly CallbackConfig[], eventType: st
       const identity = `${subscription.event_type}\u0000${subscription.target_url}`;
       const occurrence = occurrences.get(identity) ?? 0;
       occurrences.set(identity, occurrence + 1);
-      planned.push({ config, subscription, deliveryId: deliveryIdFor(source, config.id, subscription, occurrence) });
+      planned.push({ config, subscription, deliveryId: deliveryIdFor(source, config.id, subscription, occurrence, producer) });
     }
   }
   return planned;

@@ -25,6 +25,10 @@ export const H = {
   dueAt: "callback-due-at",
   /** "1": the due time is a rate-limit slot reserved for this delivery; it goes then without asking again. */
   slotReserved: "callback-slot-reserved",
+  /** The producer's event id, so a retry's CloudEvents id is the first attempt's. */
+  eventId: "callback-event-id",
+  /** The producer's CloudEvents context attributes (JSON), for the CloudEvents formats' retries. */
+  cloudEvent: "callback-cloudevent",
   createdAt: "callback-created-at",
   occurredAt: "callback-occurred-at",
   lastError: "callback-last-error",
@@ -97,6 +101,9 @@ export interface DeliveryHandoff {
   lastError: string | null;
   responseStatus: number | null;
   source: EventSource | null;
+  /** The producer's event id and CloudEvents context, when it gave them (see delivery/cloudevent-format.ts). */
+  eventId?: string | undefined;
+  cloudEvent?: Record<string, unknown> | undefined;
 }
 
 /** Header values as Kafka hands them: the first value, as text. */
@@ -152,6 +159,12 @@ function handoffHeaders(h: DeliveryHandoff): Record<string, string> {
   if (h.lastError !== null) out[H.lastError] = boundedError(h.lastError);
   if (h.responseStatus !== null) out[H.responseStatus] = String(h.responseStatus);
   if (h.source !== null) out[H.source] = JSON.stringify(h.source);
+  if (h.eventId !== undefined) out[H.eventId] = h.eventId;
+  if (h.cloudEvent !== undefined) {
+    // Bounded like a carried header; beyond it the retry's context falls back to the defaults.
+    const json = JSON.stringify(h.cloudEvent);
+    if (Buffer.byteLength(json) <= MAX_CARRIED_HEADER_BYTES) out[H.cloudEvent] = json;
+  }
   return out;
 }
 
@@ -295,5 +308,20 @@ export function readDeliveryHandoff(
     dueAt: num(H.dueAt, headerText(headers, H.dueAt)),
     origin: headerText(headers, H.origin),
     slotReserved: headerText(headers, H.slotReserved) === "1",
+    eventId: headerText(headers, H.eventId),
+    cloudEvent: cloudEventOf(headerText(headers, H.cloudEvent)),
   };
+}
+
+function cloudEventOf(json: string | undefined): Record<string, unknown> | undefined {
+  if (json === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw new HandoffFormatError(`header ${H.cloudEvent} is not JSON`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+    throw new HandoffFormatError(`header ${H.cloudEvent} is not an object`);
+  return parsed as Record<string, unknown>;
 }

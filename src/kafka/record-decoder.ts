@@ -24,14 +24,17 @@ export function firstValue(value: HeaderValue): Buffer | string | undefined {
 
 export type DecodeFailure = "missing_tenant" | "missing_event_type" | "invalid_header" | "invalid_json";
 
-export type DecodedRecord = { ok: true; tenantId: string; eventType: string } | { ok: false; reason: DecodeFailure; detail: string };
+export type DecodedRecord =
+  { ok: true; tenantId: string; eventType: string; eventId: string | null } | { ok: false; reason: DecodeFailure; detail: string };
 
 export interface HeaderNames {
   tenant: string;
   eventType: string;
+  /** The producer's event id; delivery ids derive from it when present (domain/delivery-id.ts). */
+  eventId: string;
 }
 
-export const CLOUDEVENTS_HEADERS: HeaderNames = { tenant: "ce_tenantid", eventType: "ce_type" };
+export const CLOUDEVENTS_HEADERS: HeaderNames = { tenant: "ce_tenantid", eventType: "ce_type", eventId: "ce_id" };
 const MAX_HEADER_VALUE_LENGTH = 256;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -55,10 +58,14 @@ function readHeader(headers: RecordHeaders, name: string): HeaderRead {
   if (distinct.size > 1) return { invalid: `header ${name} appears ${values.length} times with different values` };
   const value = decoded[0] as string;
   if (value.trim() === "") return { missing: true };
-  if (value.length > MAX_HEADER_VALUE_LENGTH) return { invalid: `header ${name} is longer than ${MAX_HEADER_VALUE_LENGTH} characters` };
-  const problem = headerValueProblem(value);
-  if (problem) return { invalid: `header ${name} ${problem}` };
-  return { value };
+  const issue = headerValueIssue(value);
+  return issue ? { invalid: `header ${name} ${issue}` } : { value };
+}
+
+/** Why a tenant, event type or event id cannot be used (it becomes a header value and a label). */
+export function headerValueIssue(value: string): string | undefined {
+  if (value.length > MAX_HEADER_VALUE_LENGTH) return `is longer than ${MAX_HEADER_VALUE_LENGTH} characters`;
+  return headerValueProblem(value);
 }
 
 /** Ours first; CloudEvents only when ours is absent (not when it is present but bad). */
@@ -76,5 +83,8 @@ export function decodeRecordHeaders(headers: RecordHeaders, names: HeaderNames):
   if ("invalid" in eventType) return { ok: false, reason: "invalid_header", detail: eventType.invalid };
   if ("missing" in eventType)
     return { ok: false, reason: "missing_event_type", detail: `no ${names.eventType} (or ${CLOUDEVENTS_HEADERS.eventType}) header` };
-  return { ok: true, tenantId: tenant.value, eventType: eventType.value };
+  // Optional: without one, delivery ids derive from the record's coordinates.
+  const eventId = pick(headers, names.eventId, CLOUDEVENTS_HEADERS.eventId);
+  if ("invalid" in eventId) return { ok: false, reason: "invalid_header", detail: eventId.invalid };
+  return { ok: true, tenantId: tenant.value, eventType: eventType.value, eventId: "missing" in eventId ? null : eventId.value };
 }

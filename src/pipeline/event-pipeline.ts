@@ -3,6 +3,8 @@ import type { UndispatchableReason } from "../domain/outcomes.js";
 import { tenantAllowedOnTopic } from "../domain/tenant-binding.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { decodeRecordHeaders } from "../kafka/record-decoder.js";
+import { binaryCloudEventOf, contentModeOf, readEnvelopes } from "../kafka/cloudevent-envelope.js";
+import type { PlannedDelivery } from "../domain/routing.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage } from "./delivery-stage.js";
 import { HandoffWriter } from "./handoff-writer.js";
@@ -53,34 +55,120 @@ export class EventPipeline implements RecordProcessor {
       return this.writer.undispatchable(record, reason, detail, tenant, signals);
     };
 
-    const decoded = decodeRecordHeaders(record.headers, deps.headerNames);
-    if (!decoded.ok) return refuse(decoded.reason, decoded.detail);
-    const { tenantId, eventType } = decoded;
-    if (!deps.configs.hasTenant(tenantId)) return refuse("unknown_tenant", "no callback config for this tenant");
-    if (record.value === null || record.value.length === 0) return refuse("invalid_json", "the record has no value", tenantId);
-
-    let event: PreparedEvent;
-    try {
-      const source = { topic: record.topic, partition: record.partition, offset: record.offset };
-      event = prepareEvent(tenantId, eventType, record.value, source, Number(record.timestamp) || deps.now());
-    } catch (error) {
-      if (hasCode(error, "INVALID_JSON")) return refuse("invalid_json", error.message, tenantId);
-      throw error;
+    const read = this.eventsOf(record);
+    if (!read.ok) return refuse(read.reason, read.detail, read.tenant);
+    const planned: { event: PreparedEvent; planned: PlannedDelivery }[] = [];
+    // In a batch each event stands alone: the good ones are delivered, the record is dead-lettered
+    // once for the first bad one (its detail names the event).
+    let refusal: { reason: UndispatchableReason; detail: string; tenant?: string } | undefined;
+    for (const [i, candidate] of read.events.entries()) {
+      const where = read.events.length > 1 ? `event [${i}]: ` : "";
+      const result = this.plan(record, candidate);
+      if ("reason" in result) refusal ??= { ...result, detail: where + result.detail };
+      else planned.push(...result);
     }
-    // Tenant binding: a config that names its topics takes this tenant's records from those only.
-    const all = deps.dispatcher.plan(event);
-    const planned = all.filter((p) => tenantAllowedOnTopic(p.config, record.topic));
-    if (planned.length === 0 && all.length > 0)
-      return refuse("tenant_not_allowed_on_topic", `tenant's configs do not accept records from topic ${record.topic}`, tenantId);
-    if (planned.length === 0) {
+    if (planned.length === 0 && refusal === undefined) {
       // A tenant subscribing to some event types only is normal: counted, not a dead letter.
       deps.metrics?.eventsSkipped.inc({ reason: "no_subscription" });
       return DONE;
     }
     const origin = { headers: record.headers, key: record.key };
     const ends = await Promise.all(
-      planned.map((p) => this.stage.run({ event, planned: p, origin, signals, mode: "event" }, deps.dispatcher.newExecution(event, p))),
+      planned.map((p) =>
+        this.stage.run(
+          { event: p.event, planned: p.planned, origin, signals, mode: "event" },
+          deps.dispatcher.newExecution(p.event, p.planned),
+        ),
+      ),
     );
-    return ends.some((e) => e.kind === "abandoned") ? ABANDONED : DONE;
+    if (ends.some((e) => e.kind === "abandoned")) return ABANDONED;
+    return refusal ? refuse(refusal.reason, refusal.detail, refusal.tenant) : DONE;
+  }
+
+  /** The events a record carries: one (binary mode, our headers), or what its envelope(s) hold. */
+  private eventsOf(record: InboundRecord): RecordEvents {
+    const { deps } = this;
+    const mode = contentModeOf(record.headers);
+    const decoded = decodeRecordHeaders(record.headers, deps.headerNames);
+    if (mode === "binary") {
+      if (!decoded.ok) return { ok: false, reason: decoded.reason, detail: decoded.detail };
+      return {
+        ok: true,
+        events: [
+          {
+            tenantId: decoded.tenantId,
+            eventType: decoded.eventType,
+            eventId: decoded.eventId,
+            json: record.value,
+            cloudEvent: binaryCloudEventOf(record.headers),
+          },
+        ],
+      };
+    }
+    // A tenant header is the fallback for envelopes without the tenant attribute (Dapr metadata).
+    const fallbackTenant = decoded.ok ? decoded.tenantId : undefined;
+    const read = readEnvelopes(record.value, mode, { tenantAttribute: deps.tenantAttribute, fallbackTenant });
+    if (!read.ok) return { ok: false, reason: "invalid_cloudevent", detail: read.detail, tenant: fallbackTenant };
+    return {
+      ok: true,
+      events: read.events.map((e) => ({
+        tenantId: e.tenantId,
+        eventType: e.eventType,
+        eventId: e.eventId,
+        json: e.data,
+        cloudEvent: e.attributes,
+      })),
+    };
+  }
+
+  /** One event's deliveries, or why it has none it should have had. */
+  private plan(record: InboundRecord, candidate: RecordEvent): { event: PreparedEvent; planned: PlannedDelivery }[] | Refusal {
+    const { deps } = this;
+    const { tenantId } = candidate;
+    if (!deps.configs.hasTenant(tenantId)) return { reason: "unknown_tenant", detail: "no callback config for this tenant" };
+    if (candidate.json === null || candidate.json.length === 0)
+      return { reason: "invalid_json", detail: "the record has no value", tenant: tenantId };
+    let event: PreparedEvent;
+    try {
+      const source = { topic: record.topic, partition: record.partition, offset: record.offset };
+      event = prepareEvent(
+        tenantId,
+        candidate.eventType,
+        candidate.json,
+        source,
+        Number(record.timestamp) || deps.now(),
+        candidate.eventId,
+        candidate.cloudEvent,
+      );
+    } catch (error) {
+      if (hasCode(error, "INVALID_JSON")) return { reason: "invalid_json", detail: error.message, tenant: tenantId };
+      throw error;
+    }
+    // Tenant binding: a config that names its topics takes this tenant's records from those only.
+    const all = deps.dispatcher.plan(event);
+    const planned = all.filter((p) => tenantAllowedOnTopic(p.config, record.topic));
+    if (planned.length === 0 && all.length > 0)
+      return {
+        reason: "tenant_not_allowed_on_topic",
+        detail: `tenant's configs do not accept records from topic ${record.topic}`,
+        tenant: tenantId,
+      };
+    return planned.map((p) => ({ event, planned: p }));
   }
 }
+
+interface RecordEvent {
+  tenantId: string;
+  eventType: string;
+  eventId: string | null;
+  json: string | Buffer | null;
+  cloudEvent: Record<string, unknown> | null;
+}
+
+interface Refusal {
+  reason: UndispatchableReason;
+  detail: string;
+  tenant?: string;
+}
+
+type RecordEvents = { ok: true; events: RecordEvent[] } | ({ ok: false } & Refusal);

@@ -195,5 +195,7 @@ export function handoffOf(event: PreparedEvent, planned: DeliveryIdentity, execu
     lastError: execution.last_error,
     responseStatus: execution.response_status,
     source: event.source,
+    eventId: event.eventId ?? undefined,
+    cloudEvent: event.cloudEvent ?? undefined,
   };
 }

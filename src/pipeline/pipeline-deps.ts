@@ -38,6 +38,8 @@ export interface PipelineDeps {
   /** This deployment's name on the retry records it writes (its consumer group id). */
   origin: string;
   headerNames: HeaderNames;
+  /** The CloudEvents extension attribute naming the tenant in structured and batched records. */
+  tenantAttribute: string;
   /** How long a fresh delivery may wait in process (backoff, a limit, a busy host) before handing over. */
   inProcessBudgetMs: number;
   jitter: number;

@@ -88,7 +88,15 @@ export class RetryPipeline implements RecordProcessor {
     }
     let event: PreparedEvent;
     try {
-      event = prepareEvent(handoff.tenantId, handoff.eventType, record.value ?? Buffer.alloc(0), handoff.source, handoff.occurredAt);
+      event = prepareEvent(
+        handoff.tenantId,
+        handoff.eventType,
+        record.value ?? Buffer.alloc(0),
+        handoff.source,
+        handoff.occurredAt,
+        handoff.eventId ?? null,
+        handoff.cloudEvent ?? null,
+      );
     } catch (error) {
       if (hasCode(error, "INVALID_JSON"))
         return this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals);

@@ -63,7 +63,7 @@ const cases: [string, string, string][] = [
   [
     "rotation with pyfly",
     base(tenant("        additional-secrets: [old]")),
-    "pyfly.callbacks.configs[0].additional-secrets: secret rotation needs signing-scheme standard-webhooks",
+    "pyfly.callbacks.configs[0].additional-secrets: secret rotation needs signing-scheme pyfly-timestamped or standard-webhooks",
   ],
   [
     "3-byte standard-webhooks key",

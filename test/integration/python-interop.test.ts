@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { canonicalizeJson } from "../../src/delivery/canonical-json.js";
-import { pyflySignature, signatureHeaders, standardWebhookHeaders, verifyStandardWebhook } from "../../src/delivery/signing/index.js";
+import {
+  pyflySignature,
+  signatureHeaders,
+  standardWebhookHeaders,
+  verifyStandardWebhook,
+  verifyTimestamped,
+} from "../../src/delivery/signing/index.js";
 import { ensurePythonVenv, runPython } from "../support/python.js";
 import { prng } from "../support/prng.js";
 
@@ -308,6 +314,78 @@ json.dump(out, sys.stdout)
     const got = JSON.parse(runPython(RECEIVER, JSON.stringify(cases))) as { valid: boolean; canonical: boolean }[];
     expect(got.map((g) => g.valid)).toEqual(cases.map((c) => c.want));
     expect(got.every((g) => g.canonical)).toBe(true);
+  });
+});
+
+describe("pyfly-timestamped and github against pyfly.webhooks' Stripe and GitHub validators (their algorithm, in Python)", () => {
+  // StripeSignatureValidator as ../shared/reference/pyfly-webhooks-signatures.md describes it:
+  // split on "," then on the first "="; t an integer within the tolerance of now; any v1 matching;
+  // payload t + "." + body decoded as UTF-8 with replacement; constant-time compare.
+  // GitHubSignatureValidator: "sha256=" + hex HMAC of the raw body.
+  const VALIDATORS = String.raw`
+import hashlib, hmac, json, sys, time
+
+def stripe_is_valid(secret, body, header, tolerance=300):
+    timestamp, signatures = None, []
+    for part in header.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            continue
+        key, value = key.strip(), value.strip()
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                return False
+        elif key == "v1":
+            signatures.append(value)
+    if timestamp is None or abs(time.time() - timestamp) > tolerance:
+        return False
+    payload = (str(timestamp) + "." + body.decode("utf-8", errors="replace")).encode("utf-8")
+    expected = hmac.new(secret.encode("utf-8"), payload, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, s) for s in signatures)
+
+def github_is_valid(secret, body, header):
+    expected = "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header)
+
+out = []
+for case in json.load(sys.stdin):
+    body = bytes.fromhex(case["body_hex"])
+    check = stripe_is_valid if case["scheme"] == "stripe" else github_is_valid
+    out.append(check(case["secret"], body, case["header"]))
+json.dump(out, sys.stdout)
+`;
+
+  const body = Buffer.from(canonicalizeJson('{"order":{"id":42,"total":19.99},"note":"Zoë 😀"}'), "utf8");
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it("accepts the timestamped scheme with either rotated secret, rejects a body changed by one byte and a timestamp older than the tolerance", () => {
+    const fresh = signatureHeaders({ scheme: "pyfly-timestamped", secrets: ["new-secret", "old-secret"], body, timestamp: now() });
+    const stale = signatureHeaders({ scheme: "pyfly-timestamped", secrets: ["new-secret"], body, timestamp: now() - 301 });
+    const header = fresh["X-Pyfly-Signature"]!;
+    expect(header).toMatch(/^t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}$/);
+    const changed = Buffer.from(body);
+    changed.writeUInt8(changed.readUInt8(changed.length - 2) ^ 1, changed.length - 2);
+    const cases = [
+      { secret: "new-secret", body_hex: body.toString("hex"), header, want: true },
+      { secret: "old-secret", body_hex: body.toString("hex"), header, want: true },
+      { secret: "other", body_hex: body.toString("hex"), header, want: false },
+      { secret: "new-secret", body_hex: changed.toString("hex"), header, want: false },
+      { secret: "new-secret", body_hex: body.toString("hex"), header: stale["X-Pyfly-Signature"]!, want: false },
+    ].map((c) => ({ ...c, scheme: "stripe" }));
+    expect(JSON.parse(runPython(VALIDATORS, JSON.stringify(cases)))).toEqual(cases.map((c) => c.want));
+    // And our own verifier, which the verify command uses, agrees case by case.
+    expect(cases.map((c) => verifyTimestamped([c.secret], c.header, Buffer.from(c.body_hex, "hex")).ok)).toEqual(cases.map((c) => c.want));
+  });
+
+  it("accepts the github scheme's X-Hub-Signature-256 value and rejects another secret", () => {
+    const header = signatureHeaders({ scheme: "github", secrets: ["gh-secret"], body })["X-Hub-Signature-256"]!;
+    const cases = [
+      { scheme: "github", secret: "gh-secret", body_hex: body.toString("hex"), header, want: true },
+      { scheme: "github", secret: "other", body_hex: body.toString("hex"), header, want: false },
+    ];
+    expect(JSON.parse(runPython(VALIDATORS, JSON.stringify(cases)))).toEqual(cases.map((c) => c.want));
   });
 });
 

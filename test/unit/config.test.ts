@@ -179,7 +179,7 @@ describe("configuration errors name the key path", () => {
     ],
     [
       "pyfly: {callbacks: {configs: [{tenant-id: a, name: n, signing-scheme: hmac}]}}",
-      "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, standard-webhooks",
+      "pyfly.callbacks.configs[0].signing-scheme: expected one of pyfly, pyfly-timestamped, github, standard-webhooks",
     ],
     ["pyfly: {callbacks: {enabled: true}}", "pyfly.callbacks.kafka.topics: no topic to consume"],
     [
@@ -305,5 +305,41 @@ ${extra}
     expect(errorsOf("pyfly:\n  callbacks:\n    retry:\n      tiers: [1s]\n      topic: " + "r".repeat(248) + "\n").join("\n")).toContain(
       "pyfly.callbacks.retry.tiers[0]: gives the tier topic name",
     );
+  });
+});
+
+describe("signature schemes and headers", () => {
+  const tenant = (extra: string) =>
+    `pyfly:\n  callbacks:\n    configs:\n      - tenant-id: acme\n        name: n\n        secret: s3cr3t\n${extra}\n        subscriptions:\n          - event-type: "*"\n            target-url: https://hooks.example.com/h\n`;
+
+  it("pyfly-timestamped rotates with additional-secrets and may sign under another header (Stripe-Signature)", () => {
+    const [c] = parseSettings(
+      tenant("        signing-scheme: pyfly-timestamped\n        additional-secrets: [old]\n        signature-header: Stripe-Signature"),
+      {},
+    ).configs;
+    expect([c?.signing_scheme, c?.additional_secrets, c?.signature_header]).toEqual(["pyfly-timestamped", ["old"], "Stripe-Signature"]);
+  });
+
+  it.each([
+    [
+      "        signing-scheme: github\n        additional-secrets: [old]",
+      "configs[0].additional-secrets: secret rotation needs signing-scheme pyfly-timestamped or standard-webhooks",
+    ],
+    ["        signature-header: X-Sig", "configs[0].signature-header: applies to signing-scheme pyfly-timestamped or github only"],
+    [
+      "        signing-scheme: github\n        signature-header: Content-Length",
+      "configs[0].signature-header: names a header the HTTP client or callback-sidecar sets",
+    ],
+    ["        signing-scheme: github\n        signature-header: bad header", "configs[0].signature-header: header name"],
+  ])("%s is refused, naming the key path", (extra, message) => {
+    expect(errorsOf(tenant(extra)).join("\n")).toContain(message);
+  });
+
+  it("a subscription header cannot take the config's own signature header", () => {
+    const yaml = tenant("        signing-scheme: github\n        signature-header: X-Sig").replace(
+      "target-url: https://hooks.example.com/h",
+      "target-url: https://hooks.example.com/h\n            headers: { x-sig: forged }",
+    );
+    expect(errorsOf(yaml).join("\n")).toContain("configs[0].subscriptions[0].headers.x-sig: is set by callback-sidecar");
   });
 });

@@ -218,3 +218,37 @@ describe("the scheduler around the pipeline", () => {
     expect(started).toEqual(["a0", "b0", "a1", "a2", "a3", "a4"]);
   });
 });
+
+describe("CloudEvents envelopes", () => {
+  const ce = (extra: Record<string, unknown>) => ({
+    specversion: "1.0",
+    id: "e",
+    source: "/s",
+    type: "OrderPlaced",
+    tenantid: "acme",
+    ...extra,
+  });
+
+  it("a structured record is delivered with its data as the body", async () => {
+    const bodies: string[] = [];
+    const h = harness({ endpoint: (req) => (bodies.push(String(req.body)), ok) });
+    h.produce(JSON.stringify(ce({ data: { b: 1, a: 2 } })), { "content-type": "application/cloudevents+json" });
+    await vi.runAllTimersAsync();
+    expect(bodies).toEqual(['{"a":2,"b":1}']);
+    expect(h.committable().get(TOPICS.events)).toBe("1");
+  });
+
+  it("in a batch each event stands alone: the good ones are delivered, the record is dead-lettered once naming the bad one", async () => {
+    const bodies: string[] = [];
+    const h = harness({ endpoint: (req) => (bodies.push(String(req.body)), ok) });
+    const batch = [ce({ id: "1", data: 1 }), ce({ id: "2", tenantid: "nobody", data: 2 }), ce({ id: "3", data: 3 })];
+    h.produce(JSON.stringify(batch), { "content-type": "application/cloudevents-batch+json" });
+    await vi.runAllTimersAsync();
+    expect(bodies.sort()).toEqual(["1", "3"]);
+    const letters = h.topic(TOPICS.deadLetter);
+    expect(letters.map((l) => [headerText(l.headers, H.reason), headerText(l.headers, H.lastError)])).toEqual([
+      ["unknown_tenant", "event [1]: no callback config for this tenant"],
+    ]);
+    expect(h.committable().get(TOPICS.events)).toBe("1");
+  });
+});

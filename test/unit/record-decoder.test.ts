@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { CLOUDEVENTS_HEADERS, decodeRecordHeaders, type HeaderNames, type RecordHeaders } from "../../src/kafka/record-decoder.js";
 
-const DEFAULT: HeaderNames = { tenant: "x-tenant-id", eventType: "x-event-type" };
+const DEFAULT: HeaderNames = { tenant: "x-tenant-id", eventType: "x-event-type", eventId: "x-event-id" };
 const decode = (headers: RecordHeaders, names: HeaderNames = DEFAULT) => decodeRecordHeaders(headers, names);
-const ok = (tenantId: string, eventType: string) => ({ ok: true, tenantId, eventType });
+const ok = (tenantId: string, eventType: string, eventId: string | null = null) => ({ ok: true, tenantId, eventType, eventId });
 
 describe("decodeRecordHeaders", () => {
   it("reads the default headers", () => {
@@ -28,7 +28,7 @@ describe("decodeRecordHeaders", () => {
   });
 
   it("reads configured header names instead of the defaults", () => {
-    const names = { tenant: "org", eventType: "kind" };
+    const names = { tenant: "org", eventType: "kind", eventId: "eid" };
     expect(decode({ org: "acme", kind: "order.created" }, names)).toEqual(ok("acme", "order.created"));
     // The defaults are then just other headers.
     const r = decode({ "x-tenant-id": "acme", "x-event-type": "order.created" }, names);
@@ -37,7 +37,7 @@ describe("decodeRecordHeaders", () => {
 
   it("matches record header names case-insensitively", () => {
     expect(decode({ "X-Tenant-Id": "acme", "X-EVENT-TYPE": "order.created" })).toEqual(ok("acme", "order.created"));
-    expect(decode({ ORG: "acme", Kind: "e" }, { tenant: "org", eventType: "kind" })).toEqual(ok("acme", "e"));
+    expect(decode({ ORG: "acme", Kind: "e" }, { tenant: "org", eventType: "kind", eventId: "eid" })).toEqual(ok("acme", "e"));
     expect(decode({ CE_TENANTID: "acme", Ce_Type: "e" })).toEqual(ok("acme", "e"));
   });
 
@@ -49,9 +49,25 @@ describe("decodeRecordHeaders", () => {
     });
   });
 
+  describe("the producer's event id", () => {
+    it("is read from the event-id header, else ce_id, and is optional", () => {
+      const h = { "x-tenant-id": "acme", "x-event-type": "e" };
+      expect(decode(h)).toEqual(ok("acme", "e"));
+      expect(decode({ ...h, ce_id: "ce-1" })).toEqual(ok("acme", "e", "ce-1"));
+      expect(decode({ ...h, ce_id: "ce-1", "X-Event-Id": "ours-1" })).toEqual(ok("acme", "e", "ours-1"));
+    });
+
+    it("is refused like the tenant when it cannot be a header value", () => {
+      expect(decode({ "x-tenant-id": "acme", "x-event-type": "e", "x-event-id": "a\u0000b" })).toMatchObject({
+        ok: false,
+        reason: "invalid_header",
+      });
+    });
+  });
+
   describe("CloudEvents binary-mode fallback", () => {
     it("names the CloudEvents headers", () => {
-      expect(CLOUDEVENTS_HEADERS).toEqual({ tenant: "ce_tenantid", eventType: "ce_type" });
+      expect(CLOUDEVENTS_HEADERS).toEqual({ tenant: "ce_tenantid", eventType: "ce_type", eventId: "ce_id" });
     });
 
     it("is used when ours are absent", () => {
@@ -61,7 +77,7 @@ describe("decodeRecordHeaders", () => {
     });
 
     it("is also used with configured names", () => {
-      expect(decode({ ce_tenantid: "acme", ce_type: "e" }, { tenant: "org", eventType: "kind" })).toEqual(ok("acme", "e"));
+      expect(decode({ ce_tenantid: "acme", ce_type: "e" }, { tenant: "org", eventType: "kind", eventId: "eid" })).toEqual(ok("acme", "e"));
     });
 
     it("never wins over ours", () => {

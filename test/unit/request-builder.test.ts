@@ -4,7 +4,7 @@ import { planDeliveries, type PlannedDelivery } from "../../src/domain/routing.j
 import { prepareEvent, type PreparedEvent } from "../../src/delivery/prepared-event.js";
 import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, RequestSigner, TENANT_ID_HEADER } from "../../src/delivery/request-builder.js";
 import * as signing from "../../src/delivery/signing/index.js";
-import { pyflySignature, verifyPyflySignature, verifyStandardWebhook } from "../../src/delivery/signing/index.js";
+import { pyflySignature, verifyPyflySignature, verifyStandardWebhook, verifyTimestamped } from "../../src/delivery/signing/index.js";
 import { USER_AGENT } from "../../src/version.js";
 
 // The signing module is the seam the signer owns: wrap its entry point to count how often it signs.
@@ -19,7 +19,7 @@ const SW_OLD_SECRET = "whsec_c2VjcmV0LW9sZC1rZXktZm9yLXRlc3Rz";
 const T = 1_700_000_000;
 
 function sub(target_url: string, headers: Record<string, string> = {}, event_type = "order.created"): CallbackSubscription {
-  return { event_type, target_url, headers, rate_limit: null };
+  return { event_type, target_url, headers, rate_limit: null, format: "pyfly" };
 }
 
 function config(id: string, subscriptions: CallbackSubscription[], extra: Record<string, unknown> = {}): CallbackConfig {
@@ -233,6 +233,45 @@ describe("RequestSigner.headersFor", () => {
       expect(headers["webhook-signature"]?.split(" ")).toHaveLength(2);
       expect(verifyStandardWebhook(SW_SECRET, headers, e.body, { now: T })).toEqual({ ok: true });
       expect(verifyStandardWebhook(SW_OLD_SECRET, headers, e.body, { now: T })).toEqual({ ok: true });
+    });
+  });
+
+  describe("pyfly-timestamped and github schemes", () => {
+    it("pyfly-timestamped: X-Pyfly-Signature t=<attempt time>,v1=<hex> per secret, signed per attempt, verifiable", () => {
+      const e = event();
+      const [p] = plan(
+        [config("ts", [sub("https://a.example/")], { signing_scheme: "pyfly-timestamped", additional_secrets: ["old"] })],
+        e,
+      );
+      const signer = new RequestSigner();
+      const first = header(signer.headersFor(e, p!, T), "X-Pyfly-Signature")!;
+      const later = header(signer.headersFor(e, p!, T + 60), "X-Pyfly-Signature")!;
+      expect(first).toMatch(new RegExp(`^t=${T},v1=[0-9a-f]{64},v1=[0-9a-f]{64}$`));
+      expect(later.startsWith(`t=${T + 60},`)).toBe(true);
+      expect(verifyTimestamped(["s3cr3t"], first, e.body, { nowSeconds: T })).toEqual({ ok: true });
+      expect(verifyTimestamped(["old"], later, e.body, { nowSeconds: T + 60 })).toEqual({ ok: true });
+      expect(verifyTimestamped(["s3cr3t"], first, e.body, { nowSeconds: T + 301 }).ok).toBe(false);
+      expect(signatureHeaders).toHaveBeenCalledTimes(2);
+    });
+
+    it("github: X-Hub-Signature-256 sha256=<hex of the body>, once per config and event; a configured header name wins", () => {
+      const e = event();
+      const gh = config("gh", [sub("https://a.example/"), sub("https://b.example/")], { signing_scheme: "github" });
+      const stripe = config("st", [sub("https://c.example/")], {
+        signing_scheme: "pyfly-timestamped",
+        signature_header: "Stripe-Signature",
+      });
+      const signer = new RequestSigner();
+      const [a, b] = plan([gh], e);
+      const ha = signer.headersFor(e, a!, T);
+      signer.headersFor(e, b!, T + 5);
+      expect(header(ha, "X-Hub-Signature-256")).toBe(pyflySignature("s3cr3t", e.body));
+      expect(header(ha, "X-Pyfly-Signature")).toBeUndefined();
+      expect(signatureHeaders).toHaveBeenCalledTimes(1);
+      const [c] = plan([stripe], e);
+      const hc = signer.headersFor(e, c!, T);
+      expect(header(hc, "Stripe-Signature")).toMatch(/^t=\d+,v1=/);
+      expect(header(hc, "X-Pyfly-Signature")).toBeUndefined();
     });
   });
 });

@@ -8,7 +8,7 @@ const DERIVED_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 const RANDOM_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function sub(event_type: string, target_url = "https://hooks.example.com/in", headers: Record<string, string> = {}): CallbackSubscription {
-  return { event_type, target_url, headers, rate_limit: null };
+  return { event_type, target_url, headers, rate_limit: null, format: "pyfly" };
 }
 
 function config(id: string, subscriptions: CallbackSubscription[], extra: Partial<CallbackConfig> = {}): CallbackConfig {
@@ -163,5 +163,30 @@ describe("deliveryIdFor", () => {
     expect(a).toMatch(RANDOM_UUID);
     expect(b).toMatch(RANDOM_UUID);
     expect(a).not.toBe(b);
+  });
+});
+
+describe("deliveryIdFor with the producer's event id", () => {
+  const s = sub("order.created", "https://hooks.example.com/in");
+  const acme = { tenantId: "acme", eventId: "evt-1" };
+
+  it("is the same wherever the event lands (a re-publish at other coordinates, another topic)", () => {
+    const first = deliveryIdFor({ topic: "orders", partition: 0, offset: "7" }, "cfg", s, 0, acme);
+    expect(first).toMatch(DERIVED_UUID);
+    expect(deliveryIdFor({ topic: "orders-dr", partition: 5, offset: "90210" }, "cfg", s, 0, acme)).toBe(first);
+    expect(deliveryIdFor(null, "cfg", s, 0, acme)).toBe(first);
+  });
+
+  it("differs by tenant, event id, config, subscription and occurrence, and from the coordinate-derived id", () => {
+    const base = deliveryIdFor(source, "cfg", s, 0, acme);
+    const others = [
+      deliveryIdFor(source, "cfg", s, 0, { ...acme, tenantId: "globex" }),
+      deliveryIdFor(source, "cfg", s, 0, { ...acme, eventId: "evt-2" }),
+      deliveryIdFor(source, "cfg-2", s, 0, acme),
+      deliveryIdFor(source, "cfg", sub("order.created", "https://hooks.example.com/other"), 0, acme),
+      deliveryIdFor(source, "cfg", s, 1, acme),
+      deliveryIdFor(source, "cfg", s, 0),
+    ];
+    expect(new Set([base, ...others]).size).toBe(others.length + 1);
   });
 });

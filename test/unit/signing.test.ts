@@ -9,8 +9,11 @@ import {
   standardWebhookSignature,
   verifyPyflySignature,
   verifyStandardWebhook,
+  timestampedSignature,
+  verifyTimestamped,
   type SignatureScheme,
 } from "../../src/delivery/signing/index.js";
+import { createHmac } from "node:crypto";
 
 // Vectors computed with Python's hmac/hashlib and the standardwebhooks package.
 describe("pyfly signature", () => {
@@ -116,7 +119,7 @@ describe("signatureHeaders", () => {
     expect(h["webhook-timestamp"]).toBe("1700000000");
     expect(h["webhook-signature"]).toBe(standardWebhookSignature(["whsec_YWJj", "whsec_ZGVm"], "d-1", 1700000000, body));
     expect(verifyStandardWebhook("whsec_ZGVm", h, body, { now: 1700000000 })).toEqual({ ok: true });
-    expect(() => signatureHeaders({ scheme: "standard-webhooks", secrets, body })).toThrow(/deliveryId and timestamp/);
+    expect(() => signatureHeaders({ scheme: "standard-webhooks", secrets, body })).toThrow(/needs a timestamp/);
   });
 
   it("produces nothing without a secret", () => {
@@ -128,9 +131,39 @@ describe("signatureHeaders", () => {
   });
 
   it("names every signature header, matched case-insensitively", () => {
-    expect(SIGNATURE_HEADER_NAMES).toEqual(["x-pyfly-signature", "webhook-id", "webhook-timestamp", "webhook-signature"]);
+    expect(SIGNATURE_HEADER_NAMES).toEqual([
+      "x-pyfly-signature",
+      "x-hub-signature-256",
+      "webhook-id",
+      "webhook-timestamp",
+      "webhook-signature",
+    ]);
     expect(isSignatureHeader("X-PYFLY-Signature")).toBe(true);
     expect(isSignatureHeader("Webhook-Signature")).toBe(true);
     expect(isSignatureHeader("content-type")).toBe(false);
+  });
+});
+
+describe("pyfly-timestamped", () => {
+  const body = '{"a":1}';
+  it("is t=<unix>,v1=<hex HMAC-SHA256(secret, t + '.' + body)> with one v1 per secret, primary first", () => {
+    const value = timestampedSignature(["new", "old"], 1_700_000_000, body);
+    const [t, v1a, v1b] = value.split(",");
+    expect(t).toBe("t=1700000000");
+    expect(v1a).toBe(`v1=${createHmac("sha256", "new").update(`1700000000.${body}`).digest("hex")}`);
+    expect(v1b).toBe(`v1=${createHmac("sha256", "old").update(`1700000000.${body}`).digest("hex")}`);
+  });
+
+  it("verifies as StripeSignatureValidator does: any v1 with any secret, within the tolerance either way, any order of parts", () => {
+    const value = timestampedSignature(["new"], 1_000, body);
+    expect(verifyTimestamped(["x", "new"], value, body, { nowSeconds: 1_300 })).toEqual({ ok: true });
+    expect(verifyTimestamped(["new"], value.split(",").reverse().join(","), body, { nowSeconds: 700 })).toEqual({ ok: true });
+    expect(verifyTimestamped(["new"], value, body, { nowSeconds: 1_301 })).toEqual({
+      ok: false,
+      reason: "timestamp outside the tolerance of 300 s",
+    });
+    expect(verifyTimestamped(["new"], value, body, { nowSeconds: 699 }).ok).toBe(false);
+    expect(verifyTimestamped(["new"], value, '{"a":2}', { nowSeconds: 1_000 })).toEqual({ ok: false, reason: "signature does not match" });
+    expect(verifyTimestamped(["new"], value.replace("t=1000", "t=abc"), body, { nowSeconds: 1_000 }).ok).toBe(false);
   });
 });

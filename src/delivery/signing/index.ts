@@ -5,6 +5,10 @@
  *   every attempt and every subscription of that config. Only `secrets[0]` is used: a pyfly
  *   receiver compares against exactly one signature, so rotation can't be expressed (config
  *   validation should reject additional secrets for this scheme).
+ * - `github`: the same `sha256=<hex>` value in `X-Hub-Signature-256`, which pyfly.webhooks'
+ *   GitHubSignatureValidator (and GitHub-style receivers) read. One secret, body only.
+ * - `pyfly-timestamped`: `t=<unix>,v1=<hex>` (see timestamped.ts), per attempt since it signs the
+ *   attempt's time; one `v1` per secret, for rotation.
  * - `standard-webhooks`: also signs `deliveryId` and `timestamp`, so it is per delivery. Use a
  *   delivery id that is stable across attempts (receivers dedupe on it) and the attempt's own time
  *   (receivers reject timestamps more than 5 minutes away, and retries can come much later).
@@ -12,6 +16,7 @@
  * Empty secrets are dropped; with none left no header is produced (pyfly signs only with a secret).
  */
 import { PYFLY_SIGNATURE_HEADER, pyflySignature } from "./pyfly.js";
+import { timestampedSignature } from "./timestamped.js";
 import {
   standardWebhookHeaders,
   standardWebhookSecretProblem,
@@ -35,13 +40,31 @@ export {
   WEBHOOK_TIMESTAMP_HEADER,
 } from "./standard-webhooks.js";
 export type { VerifyOptions, WebhookVerification } from "./standard-webhooks.js";
+export { TIMESTAMPED_DEFAULT_TOLERANCE_SECONDS, timestampedSignature, verifyTimestamped } from "./timestamped.js";
+export type { TimestampedVerification } from "./timestamped.js";
 
-export const SIGNATURE_SCHEMES = ["pyfly", "standard-webhooks"] as const;
+export const SIGNATURE_SCHEMES = ["pyfly", "pyfly-timestamped", "github", "standard-webhooks"] as const;
 export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
 
-/** Lower-case names of every header the signers set, whatever the scheme. */
+export const GITHUB_SIGNATURE_HEADER = "X-Hub-Signature-256";
+
+/** The header a scheme signs in, unless the config names another (schemes with one header only). */
+export const DEFAULT_SIGNATURE_HEADER: Partial<Record<SignatureScheme, string>> = {
+  pyfly: PYFLY_SIGNATURE_HEADER,
+  "pyfly-timestamped": PYFLY_SIGNATURE_HEADER,
+  github: GITHUB_SIGNATURE_HEADER,
+};
+
+/** Schemes whose receivers try several signatures, so `additional-secrets` can rotate them. */
+export const ROTATING_SCHEMES: readonly SignatureScheme[] = ["pyfly-timestamped", "standard-webhooks"];
+
+/** Schemes whose value depends on the body alone: computed once per (config, event). */
+export const BODY_ONLY_SCHEMES: readonly SignatureScheme[] = ["pyfly", "github"];
+
+/** Lower-case names of every header the signers set by default, whatever the scheme. */
 export const SIGNATURE_HEADER_NAMES: readonly string[] = [
   PYFLY_SIGNATURE_HEADER.toLowerCase(),
+  GITHUB_SIGNATURE_HEADER.toLowerCase(),
   WEBHOOK_ID_HEADER,
   WEBHOOK_TIMESTAMP_HEADER,
   WEBHOOK_SIGNATURE_HEADER,
@@ -58,17 +81,20 @@ export interface SignatureRequest {
   body: string | Uint8Array;
   /** Required for standard-webhooks (`webhook-id`). */
   deliveryId?: string;
-  /** Unix seconds, required for standard-webhooks (`webhook-timestamp`). */
+  /** Unix seconds, required for standard-webhooks (`webhook-timestamp`) and pyfly-timestamped. */
   timestamp?: number;
+  /** The header of a one-header scheme, when not its default (`signature-header`). */
+  header?: string | undefined;
 }
 
 export function signatureHeaders(req: SignatureRequest): Record<string, string> {
   const secrets = req.secrets.filter((s) => s !== "");
   if (secrets.length === 0) return {};
-  if (req.scheme === "pyfly") return { [PYFLY_SIGNATURE_HEADER]: pyflySignature(secrets[0]!, req.body) };
-  if (req.deliveryId === undefined || req.timestamp === undefined) {
-    throw new Error("standard-webhooks signing needs deliveryId and timestamp");
-  }
+  const header = req.header ?? DEFAULT_SIGNATURE_HEADER[req.scheme];
+  if (req.scheme === "pyfly" || req.scheme === "github") return { [header as string]: pyflySignature(secrets[0]!, req.body) };
+  if (req.timestamp === undefined) throw new Error(`${req.scheme} signing needs a timestamp`);
+  if (req.scheme === "pyfly-timestamped") return { [header as string]: timestampedSignature(secrets, req.timestamp, req.body) };
+  if (req.deliveryId === undefined) throw new Error("standard-webhooks signing needs deliveryId");
   return standardWebhookHeaders(secrets, req.deliveryId, req.timestamp, req.body);
 }
 
