@@ -201,7 +201,9 @@ describe.skipIf(toolsMissing)("values.schema.json and the templates refuse bad v
     expect(fails(["executionsEndpoint.token=x"])).toMatch(/additional properties 'token' not allowed/);
   });
 
-  it("refuses secret rotation with the pyfly scheme, which signs with one secret", () => {
-    expect(fails(["tenants[0].tenant-id=acme", "tenants[0].name=A", "secret.hmac.acme={a,b}"])).toMatch(/needs signing-scheme standard-webhooks/);
+  it("refuses secret rotation with the pyfly scheme, which signs with one secret, and allows it with pyfly-timestamped", () => {
+    const rotating = ["tenants[0].tenant-id=acme", "tenants[0].name=A", "secret.hmac.acme={a,b}"];
+    expect(fails(rotating)).toMatch(/needs signing-scheme pyfly-timestamped or standard-webhooks/);
+    expect(helmTemplate({ set: [...rotating, "tenants[0].signing-scheme=pyfly-timestamped"] }).ok).toBe(true);
   });
 });

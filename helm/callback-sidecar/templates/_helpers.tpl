@@ -92,8 +92,8 @@ known for the chart-created Secret. Fails on values that would render a broken d
 {{- $values = kindIs "slice" $given | ternary $given (list $given) -}}
 {{- $extra = sub (len $values) 1 | int -}}
 {{- end -}}
-{{- if and (gt $extra 0) (ne (index . "signing-scheme" | default "pyfly") "standard-webhooks") -}}
-{{- fail (printf "tenant %s: secret rotation (additional secrets) needs signing-scheme standard-webhooks" $tenant) -}}
+{{- if and (gt $extra 0) (not (has (index . "signing-scheme" | default "pyfly") (list "standard-webhooks" "pyfly-timestamped"))) -}}
+{{- fail (printf "tenant %s: secret rotation (additional secrets) needs signing-scheme pyfly-timestamped or standard-webhooks" $tenant) -}}
 {{- end -}}
 {{- $entries = append $entries (dict "env" $env "tenant" $tenant "value" (first $values | default "")) -}}
 {{- range $i, $_ := until $extra -}}
