@@ -294,20 +294,22 @@ describe("rate limits", () => {
             "shared",
             SECRET,
             ["a", "b", "c"].map((p) => ({ eventType: "*", url: `${receiver.url}/${p}` })),
-            { "rate-limit": { "per-second": 20 } },
+            // 10/s, so the bound below tells "in total" (at most 12) from "each" (about 30) with
+            // room for the arrival jitter of a loaded machine.
+            { "rate-limit": { "per-second": 10 } },
           ),
         ],
       }),
     );
     await sidecar.waitReady();
-    const records = events(60, { prefix: "shared", tenant: "acme", eventType: "E" });
+    const records = events(40, { prefix: "shared", tenant: "acme", eventType: "E" });
     await produce(producer, topic, records);
-    const ledger = await allAccepted(receiver, 180, 60_000, () => sidecar.tail(10));
+    const ledger = await allAccepted(receiver, 120, 60_000, () => sidecar.tail(10));
     const report = ledger.report("waiting-rate-limit-config", expectEach(records, "r/a", "r/b", "r/c"));
     const busiest = busiestSecond(receiver.requests.map((r) => r.at));
-    console.log(`config rate limit: busiest second ${busiest} requests over three subscriptions at 20/s in total`);
-    expect(report).toMatchObject({ sent: 180, delivered: 180, duplicated: 0, lost: 0 });
-    expect(busiest).toBeLessThanOrEqual(22);
+    console.log(`config rate limit: busiest second ${busiest} requests over three subscriptions at 10/s in total`);
+    expect(report).toMatchObject({ sent: 120, delivered: 120, duplicated: 0, lost: 0 });
+    expect(busiest).toBeLessThanOrEqual(12);
   }, 120_000);
 });
 
