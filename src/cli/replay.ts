@@ -8,12 +8,12 @@
  * that runs its whole schedule cannot make a session time out, and nothing is read twice.
  */
 import { createDeliveryEngine } from "../app/delivery-engine.js";
-import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
+import type { PreparedEvent } from "../delivery/prepared-event.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { createKafka } from "../kafka/client.js";
 import { subscriptionFingerprint } from "../domain/subscription-ref.js";
 import { handoffKeys } from "../kafka/handoff-mac.js";
-import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
+import { eventOfHandoff, H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import { matchesReplayFilter, type ReplayFilter } from "../kafka/replay-filter.js";
 import { readTopicInChunks, type ChunkLimits, type ReadRecord } from "../kafka/topic-reader.js";
 import { createLogger } from "../observability/logger.js";
@@ -192,15 +192,7 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
     }
     let event: PreparedEvent;
     try {
-      event = prepareEvent(
-        handoff.tenantId,
-        handoff.eventType,
-        message.value ?? Buffer.alloc(0),
-        handoff.source,
-        handoff.occurredAt,
-        handoff.eventId ?? null,
-        handoff.cloudEvent ?? null,
-      );
+      event = eventOfHandoff(handoff, message.value);
     } catch (error) {
       summary.not_replayable += 1;
       writeOut(JSON.stringify({ ...base, replayable: false, skipped: "value_not_json", reason, detail: messageOf(error) }));

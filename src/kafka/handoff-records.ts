@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { EventSource } from "../domain/models.js";
 import { SidecarError } from "../shared/errors.js";
+import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
 import { sealValue, verifySeal, type HandoffKind } from "./handoff-mac.js";
 import { firstValue, type RecordHeaders } from "./record-decoder.js";
 
@@ -324,4 +325,21 @@ function cloudEventOf(json: string | undefined): Record<string, unknown> | undef
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
     throw new HandoffFormatError(`header ${H.cloudEvent} is not an object`);
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * The event a retry or dead letter carries, as it was first sent: its body, and the producer's
+ * event id and CloudEvents context. Throws CanonicalJsonError (INVALID_JSON) for a body that is not
+ * strict JSON.
+ */
+export function eventOfHandoff(handoff: DeliveryHandoff, value: Buffer | null): PreparedEvent {
+  return prepareEvent(
+    handoff.tenantId,
+    handoff.eventType,
+    value ?? Buffer.alloc(0),
+    handoff.source,
+    handoff.occurredAt,
+    handoff.eventId ?? null,
+    handoff.cloudEvent ?? null,
+  );
 }

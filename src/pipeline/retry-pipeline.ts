@@ -1,7 +1,7 @@
-import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js";
+import type { PreparedEvent } from "../delivery/prepared-event.js";
 import { newExecution, type CallbackExecution } from "../domain/models.js";
 import { subscriptionFingerprint } from "../domain/subscription-ref.js";
-import { H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
+import { eventOfHandoff, H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage, type DeliveryRun } from "./delivery-stage.js";
@@ -88,15 +88,7 @@ export class RetryPipeline implements RecordProcessor {
     }
     let event: PreparedEvent;
     try {
-      event = prepareEvent(
-        handoff.tenantId,
-        handoff.eventType,
-        record.value ?? Buffer.alloc(0),
-        handoff.source,
-        handoff.occurredAt,
-        handoff.eventId ?? null,
-        handoff.cloudEvent ?? null,
-      );
+      event = eventOfHandoff(handoff, record.value);
     } catch (error) {
       if (hasCode(error, "INVALID_JSON"))
         return this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals);
