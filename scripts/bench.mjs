@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: the side-by-side benchmark (issue 9). The performance figures quoted in notes,
+// `npm run bench`: the side-by-side benchmark. The performance figures quoted in notes,
 // README and docs/benchmarks.md come from here, never from tests.
 //
 // One run, one data set: N records of about 1 KiB JSON on a P-partition topic of a local Kafka

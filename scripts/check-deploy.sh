@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Deploy checks (issue 4): the Dockerfile, the Helm chart, deploy/ manifests, the Grafana dashboard
+# Deploy checks: the Dockerfile, the Helm chart, deploy/ manifests, the Grafana dashboard
 # and the Prometheus rules. Installs its own pinned tools into a cache outside the repository, so a
 # rerun only checks. Run from anywhere; needs Go, Node (with `npm ci` done) and apt (for promtool).
 set -euo pipefail

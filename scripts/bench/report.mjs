@@ -229,7 +229,7 @@ export function renderMarkdown(rows, meta, svgFile) {
     );
   }
   const targets = targetRows(rows);
-  if (targets.length > 0) lines.push("## Against the targets of issue 9", "", mdTable(["target", "this run", ""], targets), "");
+  if (targets.length > 0) lines.push("## Against the targets", "", mdTable(["target", "this run", ""], targets), "");
   lines.push(
     "## Chart",
     "",

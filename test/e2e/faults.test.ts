@@ -1,8 +1,8 @@
 /**
- * Fault tests (issue 5, item 5, and the secrets grep of item 6): the BUILT sidecar as a child
+ * Fault tests (and the grep for secrets in every output): the BUILT sidecar as a child
  * process against a real broker, with faults injected on the broker, the receivers, the group and
  * the records. Each test prints `FAULT-REPORT <name> sent=.. delivered=.. duplicated=.. lost=..`
- * (see test/support/traffic.ts). What issue 3's tests already cover (SIGKILL of a single sidecar
+ * (see test/support/traffic.ts). What the end-to-end tests already cover (SIGKILL of a single sidecar
  * and restart, refusing and black-holed endpoints with shortened retry settings, SIGTERM takeover)
  * is not repeated here.
  */
@@ -1364,7 +1364,7 @@ describe("black hole beside a healthy receiver, default retry settings", () => {
 });
 
 describe("black hole beside a healthy receiver, default retry settings, a backlog drained from the beginning", () => {
-  // Issue 8: at saturation every record also costs the black-holed subscription a retry-topic
+  // At saturation every record also costs the black-holed subscription a retry-topic
   // write (0.43 measured with 12,000 records before the pipeline rewrite; 6% in a run where the
   // healthy host's own breaker opened). 2,000 records produced before the sidecar starts.
   const traffic: BlackHoleTraffic = { kind: "backlog", records: Number(process.env.FAULTS_BLACKHOLE_BACKLOG_RECORDS ?? 2_000) };

@@ -1,5 +1,5 @@
 /**
- * Issue 8's acceptance list on the real broker, with the BUILT sidecar as child processes: poison
+ * The record pipeline's promises on the real broker, with the BUILT sidecar as child processes: poison
  * records on one partition, two deployments on one cluster with default retry topics (and with a
  * shared one), and consumer-group rebalances mid-stream (a replica joining, a replica stopping).
  * Every test prints `FAULT-REPORT <name> sent=.. delivered=.. duplicated=.. lost=..`.

@@ -1,8 +1,7 @@
 /**
  * `callback-sidecar replay` (the BUILT cli) against dead letters on the real broker: every replayed
  * delivery gets exactly max-attempts attempts, also when the deliveries outlast the consumer's
- * session timeout, and dead letters that cannot be replayed are skipped and counted (issue 8,
- * item 11). The dead letters are written with the sidecar's own codec, as the sidecar writes them.
+ * session timeout, and dead letters that cannot be replayed are skipped and counted. The dead letters are written with the sidecar's own codec, as the sidecar writes them.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";

@@ -1,5 +1,5 @@
 /**
- * Issue 10 acceptance, end to end: the BUILT sidecar and CLI as child processes, a real broker, real
+ * The security promises, end to end: the BUILT sidecar and CLI as child processes, a real broker, real
  * receivers on 127.0.0.1. Capability URLs never leave the process in clear, /executions is closed,
  * retry and dead-letter records are signed (a changed one is never delivered), weak Standard
  * Webhooks keys are refused, and Kubernetes service-link variables do not stop the pod.
@@ -119,7 +119,7 @@ function replayOutput(result: CliResult): ReplayOutput {
 /** `<label>-` and 24 random bytes in base64url: long enough for a pyfly secret, a token or a handoff key (32+ bytes). */
 const randomSecret = (label: string) => `${label}-${randomBytes(24).toString("base64url")}`;
 
-describe("capability URLs never leave the process in clear (issue 10, item 2)", () => {
+describe("capability URLs never leave the process in clear", () => {
   it("a target http://127.0.0.1:P/hooks/T0K3N-<r1>?token=<r2> answering 503 until attempts run out: neither random string in the retry or dead-letter topic, debug logs, /metrics, /executions or replay output; replay delivers to the full URL", async () => {
     const r1 = randomBytes(16).toString("hex");
     const r2 = randomBytes(16).toString("hex");
@@ -231,7 +231,7 @@ describe("capability URLs never leave the process in clear (issue 10, item 2)", 
   }, 150_000);
 });
 
-describe("/executions is closed (issue 10, item 1)", () => {
+describe("/executions is closed", () => {
   it("enabled: 401 without the bearer token or with a wrong one, 200 with it; disabled (the default): 404 with or without it; /metrics, /healthz open", async () => {
     const r = await receiver();
     const { setup } = await scenarioSetup("sec-executions");
@@ -274,7 +274,7 @@ describe("/executions is closed (issue 10, item 1)", () => {
   }, 60_000);
 });
 
-describe("signed handoff records (issue 10, item 3)", () => {
+describe("signed handoff records", () => {
   it("default settings (pyfly secret, no handoff key): a retry record copied with its value changed is never delivered, it is dead-lettered as forged_retry_record and counted; so is one without its MAC; the genuine retry is still delivered", async () => {
     const r = await receiver();
     let first = true;
@@ -635,7 +635,7 @@ describe("signed handoff records (issue 10, item 3)", () => {
   }, 90_000);
 });
 
-describe("secrets and Kubernetes (issue 10, items 5 and 7)", () => {
+describe("secrets and Kubernetes", () => {
   it("whsec_AAAA (3 bytes) as a Standard Webhooks secret or additional secret, or a handoff key under 32 bytes: check-config and run exit 78 naming the key path", async () => {
     const config = (secret: string, additional: string[]) =>
       writeConfig("whsec", {
@@ -704,7 +704,7 @@ describe("secrets and Kubernetes (issue 10, items 5 and 7)", () => {
         subscriptions: [{ "event-type": "OrderPlaced", "target-url": `${r.url}/links` }],
       },
     ];
-    // What the kubelet injects for a Service "foo" (issue 10's case) and for the Service of a Helm
+    // What the kubelet injects for a Service "foo" (the case that was reported) and for the Service of a Helm
     // release named pyfly-callbacks ("pyfly-callbacks-callback-sidecar", port cb-admin 8080).
     const links = {
       PYFLY_CALLBACKS_FOO_SERVICE_HOST: "10.0.0.1",

@@ -5,7 +5,7 @@ import { refusedPort, startReceiver, type Receiver } from "../support/receiver.j
 
 /*
  * The real sender and breaker against real sockets on 127.0.0.1 (no broker): the acceptance cases
- * of issue 8 for the breaker. A stall of every in-flight request is one incident; a host that
+ * for the breaker. A stall of every in-flight request is one incident; a host that
  * refuses connections still opens the breaker within the threshold.
  */
 

@@ -1,7 +1,7 @@
 /**
  * The dead-letter reader behind `replay` (src/kafka/topic-reader.ts) on the real broker: it reads up
  * to the end as of its start, in bounded chunks, every record exactly once, and no consumer exists
- * while the caller works on a chunk (issue 8, item 11).
+ * while the caller works on a chunk.
  */
 import type { Admin, Kafka, Producer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
