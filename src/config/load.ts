@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { parseDocument } from "yaml";
+import { parseDocument, type ScalarTag, type Tags } from "yaml";
 import type { z } from "zod";
-import { CallbackConfig, type RateLimit } from "../domain/models.js";
+import { CallbackConfig, type RateLimit, type ReceiverTls } from "../domain/models.js";
+import { parseProxyUrl, ProxyUrlError, proxySettingsOf, type ProxySettings } from "../delivery/proxy/proxy-route.js";
+import { readTlsMaterial, TlsMaterialError } from "../delivery/tls-material.js";
 import { applyEnvOverrides } from "./env-overrides.js";
 import { ConfigError, ConfigErrors, type ConfigWarning } from "./errors.js";
 import { expandPlaceholders } from "./placeholders.js";
@@ -52,13 +54,73 @@ export function parseSettings(
   const raw = (result.data as { pyfly: { callbacks: RawCallbacks } }).pyfly.callbacks;
   const semanticErrors = checkSemantics(raw);
   if (semanticErrors.length > 0) throw new ConfigErrors(semanticErrors);
+  const proxy = proxySettingsOf({ url: raw.http.proxy.url, noProxy: raw.http.proxy["no-proxy"] }, env);
+  const settings = toSettings(raw, proxy);
+  const fileErrors = [...proxyErrors(raw, proxy), ...tlsFileErrors(raw, settings)];
+  if (fileErrors.length > 0) throw new ConfigErrors(fileErrors);
   // Only a configuration that loads has warnings worth reading.
   warnings.push(...found, ...semanticWarnings(raw));
-  return toSettings(raw);
+  return settings;
 }
 
+/** A proxy from the environment is checked as http.proxy.url is, naming the variable. */
+function proxyErrors(raw: RawCallbacks, proxy: ProxySettings): ConfigError[] {
+  if (raw.http.proxy.url !== undefined) return [];
+  const errors: ConfigError[] = [];
+  for (const [name, url] of [
+    ["HTTP_PROXY", proxy.http],
+    ["HTTPS_PROXY", proxy.https],
+  ] as const) {
+    if (url === undefined) continue;
+    try {
+      parseProxyUrl(url);
+    } catch (error) {
+      if (!(error instanceof ProxyUrlError)) throw error;
+      errors.push(new ConfigError(`environment ${name} (or ${name.toLowerCase()})`, error.message));
+    }
+  }
+  return errors;
+}
+
+/**
+ * Each receiver TLS setting's files, read as the sender will read them, the error at the key that
+ * named the file: the config's own tls, else http.tls it inherited.
+ */
+function tlsFileErrors(raw: RawCallbacks, settings: SidecarSettings): ConfigError[] {
+  const errors: ConfigError[] = [];
+  const checked = new Set<string>();
+  settings.configs.forEach((config, i) => {
+    if (config.tls === null) return;
+    try {
+      readTlsMaterial(config.tls);
+    } catch (error) {
+      if (!(error instanceof TlsMaterialError)) throw error;
+      const own = raw.configs[i]?.tls?.[error.key] !== undefined;
+      const path = own ? `pyfly.callbacks.configs[${i}].tls.${error.key}` : `pyfly.callbacks.http.tls.${error.key}`;
+      if (!checked.has(path)) errors.push(new ConfigError(path, error.message));
+      checked.add(path);
+    }
+  });
+  return errors;
+}
+
+// Integers beyond 2^53 stay exact (BigInt): a payload filter compares a 20-digit id exactly. Any
+// other key given one fails its number check, as it would anyway.
+const exactIntegers = (tags: Tags): Tags =>
+  tags.map((tag) => {
+    if (typeof tag !== "object" || tag.tag !== "tag:yaml.org,2002:int" || tag.format !== undefined || "collection" in tag) return tag;
+    const exact: ScalarTag = {
+      ...tag,
+      resolve: (source: string) => {
+        const n = Number(source);
+        return Number.isSafeInteger(n) ? n : BigInt(source);
+      },
+    };
+    return exact;
+  });
+
 function parseYaml(text: string, fileName: string): Record<string, unknown> {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, customTags: exactIntegers });
   if (doc.errors.length > 0) {
     throw new ConfigErrors(
       doc.errors.map((e) => {
@@ -99,7 +161,7 @@ function stableConfigId(tenantId: string, name: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-function toSettings(raw: RawCallbacks): SidecarSettings {
+function toSettings(raw: RawCallbacks, proxy: ProxySettings): SidecarSettings {
   const k = raw.kafka;
   return {
     enabled: raw.enabled,
@@ -111,6 +173,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
       allowPrivateNetworks: raw.http["allow-private-networks"],
       allowedCidrs: raw.http["allowed-cidrs"],
       dryRun: raw.http["dry-run"],
+      proxy,
       circuitBreaker: {
         failureThreshold: raw.http["circuit-breaker"]["failure-threshold"],
         recoveryTimeoutMs: raw.http["circuit-breaker"]["recovery-timeout"],
@@ -170,6 +233,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
         signature_header: c["signature-header"] ?? null,
         ...retryPlanOf(c, raw.retry.schedule),
         rate_limit: rateLimitOf(c["rate-limit"]),
+        tls: receiverTlsOf(raw.http.tls, c.tls),
         topics: c.topics,
         authorized_domains: c["authorized-domains"],
         subscriptions: c.subscriptions.map((s) => ({
@@ -178,6 +242,7 @@ function toSettings(raw: RawCallbacks): SidecarSettings {
           headers: s.headers,
           rate_limit: rateLimitOf(s["rate-limit"]),
           format: s.format,
+          filter: s.filter ?? null,
         })),
       }),
     ),
@@ -200,4 +265,18 @@ function retryPlanOf(
 
 function rateLimitOf(raw: { "per-second": number; burst: number } | undefined): RateLimit | null {
   return raw === undefined ? null : { per_second: raw["per-second"], burst: raw.burst };
+}
+
+type RawTls = NonNullable<RawCallbacks["http"]["tls"]>;
+
+/** http.tls, with a config's own keys over it; null when neither sets anything. */
+function receiverTlsOf(global: RawTls | undefined, own: RawTls | undefined): ReceiverTls | null {
+  if (global === undefined && own === undefined) return null;
+  const pick = (key: keyof RawTls) => own?.[key] ?? global?.[key];
+  return {
+    client_cert_file: pick("client-cert-file") ?? null,
+    client_key_file: pick("client-key-file") ?? null,
+    ca_file: pick("ca-file") ?? null,
+    min_version: (pick("min-version") as ReceiverTls["min_version"] | undefined) ?? "TLSv1.2",
+  };
 }

@@ -2,6 +2,8 @@ import { z } from "zod";
 import { headerNameProblem, headerValueProblem } from "../delivery/http-header-check.js";
 import { SIGNATURE_SCHEMES } from "../delivery/signing/index.js";
 import { DELIVERY_FORMATS } from "../delivery/cloudevent-format.js";
+import { parseProxyUrl, ProxyUrlError } from "../delivery/proxy/proxy-route.js";
+import { compileFilter, FilterError } from "../domain/payload-filter.js";
 import { DURATION_FORMS, parseDurationMs } from "./durations.js";
 
 /*
@@ -140,6 +142,20 @@ export const DEFAULT_TIERS_MS = [10_000, 60_000, 600_000, 3_600_000];
 export const ORDERINGS = ["none", "key", "partition"] as const;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+// Compiled here to check it (the error names the key path inside the filter); routing compiles
+// the same spec again once, when the configs are loaded into the repository.
+const payloadFilter = z
+  .record(z.string(), z.unknown(), { error: "expected a filter: a mapping of paths (payload.x, headers.y) and $and/$or/$not" })
+  .superRefine((spec, ctx) => {
+    try {
+      compileFilter(spec);
+    } catch (error) {
+      if (!(error instanceof FilterError)) throw error;
+      ctx.addIssue({ code: "custom", path: error.path === "" ? [] : [error.path], message: error.message });
+    }
+  })
+  .optional();
+
 const subscriptionSchema = z.strictObject({
   "event-type": nonEmpty(),
   "target-url": httpUrl,
@@ -149,6 +165,26 @@ const subscriptionSchema = z.strictObject({
     .enum(DELIVERY_FORMATS, { error: `expected one of ${DELIVERY_FORMATS.join(", ")}` })
     .optional()
     .transform((v) => v ?? "pyfly"),
+  filter: payloadFilter,
+});
+
+export const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
+
+/** TLS towards receivers: files (Secret mounts), read and checked at load, reloaded when they change. */
+const receiverTlsSchema = z.strictObject({
+  "client-cert-file": nonEmpty().optional(),
+  "client-key-file": nonEmpty().optional(),
+  "ca-file": nonEmpty().optional(),
+  "min-version": z.enum(TLS_VERSIONS, { error: `expected one of ${TLS_VERSIONS.join(", ")}` }).optional(),
+});
+
+const proxyUrl = nonEmpty().superRefine((value, ctx) => {
+  try {
+    parseProxyUrl(value);
+  } catch (error) {
+    if (!(error instanceof ProxyUrlError)) throw error;
+    ctx.addIssue({ code: "custom", message: error.message });
+  }
 });
 
 const MAX_SCHEDULE_ENTRIES = 100;
@@ -191,6 +227,8 @@ const callbackConfigSchema = z.strictObject({
   // An explicit schedule (Svix-style) instead of max-attempts / backoff-ms: attempts = entries + 1.
   "retry-schedule": retrySchedule(),
   "rate-limit": rateLimitSchema,
+  // Over http.tls key by key: a config may add its client certificate to a shared CA.
+  tls: receiverTlsSchema.optional(),
   // Tenant binding: the event topics this config accepts the tenant's records from (empty: any).
   topics: stringList([]),
   "authorized-domains": z
@@ -276,6 +314,15 @@ const callbacksSchema = z.strictObject({
     "allow-private-networks": bool(false),
     "allowed-cidrs": stringList([]),
     "dry-run": bool(false),
+    // Unset: HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment (load.ts).
+    proxy: section({
+      url: proxyUrl.optional(),
+      "no-proxy": z
+        .union([z.array(nonEmpty()), text()], { error: "expected a list of hosts, domains or CIDRs" })
+        .optional()
+        .transform((v) => (typeof v === "string" ? v.split(",").map((s) => s.trim()) : v)),
+    }),
+    tls: receiverTlsSchema.optional(),
     "circuit-breaker": section({
       "failure-threshold": int(1, 5, 1_000_000),
       "recovery-timeout": duration(30_000),

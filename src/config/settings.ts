@@ -1,4 +1,5 @@
 import type { CallbackConfig } from "../domain/models.js";
+import type { ProxySettings } from "../delivery/proxy/proxy-route.js";
 import type { LOG_LEVELS, ORDERINGS } from "./schema.js";
 
 /** The validated configuration, in the shape the code reads (durations in milliseconds). */
@@ -12,6 +13,8 @@ export interface SidecarSettings {
     allowPrivateNetworks: boolean;
     allowedCidrs: string[];
     dryRun: boolean;
+    /** The egress proxy: http.proxy, else the HTTPS_PROXY / HTTP_PROXY / NO_PROXY environment. */
+    proxy: ProxySettings;
     circuitBreaker: { failureThreshold: number; recoveryTimeoutMs: number };
   };
   /** `tiersMs`: the delay tiers, ascending, without duplicates (see kafka/retry-tiers.ts). */

@@ -11,7 +11,8 @@
  * attempts), `source` /kafka/<topic>, `type` the event type, `time` the record's timestamp, and
  * the tenant as the `tenantid` extension.
  */
-import { canonicalizeJson, compareCodePoints } from "./canonical-json.js";
+import { compareCodePoints } from "../shared/code-points.js";
+import { canonicalizeJson } from "./canonical-json.js";
 import type { PreparedEvent } from "./prepared-event.js";
 
 export const DELIVERY_FORMATS = ["pyfly", "cloudevents-binary", "cloudevents-structured"] as const;

@@ -1,6 +1,9 @@
 import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
 import type { Logger } from "pino";
-import { isSsrfBlockedError } from "./ssrf/guarded-connector.js";
+import type { ReceiverTls } from "../domain/models.js";
+import { proxyErrorOf } from "./proxy/connect-tunnel.js";
+import { isSsrfBlockedError, type Connector } from "./ssrf/guarded-connector.js";
+import { tlsKeyOf, type TlsConnectOptions, type TlsMaterial } from "./tls-material.js";
 import type { AttemptOutcome } from "./retry-policy.js";
 import { parseRetryAfterMs } from "./retry-policy.js";
 import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
@@ -12,6 +15,8 @@ export interface OutboundRequest {
   url: URL;
   headers: Record<string, string>;
   body: string;
+  /** The config's receiver TLS setting; null: Node's defaults. */
+  tls?: ReceiverTls | null;
 }
 
 export interface AttemptResult {
@@ -29,8 +34,10 @@ export interface HttpSenderOptions {
   timeoutMs: number;
   maxConnectionsPerHost: number;
   breakers: BreakerRegistry;
-  /** undici `connect` option: the SSRF-guarded connector. */
-  connect: ConstructorParameters<typeof Agent>[0] extends infer O ? (O extends { connect?: infer C } ? C : never) : never;
+  /** The SSRF-guarded connector (and the proxy's road), for a TLS setting's options. */
+  connect: (tls: TlsConnectOptions | undefined) => Connector;
+  /** Each receiver TLS setting's material, by tlsKeyOf; a request naming another has none. */
+  tlsMaterials?: ReadonlyMap<string, TlsMaterial>;
 }
 
 // Receivers' response bodies are read only to free the connection; a cap keeps a chatty one cheap.
@@ -43,12 +50,31 @@ const MAX_DRAINED_BODY_BYTES = 64 * 1024;
  * dispatcher as a final status.
  */
 export function createHttpSender(options: HttpSenderOptions): Sender {
-  const agent = new Agent({
-    connections: options.maxConnectionsPerHost,
-    connect: options.connect,
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
-  });
+  const agentFor = (tls: TlsConnectOptions | undefined) =>
+    new Agent({
+      connections: options.maxConnectionsPerHost,
+      connect: options.connect(tls),
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    });
+  const plain = agentFor(undefined);
+  // One Agent per TLS setting and material version: new files mean new connections, while
+  // requests already on the previous Agent finish there (close() waits for them).
+  const withTls = new Map<string, { version: number; agent: Agent }>();
+  const agentOf = (request: OutboundRequest): Agent => {
+    if (!request.tls) return plain;
+    const key = tlsKeyOf(request.tls);
+    const material = options.tlsMaterials?.get(key);
+    if (material === undefined) return plain;
+    const { version, options: tls } = material.current();
+    let entry = withTls.get(key);
+    if (entry?.version !== version) {
+      void entry?.agent.close().catch(() => undefined);
+      entry = { version, agent: agentFor(tls) };
+      withTls.set(key, entry);
+    }
+    return entry.agent;
+  };
 
   // Per attempt: one timer (Node keeps same-duration timers in one list) and one handler object;
   // no AbortController, no listener, no stream. undici's controller aborts a request that is late.
@@ -70,7 +96,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
         controller?.abort(timeoutError());
         settle(() => reject(timeoutError()));
       }, options.timeoutMs);
-      agent.dispatch(
+      agentOf(request).dispatch(
         {
           origin: request.url.origin,
           path: `${request.url.pathname}${request.url.search}`,
@@ -128,14 +154,16 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
               if (refusal) return refusal;
               throw error;
             }),
-          (result) => result.kind === "rejected",
+          (result) => result.kind === "rejected" || (result.kind === "error" && result.category === "proxy_error"),
         );
       } catch (error) {
         outcome = classifyError(error);
       }
       return { outcome, durationMs: performance.now() - started };
     },
-    close: () => agent.close(),
+    close: async () => {
+      await Promise.all([plain, ...[...withTls.values()].map((e) => e.agent)].map((agent) => agent.close()));
+    },
   };
 }
 
@@ -146,14 +174,33 @@ function invalidRequest(request: OutboundRequest): AttemptResult | undefined {
 }
 
 /**
- * The sender's own refusals, met inside the breaker: the SSRF policy (known only once the address
- * is resolved) and a request undici will not build. Neither says anything about the host's health,
- * so the breaker takes them as neutral.
+ * What fails an attempt without saying anything about the host's health, met inside the breaker,
+ * which takes them as neutral: the SSRF policy (known only once the address is resolved), a
+ * request undici will not build, the egress proxy failing (retried), and the receiver refusing our
+ * client certificate in the handshake (final: it repeats until the certificate changes).
  */
-export function refusalOf(error: unknown): Extract<AttemptOutcome, { kind: "rejected" }> | undefined {
+export function refusalOf(error: unknown): Extract<AttemptOutcome, { kind: "rejected" } | { category: "proxy_error" }> | undefined {
   if (isSsrfBlockedError(error)) return { kind: "rejected", reason: "ssrf_blocked", message: error.message };
+  const proxy = proxyErrorOf(error);
+  if (proxy) return { kind: "error", category: "proxy_error", reason: proxy.reason, message: proxy.message };
+  const alert = clientCertificateAlertOf(error);
+  if (alert) return { kind: "rejected", reason: "client_certificate_rejected", message: `the receiver refused our client certificate (${alert})` };
   if (error instanceof undiciErrors.InvalidArgumentError || (error as { code?: unknown } | null)?.code === "UND_ERR_INVALID_ARG") {
     return { kind: "rejected", reason: "invalid_request", message: `request refused by the HTTP client: ${(error as Error).message}` };
+  }
+  return undefined;
+}
+
+// TLS alerts a server sends when it will not take the client's certificate (OpenSSL's error codes
+// for a received alert); a refusal of the server's certificate by us has other codes.
+const CLIENT_CERTIFICATE_ALERT =
+  /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/;
+
+function clientCertificateAlertOf(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && CLIENT_CERTIFICATE_ALERT.test(code)) return code.replace(/^ERR_SSL_\w+?_ALERT_/, "").toLowerCase();
+    e = (e as { cause?: unknown }).cause;
   }
   return undefined;
 }

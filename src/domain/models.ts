@@ -22,6 +22,15 @@ export const RateLimit = z.object({
 });
 export type RateLimit = z.infer<typeof RateLimit>;
 
+/** Beyond pyfly: TLS towards a config's receivers (files, e.g. Kubernetes Secret mounts). */
+export const ReceiverTls = z.object({
+  client_cert_file: z.string().nullable().default(null),
+  client_key_file: z.string().nullable().default(null),
+  ca_file: z.string().nullable().default(null),
+  min_version: z.enum(["TLSv1.2", "TLSv1.3"]).default("TLSv1.2"),
+});
+export type ReceiverTls = z.infer<typeof ReceiverTls>;
+
 export const CallbackSubscription = z.object({
   event_type: z.string().min(1),
   target_url: z.string().min(1),
@@ -30,6 +39,8 @@ export const CallbackSubscription = z.object({
   rate_limit: RateLimit.nullable().default(null),
   // Beyond pyfly: the request's shape, pyfly's body or the CloudEvents HTTP binding.
   format: z.enum(["pyfly", "cloudevents-binary", "cloudevents-structured"]).default("pyfly"),
+  // Beyond pyfly: which events of the type it wants (domain/payload-filter.ts); null: all.
+  filter: z.record(z.string(), z.unknown()).nullable().default(null),
 });
 export type CallbackSubscription = z.infer<typeof CallbackSubscription>;
 
@@ -58,6 +69,8 @@ export const CallbackConfig = z.object({
   retry_schedule: z.array(z.number().int().nonnegative()).nullable().default(null),
   // Beyond pyfly: one rate limit shared by all the config's subscriptions.
   rate_limit: RateLimit.nullable().default(null),
+  // Beyond pyfly: client certificate, extra CAs and minimum version towards its receivers.
+  tls: ReceiverTls.nullable().default(null),
 });
 export type CallbackConfig = z.infer<typeof CallbackConfig>;
 

@@ -3,9 +3,17 @@
  * fixed, so every value is a bounded metric label and callers switch on it instead of on messages.
  */
 
-/** Why an attempt was refused before anything reached the network; each is final for the delivery. */
-export const REJECT_REASONS = ["domain_not_authorized", "ssrf_blocked", "invalid_request"] as const;
+/**
+ * Why an attempt ended before any HTTP exchange, for a reason no retry changes: refused by us
+ * before anything reached the network, or our client certificate refused in the TLS handshake.
+ * Each is final for the delivery and says nothing about the host's health (no breaker count).
+ */
+export const REJECT_REASONS = ["domain_not_authorized", "ssrf_blocked", "invalid_request", "client_certificate_rejected"] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
+
+/** Why the egress proxy, not the target, failed an attempt (retried; no breaker count). */
+export const PROXY_FAILURES = ["unreachable", "auth_required", "refused", "timeout", "bad_response"] as const;
+export type ProxyFailure = (typeof PROXY_FAILURES)[number];
 
 /** Why a delivery ended FAILED. */
 /** `internal_error`: a fault of ours nobody foresaw; dead-lettered rather than left open. */

@@ -1,5 +1,6 @@
 import type { CallbackConfig, CallbackSubscription, EventSource } from "./models.js";
 import { deliveryIdFor, type ProducerEventId } from "./delivery-id.js";
+import { compileFilter, type FilterInput, type PayloadFilter } from "./payload-filter.js";
 
 /** One webhook to send for one event: which config and subscription, under which stable id. */
 export interface PlannedDelivery {
@@ -34,4 +35,19 @@ export function planDeliveries(
     }
   }
   return planned;
+}
+
+// Compiled on first use per subscription object (configs are fixed for the process's life); the
+// configuration loader has compiled each once already to report errors, so this cannot throw.
+const compiled = new WeakMap<CallbackSubscription, PayloadFilter>();
+
+/** Whether a subscription wants the event: it has no filter, or its filter matches. */
+export function wantsEvent(subscription: CallbackSubscription, input: FilterInput): boolean {
+  if (subscription.filter === null) return true;
+  let filter = compiled.get(subscription);
+  if (filter === undefined) {
+    filter = compileFilter(subscription.filter);
+    compiled.set(subscription, filter);
+  }
+  return filter.matches(input);
 }

@@ -13,6 +13,7 @@ export function metricsObserver(metrics: Metrics, now: () => number = Date.now):
   return {
     attempt(targetHost: string, outcome: AttemptOutcome, durationMs: number) {
       metrics.attempts.inc({ target_host: targetHost, outcome: attemptOutcomeLabel(outcome) });
+      if (outcome.kind === "error" && outcome.category === "proxy_error") metrics.proxyErrors.inc({ reason: outcome.reason });
       if (outcome.kind !== "rejected") metrics.attemptDuration.observe({ target_host: targetHost }, durationMs / 1000);
     },
     final(execution: CallbackExecution, event: PreparedEvent) {

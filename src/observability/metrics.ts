@@ -45,6 +45,24 @@ export function createMetrics() {
       labelNames: ["reason"],
       registers,
     }),
+    deliveriesFiltered: new Counter({
+      name: "callbacks_deliveries_filtered_total",
+      help: "Deliveries a subscription's payload filter left out (no attempt, no dead letter), by tenant",
+      labelNames: ["tenant"],
+      registers,
+    }),
+    proxyErrors: new Counter({
+      name: "callbacks_proxy_errors_total",
+      help: "Attempts the egress proxy failed (not charged to the target's breaker), by reason",
+      labelNames: ["reason"],
+      registers,
+    }),
+    tlsReloads: new Counter({
+      name: "callbacks_tls_reloads_total",
+      help: "Receiver TLS files changed on disk: reloaded, or kept the previous material (failed)",
+      labelNames: ["outcome"],
+      registers,
+    }),
     deliveries: new Counter({
       name: "callbacks_deliveries_total",
       help: "Final delivery outcomes",
@@ -53,7 +71,7 @@ export function createMetrics() {
     }),
     attempts: new Counter({
       name: "callbacks_delivery_attempts_total",
-      help: "HTTP delivery attempts by outcome (2xx 3xx 4xx 5xx timeout transport_error circuit_open rejected)",
+      help: "HTTP delivery attempts by outcome (2xx 3xx 4xx 5xx timeout transport_error proxy_error circuit_open rejected)",
       labelNames: ["target_host", "outcome"],
       registers,
     }),

@@ -2,9 +2,12 @@ import { prepareEvent, type PreparedEvent } from "../delivery/prepared-event.js"
 import type { UndispatchableReason } from "../domain/outcomes.js";
 import { tenantAllowedOnTopic } from "../domain/tenant-binding.js";
 import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../kafka/record-processor.js";
-import { decodeRecordHeaders } from "../kafka/record-decoder.js";
+import { decodeRecordHeaders, type RecordHeaders } from "../kafka/record-decoder.js";
+import { headerText } from "../kafka/handoff-records.js";
 import { binaryCloudEventOf, contentModeOf, readEnvelopes } from "../kafka/cloudevent-envelope.js";
-import type { PlannedDelivery } from "../domain/routing.js";
+import { wantsEvent, type PlannedDelivery } from "../domain/routing.js";
+import type { FilterInput } from "../domain/payload-filter.js";
+import { parseLossless, type LosslessValue } from "../shared/lossless-json.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage } from "./delivery-stage.js";
 import { HandoffWriter } from "./handoff-writer.js";
@@ -61,15 +64,20 @@ export class EventPipeline implements RecordProcessor {
     // In a batch each event stands alone: the good ones are delivered, the record is dead-lettered
     // once for the first bad one (its detail names the event).
     let refusal: { reason: UndispatchableReason; detail: string; tenant?: string } | undefined;
+    let filteredOut = 0;
     for (const [i, candidate] of read.events.entries()) {
       const where = read.events.length > 1 ? `event [${i}]: ` : "";
       const result = this.plan(record, candidate);
       if ("reason" in result) refusal ??= { ...result, detail: where + result.detail };
-      else planned.push(...result);
+      else {
+        planned.push(...result.deliveries);
+        filteredOut += result.filteredOut;
+      }
     }
     if (planned.length === 0 && refusal === undefined) {
-      // A tenant subscribing to some event types only is normal: counted, not a dead letter.
-      deps.metrics?.eventsSkipped.inc({ reason: "no_subscription" });
+      // A tenant subscribing to some event types only, or filtering them, is normal: counted, not
+      // a dead letter.
+      deps.metrics?.eventsSkipped.inc({ reason: filteredOut > 0 ? "filtered" : "no_subscription" });
       return DONE;
     }
     const origin = { headers: record.headers, key: record.key };
@@ -121,8 +129,11 @@ export class EventPipeline implements RecordProcessor {
     };
   }
 
-  /** One event's deliveries, or why it has none it should have had. */
-  private plan(record: InboundRecord, candidate: RecordEvent): { event: PreparedEvent; planned: PlannedDelivery }[] | Refusal {
+  /** One event's deliveries (and how many its subscriptions' filters left out), or why it has none it should have had. */
+  private plan(
+    record: InboundRecord,
+    candidate: RecordEvent,
+  ): { deliveries: { event: PreparedEvent; planned: PlannedDelivery }[]; filteredOut: number } | Refusal {
     const { deps } = this;
     const { tenantId } = candidate;
     if (!deps.configs.hasTenant(tenantId)) return { reason: "unknown_tenant", detail: "no callback config for this tenant" };
@@ -153,8 +164,26 @@ export class EventPipeline implements RecordProcessor {
         detail: `tenant's configs do not accept records from topic ${record.topic}`,
         tenant: tenantId,
       };
-    return planned.map((p) => ({ event, planned: p }));
+    // Filters come last: a filtered-out delivery costs no attempt and leaves no dead letter.
+    const input = filterInputOf(event, record.headers);
+    const wanted = planned.filter((p) => wantsEvent(p.subscription, input));
+    if (wanted.length < planned.length) deps.metrics?.deliveriesFiltered.inc({ tenant: tenantId }, planned.length - wanted.length);
+    return { deliveries: wanted.map((p) => ({ event, planned: p })), filteredOut: planned.length - wanted.length };
   }
+}
+
+/** What a filter reads: the payload, parsed once and losslessly on first need, and the record's headers. */
+function filterInputOf(event: PreparedEvent, headers: RecordHeaders): FilterInput {
+  let payload: LosslessValue | undefined;
+  let byName: Map<string, string> | undefined;
+  return {
+    payload: () => (payload ??= parseLossless(event.body)),
+    header(name) {
+      // Kafka header names keep the producer's case; filters name them in lower case.
+      byName ??= new Map(Object.keys(headers ?? {}).map((key) => [key.toLowerCase(), headerText(headers, key) ?? ""]));
+      return byName.get(name);
+    },
+  };
 }
 
 interface RecordEvent {

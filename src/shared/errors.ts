@@ -15,6 +15,9 @@ export type ErrorCode =
   | "HANDOFF_ABANDONED"
   | "TOPIC_READ_STALLED"
   | "TIER_RETENTION_TOO_SHORT"
+  | "TLS_MATERIAL_INVALID"
+  | "PROXY_URL_INVALID"
+  | "PROXY_FAILED"
   | "USAGE";
 
 export class SidecarError extends Error {

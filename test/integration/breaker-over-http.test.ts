@@ -19,7 +19,7 @@ afterEach(async () => {
 
 function sender(failureThreshold = THRESHOLD) {
   const breakers = new BreakerRegistry({ failureThreshold, recoveryTimeoutMs: 60_000 });
-  const s = createHttpSender({ timeoutMs: TIMEOUT_MS, maxConnectionsPerHost: 32, breakers, connect: {} });
+  const s = createHttpSender({ timeoutMs: TIMEOUT_MS, maxConnectionsPerHost: 32, breakers, connect: () => undefined as never });
   open.push(s, breakers);
   return { sender: s, breakers };
 }

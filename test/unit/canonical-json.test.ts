@@ -5,9 +5,9 @@ import {
   MAX_INT_DIGITS,
   canonicalizeJson,
   canonicalizeJsonBytes,
-  compareCodePoints,
   pythonFloatRepr,
 } from "../../src/delivery/canonical-json.js";
+import { compareCodePoints } from "../../src/shared/code-points.js";
 
 // Expected values are what CPython 3.11 prints for json.dumps(json.loads(t), separators=(",", ":"), sort_keys=True).
 const c = canonicalizeJson;

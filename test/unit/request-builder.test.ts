@@ -19,7 +19,7 @@ const SW_OLD_SECRET = "whsec_c2VjcmV0LW9sZC1rZXktZm9yLXRlc3Rz";
 const T = 1_700_000_000;
 
 function sub(target_url: string, headers: Record<string, string> = {}, event_type = "order.created"): CallbackSubscription {
-  return { event_type, target_url, headers, rate_limit: null, format: "pyfly" };
+  return { event_type, target_url, headers, rate_limit: null, format: "pyfly", filter: null };
 }
 
 function config(id: string, subscriptions: CallbackSubscription[], extra: Record<string, unknown> = {}): CallbackConfig {

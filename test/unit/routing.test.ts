@@ -8,7 +8,7 @@ const DERIVED_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0
 const RANDOM_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function sub(event_type: string, target_url = "https://hooks.example.com/in", headers: Record<string, string> = {}): CallbackSubscription {
-  return { event_type, target_url, headers, rate_limit: null, format: "pyfly" };
+  return { event_type, target_url, headers, rate_limit: null, format: "pyfly", filter: null };
 }
 
 function config(id: string, subscriptions: CallbackSubscription[], extra: Partial<CallbackConfig> = {}): CallbackConfig {

@@ -22,7 +22,7 @@ afterEach(async () => {
 function setup(connectError: () => Error) {
   const breakers = new BreakerRegistry({ failureThreshold: 1, recoveryTimeoutMs: RECOVERY_MS });
   const fake = { connects: 0, error: connectError };
-  const connect: HttpSenderOptions["connect"] = (_options, callback) => {
+  const connect: HttpSenderOptions["connect"] = () => (_options, callback) => {
     fake.connects += 1;
     callback(fake.error(), null);
   };

@@ -9,12 +9,19 @@
  * - IP literals: net.connect skips `lookup` for them, so they are judged before connecting.
  * - Backstop: `socket.remoteAddress` is judged once connected, before undici writes a request.
  *   It never fires unless a path skipped the two checks above.
+ * - Through an egress proxy: the name is resolved and judged here, with the same guarded lookup,
+ *   and the proxy is asked to CONNECT to the judged address, never to a name it would resolve
+ *   itself. TLS then runs over the tunnel and verifies the target's name as it would directly.
+ *   The proxy's own address is configuration, not a target: it is not judged.
  */
 import { SidecarError } from "../../shared/errors.js";
 import dns from "node:dns";
 import type { LookupAddress, LookupOptions } from "node:dns";
 import type { Socket } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { buildConnector } from "undici";
+import { openTunnel } from "../proxy/connect-tunnel.js";
+import type { ProxyEndpoint, ProxyRoute } from "../proxy/proxy-route.js";
 import { parseIp } from "./ip-address.js";
 import type { NetworkPolicy } from "./network-policy.js";
 
@@ -96,6 +103,8 @@ export interface GuardedConnectOptions {
   readonly connectorOptions?: Partial<OmitEach<buildConnector.BuildOptions, "lookup" | "timeout">>;
   /** Seam for unit tests: builds the underlying connector; defaults to undici's `buildConnector`. */
   readonly connectorFactory?: ConnectorFactory;
+  /** The egress proxy, for the targets it applies to. */
+  readonly proxy?: ProxyRoute | undefined;
 }
 
 /**
@@ -104,6 +113,73 @@ export interface GuardedConnectOptions {
  * lookup plugged in; an allow-everything policy gets the plain connector.
  */
 export function createGuardedConnect(policy: NetworkPolicy, options: GuardedConnectOptions = {}): Connector {
+  const direct = createDirectConnect(policy, options);
+  const route = options.proxy;
+  if (route === undefined) return direct;
+  const lookup = policy.allowsEverything ? (options.lookup ?? (dns.lookup as LookupFn)) : createGuardedLookup(policy, options.lookup);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  return (connectOptions, callback) => {
+    const { protocol, hostname } = connectOptions;
+    const port = Number(connectOptions.port) || (protocol === "https:" ? 443 : 80);
+    const proxy = route.proxyFor(protocol, hostname, port);
+    if (proxy === undefined) return direct(connectOptions, callback);
+    resolveChecked(hostname, policy, lookup)
+      .then((address) => throughProxy(proxy, address, port, connectOptions, options.connectorOptions as ConnectionOptions | undefined, timeoutMs))
+      .then(
+        (socket) => callback(null, socket),
+        (err: Error) => callback(err, null),
+      );
+  };
+}
+
+/** The address a proxied connection goes to: the first answer, every answer judged (a literal too). */
+function resolveChecked(hostname: string, policy: NetworkPolicy, lookup: LookupFn): Promise<string> {
+  const literal = parseIp(hostname);
+  if (literal !== null) {
+    const decision = policy.check(literal.text);
+    return decision.allowed ? Promise.resolve(literal.text) : Promise.reject(new SsrfBlockedError(hostname, literal.text, decision.reason));
+  }
+  return new Promise((resolve, reject) =>
+    lookup(hostname, { all: true }, (err, answers) => {
+      const first = Array.isArray(answers) ? answers[0]?.address : undefined;
+      if (err !== null || first === undefined) reject(err ?? Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }));
+      else resolve(first);
+    }),
+  );
+}
+
+/** Opens the tunnel to the checked address and, for https, TLS over it with the target's name. */
+async function throughProxy(
+  proxy: ProxyEndpoint,
+  address: string,
+  port: number,
+  target: buildConnector.Options,
+  tls: ConnectionOptions | undefined,
+  timeoutMs: number,
+): Promise<Socket> {
+  const tunnel = await openTunnel(proxy, address, port, timeoutMs);
+  tunnel.setKeepAlive(true, 60_000);
+  if (target.protocol !== "https:") return tunnel;
+  const servername = target.servername ?? (parseIp(target.hostname) === null ? target.hostname : undefined);
+  return new Promise((resolve, reject) => {
+    const secure = tlsConnect({ ...tls, socket: tunnel, ALPNProtocols: ["http/1.1"], ...(servername ? { servername } : {}) });
+    const timer = setTimeout(() => secure.destroy(new Error(`TLS handshake through the proxy took over ${timeoutMs} ms`)), timeoutMs);
+    secure.once("secureConnect", () => {
+      clearTimeout(timer);
+      secure.removeListener("error", onError);
+      resolve(secure);
+    });
+    const onError = (error: Error) => {
+      clearTimeout(timer);
+      tunnel.destroy();
+      reject(error);
+    };
+    secure.once("error", onError);
+  });
+}
+
+/** The connector without a proxy: undici's own, with the guarded lookup and the checks above. */
+function createDirectConnect(policy: NetworkPolicy, options: GuardedConnectOptions): Connector {
   const factory = options.connectorFactory ?? (buildConnector as ConnectorFactory);
   const buildOptions: buildConnector.BuildOptions = { ...options.connectorOptions };
   if (options.timeoutMs !== undefined) buildOptions.timeout = options.timeoutMs;
