@@ -184,7 +184,8 @@ export function refusalOf(error: unknown): Extract<AttemptOutcome, { kind: "reje
   const proxy = proxyErrorOf(error);
   if (proxy) return { kind: "error", category: "proxy_error", reason: proxy.reason, message: proxy.message };
   const alert = clientCertificateAlertOf(error);
-  if (alert) return { kind: "rejected", reason: "client_certificate_rejected", message: `the receiver refused our client certificate (${alert})` };
+  if (alert)
+    return { kind: "rejected", reason: "client_certificate_rejected", message: `the receiver refused our client certificate (${alert})` };
   if (error instanceof undiciErrors.InvalidArgumentError || (error as { code?: unknown } | null)?.code === "UND_ERR_INVALID_ARG") {
     return { kind: "rejected", reason: "invalid_request", message: `request refused by the HTTP client: ${(error as Error).message}` };
   }

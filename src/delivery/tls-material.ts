@@ -48,7 +48,10 @@ export function readTlsMaterial(tls: ReceiverTls): TlsConnectOptions {
   const key = read("client-key-file", tls.client_key_file);
   const ca = read("ca-file", tls.ca_file);
   if ((cert === undefined) !== (key === undefined)) {
-    throw new TlsMaterialError(cert === undefined ? "client-cert-file" : "client-key-file", "client-cert-file and client-key-file go together");
+    throw new TlsMaterialError(
+      cert === undefined ? "client-cert-file" : "client-key-file",
+      "client-cert-file and client-key-file go together",
+    );
   }
   const options: TlsConnectOptions = { minVersion: tls.min_version };
   if (cert !== undefined && key !== undefined) {
@@ -104,7 +107,10 @@ export class TlsMaterial {
 
   constructor(
     readonly tls: ReceiverTls,
-    private readonly report: { reloaded(): void; failed(error: TlsMaterialError): void } = { reloaded: () => undefined, failed: () => undefined },
+    private readonly report: { reloaded(): void; failed(error: TlsMaterialError): void } = {
+      reloaded: () => undefined,
+      failed: () => undefined,
+    },
     private readonly now: () => number = Date.now,
   ) {
     this.fingerprint = fingerprintOf(tls);

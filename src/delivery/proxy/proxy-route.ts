@@ -29,9 +29,7 @@ export interface ProxySettings {
 }
 
 type Exclusion =
-  | { kind: "all" }
-  | { kind: "domain"; name: string; port: number | undefined }
-  | { kind: "cidr"; cidr: Cidr; port: number | undefined };
+  { kind: "all" } | { kind: "domain"; name: string; port: number | undefined } | { kind: "cidr"; cidr: Cidr; port: number | undefined };
 
 /** A proxy URL we cannot use; `message` never carries its credentials. */
 export class ProxyUrlError extends SidecarError {
@@ -98,7 +96,10 @@ export function createProxyRoute(settings: ProxySettings): ProxyRoute | undefine
   const https = settings.https === undefined ? undefined : parseProxyUrl(settings.https);
   const exclusions = settings.noProxy.map(parseExclusion).filter((e): e is Exclusion => e !== undefined);
   const excluded = (hostname: string, port: number): boolean => {
-    const name = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
+    const name = hostname
+      .toLowerCase()
+      .replace(/^\[|\]$/g, "")
+      .replace(/\.$/, "");
     const ip = parseIp(name);
     return exclusions.some((e) => {
       if (e.kind === "all") return true;

@@ -124,7 +124,9 @@ export function createGuardedConnect(policy: NetworkPolicy, options: GuardedConn
     const proxy = route.proxyFor(protocol, hostname, port);
     if (proxy === undefined) return direct(connectOptions, callback);
     resolveChecked(hostname, policy, lookup)
-      .then((address) => throughProxy(proxy, address, port, connectOptions, options.connectorOptions as ConnectionOptions | undefined, timeoutMs))
+      .then((address) =>
+        throughProxy(proxy, address, port, connectOptions, options.connectorOptions as ConnectionOptions | undefined, timeoutMs),
+      )
       .then(
         (socket) => callback(null, socket),
         (err: Error) => callback(err, null),
