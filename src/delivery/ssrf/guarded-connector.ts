@@ -113,6 +113,32 @@ export interface GuardedConnectOptions {
  * lookup plugged in; an allow-everything policy gets the plain connector.
  */
 export function createGuardedConnect(policy: NetworkPolicy, options: GuardedConnectOptions = {}): Connector {
+  const connect = guardedConnect(policy, options);
+  return (connectOptions, callback) =>
+    connect(connectOptions, (err, socket) => {
+      if (err !== null || socket === null) return callback(err ?? new Error("no socket"), null);
+      if (connectOptions.protocol === "https:") keepTlsAlert(socket);
+      callback(null, socket);
+    });
+}
+
+/**
+ * A TLS 1.3 server refuses a client certificate after the handshake, with an alert. The socket
+ * reports it, then its end; undici fails the request with the end ("other side closed"), so the
+ * alert is kept as that error's cause for the sender to name the refusal.
+ */
+function keepTlsAlert(socket: Socket): void {
+  let alert: Error | undefined;
+  socket.on("error", (error: Error & { code?: string; cause?: unknown }) => {
+    if (alert === undefined) {
+      if (error.code?.startsWith("ERR_SSL_")) alert = error;
+    } else if (error !== alert && error.cause === undefined) {
+      error.cause = alert;
+    }
+  });
+}
+
+function guardedConnect(policy: NetworkPolicy, options: GuardedConnectOptions): Connector {
   const direct = createDirectConnect(policy, options);
   const route = options.proxy;
   if (route === undefined) return direct;
