@@ -1,5 +1,6 @@
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import { createSecureContext, rootCertificates } from "node:tls";
+import { rootCertificates } from "node:tls";
 import type { ReceiverTls } from "../domain/models.js";
 import { SidecarError } from "../shared/errors.js";
 
@@ -48,28 +49,34 @@ export function readTlsMaterial(tls: ReceiverTls): TlsConnectOptions {
   const key = read("client-key-file", tls.client_key_file);
   const ca = read("ca-file", tls.ca_file);
   if ((cert === undefined) !== (key === undefined)) {
-    throw new TlsMaterialError(
-      cert === undefined ? "client-cert-file" : "client-key-file",
-      "client-cert-file and client-key-file go together",
-    );
+    // Named at the one that is set: that is where the other is missing.
+    const [set, missing] =
+      cert === undefined ? (["client-key-file", "client-cert-file"] as const) : (["client-cert-file", "client-key-file"] as const);
+    throw new TlsMaterialError(set, `${set} needs ${missing}: a client certificate and its key go together`);
   }
   const options: TlsConnectOptions = { minVersion: tls.min_version };
   if (cert !== undefined && key !== undefined) {
+    // OpenSSL quietly drops a key that does not match the certificate; ask explicitly.
+    let paired: boolean;
     try {
-      createSecureContext({ cert, key });
+      paired = new X509Certificate(cert).checkPrivateKey(createPrivateKey(key));
     } catch (error) {
-      // OpenSSL's reason ("key values mismatch", "no start line"); it names no key material.
-      throw new TlsMaterialError("client-key-file", `the client certificate and key do not form a pair: ${(error as Error).message}`);
+      throw new TlsMaterialError("client-key-file", `not a PEM certificate and private key: ${(error as Error).message}`);
     }
+    if (!paired) throw new TlsMaterialError("client-key-file", "the client certificate and key do not form a pair");
     options.cert = cert;
     options.key = key;
   }
   if (ca !== undefined) {
-    try {
-      createSecureContext({ ca });
-    } catch (error) {
-      throw new TlsMaterialError("ca-file", `not a PEM certificate bundle: ${(error as Error).message}`);
-    }
+    const blocks = ca.toString("latin1").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) throw new TlsMaterialError("ca-file", "not a PEM certificate bundle: no certificate in it");
+    blocks.forEach((block, i) => {
+      try {
+        new X509Certificate(block);
+      } catch (error) {
+        throw new TlsMaterialError("ca-file", `certificate ${i + 1} of the bundle does not parse: ${(error as Error).message}`);
+      }
+    });
     // Extra CAs add to the public roots: a receiver with a public certificate keeps working.
     options.ca = [...rootCertificates, ca];
   }

@@ -1,7 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseSettings } from "../../src/config/load.js";
 import { ConfigErrors } from "../../src/config/errors.js";
 import { parseDurationMs } from "../../src/config/durations.js";
+import { createTestCa, type IssuedCertificate, type TestCa } from "../support/test-ca.js";
 
 function errorsOf(yaml: string, env: NodeJS.ProcessEnv = {}): string[] {
   try {
@@ -341,5 +342,126 @@ describe("signature schemes and headers", () => {
       "target-url: https://hooks.example.com/h\n            headers: { x-sig: forged }",
     );
     expect(errorsOf(yaml).join("\n")).toContain("configs[0].subscriptions[0].headers.x-sig: is set by callback-sidecar");
+  });
+});
+
+describe("payload filters, egress proxy and receiver TLS", () => {
+  const subscription = (extra: string) => `
+pyfly:
+  callbacks:
+    configs:
+      - tenant-id: acme
+        name: n
+        subscriptions:
+          - event-type: OrderPlaced
+            target-url: https://hooks.example.com/h
+${extra}
+`;
+
+  it("a filter keeps a 20-digit integer exact (YAML integers beyond 2^53 are read as BigInt)", () => {
+    const [config] = parseSettings(
+      subscription("            filter: { payload.id: 12345678901234567891, headers.x-region: { $in: [eu] } }"),
+      {},
+    ).configs;
+    expect(config?.subscriptions[0]?.filter).toEqual({ "payload.id": 12345678901234567891n, "headers.x-region": { $in: ["eu"] } });
+  });
+
+  it.each([
+    [
+      "            filter: { payload.amount: { $gte: 1, $regex: x } }",
+      'pyfly.callbacks.configs[0].subscriptions[0].filter.payload.amount.$regex: Invalid filter at "payload.amount.$regex": unknown operator $regex',
+    ],
+    ["            filter: { headers.x-region: { $in: eu } }", "pyfly.callbacks.configs[0].subscriptions[0].filter.headers.x-region.$in:"],
+    ["            filter: { $or: [{ body.x: 1 }] }", "pyfly.callbacks.configs[0].subscriptions[0].filter.$or.0.body.x:"],
+    ["            filter: [1]", "pyfly.callbacks.configs[0].subscriptions[0].filter: expected a filter"],
+  ])("an invalid filter is refused naming its key path: %s", (extra, message) => {
+    expect(errorsOf(subscription(extra)).join("\n")).toContain(message);
+  });
+
+  it("the proxy comes from http.proxy, else from the lower- or upper-case environment, never both schemes' defaults mixed", () => {
+    const fromConfig = parseSettings(
+      "pyfly: {callbacks: {http: {proxy: {url: 'http://proxy:3128', no-proxy: [internal.example, 10.0.0.0/8]}}}}",
+      {
+        HTTPS_PROXY: "http://other:1",
+      },
+    );
+    expect(fromConfig.http.proxy).toEqual({
+      http: "http://proxy:3128",
+      https: "http://proxy:3128",
+      noProxy: ["internal.example", "10.0.0.0/8"],
+    });
+    const fromEnv = parseSettings("", {
+      https_proxy: "http://lower:1",
+      HTTPS_PROXY: "http://upper:2",
+      HTTP_PROXY: "http://plain:3",
+      NO_PROXY: "a.example, .b.example",
+    });
+    expect(fromEnv.http.proxy).toEqual({ http: "http://plain:3", https: "http://lower:1", noProxy: ["a.example", ".b.example"] });
+    expect(parseSettings("", {}).http.proxy).toEqual({ http: undefined, https: undefined, noProxy: [] });
+  });
+
+  it("a proxy URL that is not http:// is refused naming the key or the variable, and its credentials never appear", () => {
+    expect(errorsOf("pyfly: {callbacks: {http: {proxy: {url: 'socks5://u:topsecret@proxy:1080'}}}}").join("\n")).toContain(
+      "pyfly.callbacks.http.proxy.url: expected an http:// proxy (CONNECT), got scheme socks5:",
+    );
+    const fromEnv = errorsOf("", { HTTPS_PROXY: "https://u:topsecret@proxy:443" }).join("\n");
+    expect(fromEnv).toContain("environment HTTPS_PROXY (or https_proxy): expected an http:// proxy");
+    expect(fromEnv).not.toContain("topsecret");
+  });
+
+  describe("TLS files", () => {
+    let ca: TestCa;
+    let client: IssuedCertificate;
+    let other: IssuedCertificate;
+    beforeAll(() => {
+      ca = createTestCa("config");
+      client = ca.client("sidecar");
+      other = ca.client("other");
+    });
+    afterAll(() => ca.remove());
+
+    const tls = (global: string, own: string) => `
+pyfly:
+  callbacks:
+    http:
+      tls: { ${global} }
+    configs:
+      - tenant-id: acme
+        name: n
+        tls: { ${own} }
+`;
+
+    it("a config's tls keys override http.tls key by key", () => {
+      const [config] = parseSettings(
+        tls(`ca-file: ${ca.caFile}, min-version: TLSv1.3`, `client-cert-file: ${client.certFile}, client-key-file: ${client.keyFile}`),
+        {},
+      ).configs;
+      expect(config?.tls).toEqual({
+        client_cert_file: client.certFile,
+        client_key_file: client.keyFile,
+        ca_file: ca.caFile,
+        min_version: "TLSv1.3",
+      });
+    });
+
+    it.each([
+      [
+        () => tls("", `client-cert-file: /nonexistent/tls.crt, client-key-file: ${client.keyFile}`),
+        "pyfly.callbacks.configs[0].tls.client-cert-file: cannot read /nonexistent/tls.crt: ENOENT",
+      ],
+      [() => tls(`ca-file: /nonexistent/ca.crt`, ""), "pyfly.callbacks.http.tls.ca-file: cannot read /nonexistent/ca.crt: ENOENT"],
+      [
+        () => tls("", `client-cert-file: ${client.certFile}`),
+        "pyfly.callbacks.configs[0].tls.client-cert-file: client-cert-file needs client-key-file",
+      ],
+      [
+        () => tls("", `client-cert-file: ${client.certFile}, client-key-file: ${other.keyFile}`),
+        "pyfly.callbacks.configs[0].tls.client-key-file: the client certificate and key do not form a pair",
+      ],
+      [() => tls(`ca-file: ${client.keyFile}`, ""), "pyfly.callbacks.http.tls.ca-file: not a PEM certificate bundle"],
+      [() => tls("min-version: TLSv1.1", ""), "pyfly.callbacks.http.tls.min-version: expected one of TLSv1.2, TLSv1.3"],
+    ])("a missing, unpaired or unreadable file is refused at load naming the key (%#)", (yaml, message) => {
+      expect(errorsOf(yaml()).join("\n")).toContain(message);
+    });
   });
 });
