@@ -99,7 +99,7 @@ export class Dispatcher {
     if (execution.attempts >= allowed) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
     const attempt = execution.attempts + 1;
     const { headers, body } = this.signer.requestFor(event, planned, Math.floor(this.now() / 1000));
-    const { outcome, durationMs } = await this.options.sender.send({ url, headers, body });
+    const { outcome, durationMs } = await this.options.sender.send({ url, headers, body, tls: config.tls });
     execution.attempts = attempt;
     execution.duration_ms = Math.round(durationMs * 1000) / 1000;
     execution.response_status = outcome.kind === "response" ? outcome.status : null;

@@ -33,8 +33,17 @@ context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(cert, key)
 context.load_verify_locations(ca)
 context.verify_mode = ssl.CERT_REQUIRED
-server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The handshake runs in the connection's own thread (on its first read), so one slow or
+    # refused client never holds up the others.
+    def get_request(self):
+        sock, address = self.socket.accept()
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+    def handle_error(self, request, client_address):
+        print(json.dumps({"refused": str(sys.exc_info()[1])}), flush=True)
+
+server = Server(("127.0.0.1", 0), Handler)
 print(json.dumps({"port": server.server_address[1]}), flush=True)
 server.serve_forever()
 `;
@@ -43,6 +52,8 @@ export interface MtlsReceiver {
   port: number;
   /** Requests in arrival order: path and the client certificate's CN. */
   requests: { path: string; cn: string | null }[];
+  /** Connections it refused, with OpenSSL's reason. */
+  refused: string[];
   close(): Promise<void>;
 }
 
@@ -55,18 +66,21 @@ export async function startMtlsReceiver(certFile: string, keyFile: string, caFil
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
   const requests: MtlsReceiver["requests"] = [];
+  const refused: string[] = [];
   const lines = createInterface({ input: child.stdout! });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`mTLS receiver exited (${code}): ${stderr}`)));
     lines.on("line", (line) => {
-      const message = JSON.parse(line) as { port?: number; path?: string; cn?: string | null };
+      const message = JSON.parse(line) as { port?: number; path?: string; cn?: string | null; refused?: string };
       if (message.port !== undefined) resolve(message.port);
+      else if (message.refused !== undefined) refused.push(message.refused);
       else requests.push({ path: message.path ?? "", cn: message.cn ?? null });
     });
   });
   return {
     port,
     requests,
+    refused,
     close: async () => {
       child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
