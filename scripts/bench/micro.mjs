@@ -1,12 +1,16 @@
 // `npm run bench -- --micro`: the in-process micro benchmarks (the original scripts/bench.mjs), each
 // printed as one JSON line:
 //   canonical-json  canonicalisation of 1 KB / 100 KB / 1 MB payloads (CPython-identical bytes)
+//   payload-filter  what subscription filters cost per event: the lossless parse (once per event,
+//                   only if a filter reads the payload) and each filter's evaluation
 //   dispatch        signed deliveries per second through the real sender to a local receiver
 // They import the built modules in dist/ directly, so they follow the source's internal API.
 import { createServer } from "node:http";
 
 const { canonicalizeJson } = await import("../../dist/delivery/canonical-json.js");
-const { createDeliveryEngine } = await import("../../dist/delivery/engine.js");
+const { createDeliveryEngine } = await import("../../dist/app/delivery-engine.js");
+const { compileFilter } = await import("../../dist/domain/payload-filter.js");
+const { parseLossless } = await import("../../dist/shared/lossless-json.js");
 const { parseSettings } = await import("../../dist/config/load.js");
 const { createLogger } = await import("../../dist/observability/logger.js");
 
@@ -41,6 +45,58 @@ function benchCanonical() {
       mb_per_s: +(text.length / 1048576 / (ms / 1000)).toFixed(1),
     });
   }
+}
+
+/** Microseconds per call of `fn`, after a warm-up, over about half a second. */
+function microsPer(fn) {
+  for (let i = 0; i < 2_000; i++) fn();
+  let iterations = 0;
+  const started = performance.now();
+  while (performance.now() - started < 500) {
+    for (let i = 0; i < 1_000; i++) fn();
+    iterations += 1_000;
+  }
+  return ((performance.now() - started) * 1000) / iterations;
+}
+
+function benchFilters() {
+  const body = canonicalizeJson(payloadOf(1024).replace('{"order":', '{"amount":150,"currency":"EUR","region":"eu","order":'));
+  const headers = new Map([["x-region", "eu"]]);
+  const filters = [
+    { "headers.x-region": { $in: ["eu", "uk"] } },
+    { "payload.amount": { $gte: 100 } },
+    {
+      "payload.amount": { $gte: 100 },
+      "payload.currency": { $in: ["EUR", "GBP"] },
+      $or: [{ "payload.order.id": 1 }, { "payload.vip": true }],
+    },
+  ].map(compileFilter);
+  const inputFor = () => {
+    let payload;
+    return { payload: () => (payload ??= parseLossless(body)), header: (name) => headers.get(name) };
+  };
+  report("payload-filter", {
+    case: "lossless parse of the payload (once per event)",
+    bytes: body.length,
+    us_per_event: +microsPer(() => parseLossless(body)).toFixed(2),
+  });
+  const once = inputFor();
+  once.payload();
+  const names = ["header $in", "payload $gte", "3 conditions with $or"];
+  filters.forEach((filter, i) =>
+    report("payload-filter", {
+      case: `evaluate: ${names[i]} (payload parsed)`,
+      us_per_event: +microsPer(() => filter.matches(once)).toFixed(3),
+    }),
+  );
+  report("payload-filter", {
+    case: "10 subscriptions with payload filters, parse included",
+    bytes: body.length,
+    us_per_event: +microsPer(() => {
+      const input = inputFor();
+      for (let i = 0; i < 10; i++) filters[1 + (i % 2)].matches(input);
+    }).toFixed(2),
+  });
 }
 
 async function startReceiver() {
@@ -87,5 +143,6 @@ async function benchDispatch(total) {
 
 export async function runMicro({ dispatchDeliveries = 5000 } = {}) {
   benchCanonical();
+  benchFilters();
   await benchDispatch(dispatchDeliveries);
 }
