@@ -11,6 +11,9 @@ import { retryBacklog } from "../kafka/retry-backlog.js";
 import { RetryTiers } from "../domain/retry-tiers.js";
 import { ensureTopics, TIER_BUFFERED_PER_PARTITION } from "../kafka/topic-setup.js";
 import { createMetrics } from "../observability/metrics.js";
+import type { LogContext } from "../observability/logger.js";
+import { startTracing } from "../observability/tracing.js";
+import { VERSION } from "../version.js";
 import { EventPipeline } from "../pipeline/event-pipeline.js";
 import type { PipelineDeps } from "../pipeline/pipeline-deps.js";
 import { RetryPipeline } from "../pipeline/retry-pipeline.js";
@@ -27,8 +30,17 @@ export interface RunningSidecar {
 }
 
 /** Wiring and lifecycle of `callback-sidecar run`; nothing else lives here. */
-export async function startSidecar(settings: SidecarSettings, logger: Logger): Promise<RunningSidecar> {
+export async function startSidecar(settings: SidecarSettings, logger: Logger, logContext?: LogContext): Promise<RunningSidecar> {
   const metrics = createMetrics();
+  const tracing = await startTracing(settings.tracing.enabled, {
+    serviceVersion: VERSION,
+    consumerGroup: settings.kafka.groupId,
+    protocol: settings.tracing.protocol,
+    logger,
+    setLogContext: (ids) => {
+      if (logContext) logContext.ids = ids;
+    },
+  });
   const exposed = settings.server.executions;
   const engine = createDeliveryEngine(settings, logger, metrics, {
     keepExecutions: exposed.enabled,
@@ -57,6 +69,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
     jitter: settings.retry.jitter,
     logger,
     metrics,
+    tracing,
     now: Date.now,
   };
   const retryGroupId = `${settings.kafka.groupId}.retry`;
@@ -152,6 +165,9 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger): P
       await publisher.disconnect().catch(() => undefined);
       await backlogAdmin.disconnect().catch(() => undefined);
       await engine.close();
+      await tracing
+        ?.shutdown()
+        .catch((error: unknown) => logger.warn({ err: (error as Error).message }, "could not export the last spans"));
       await admin.close();
     },
   };

@@ -3,7 +3,7 @@
  * commits and exits 0. With pyfly.callbacks.enabled false it says so and exits 0 at once.
  */
 import { startSidecar } from "../app/sidecar.js";
-import { createLogger } from "../observability/logger.js";
+import { createLogger, type LogContext } from "../observability/logger.js";
 import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError, writeOut } from "./common.js";
 
 export const RUN_USAGE = `Usage: callback-sidecar run [--config PATH]
@@ -20,7 +20,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
   const { settings, file, warnings } = loadConfig(values.config);
-  const logger = createLogger(settings.logLevel);
+  // Log lines name the current span only when there can be one.
+  const logContext: LogContext | undefined = settings.tracing.enabled ? { ids: () => undefined } : undefined;
+  const logger = createLogger(settings.logLevel, undefined, logContext);
   for (const warning of warnings) logger.warn({ key_path: warning.keyPath }, `configuration: ${warning.message}`);
   if (!settings.enabled) {
     logger.info({ config: file ?? "(none)" }, "pyfly.callbacks.enabled is false: nothing to do, exiting");
@@ -34,7 +36,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     process.exit(EXIT.INTERNAL);
   });
 
-  const sidecar = await startSidecar(settings, logger);
+  const sidecar = await startSidecar(settings, logger, logContext);
   const signal = await Promise.race([
     new Promise<NodeJS.Signals>((resolve) => {
       process.once("SIGTERM", () => resolve("SIGTERM"));

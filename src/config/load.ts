@@ -55,12 +55,27 @@ export function parseSettings(
   const semanticErrors = checkSemantics(raw);
   if (semanticErrors.length > 0) throw new ConfigErrors(semanticErrors);
   const proxy = proxySettingsOf({ url: raw.http.proxy.url, noProxy: raw.http.proxy["no-proxy"] }, env);
-  const settings = toSettings(raw, proxy);
-  const fileErrors = [...proxyErrors(raw, proxy), ...tlsFileErrors(raw, settings)];
+  const protocol = otlpProtocolOf(env);
+  const settings = toSettings(raw, proxy, protocol.value);
+  const fileErrors = [...proxyErrors(raw, proxy), ...tlsFileErrors(raw, settings), ...(raw.tracing.enabled ? protocol.errors : [])];
   if (fileErrors.length > 0) throw new ConfigErrors(fileErrors);
   // Only a configuration that loads has warnings worth reading.
   warnings.push(...found, ...semanticWarnings(raw));
   return settings;
+}
+
+const OTLP_PROTOCOLS = ["http/protobuf", "http/json"] as const;
+
+/** The OTLP protocol the standard variables ask for; gRPC is not offered (OTLP over HTTP only). */
+function otlpProtocolOf(env: NodeJS.ProcessEnv): { value: (typeof OTLP_PROTOCOLS)[number]; errors: ConfigError[] } {
+  const name = env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL";
+  const asked = env[name]?.trim() || "http/protobuf";
+  const known = OTLP_PROTOCOLS.find((p) => p === asked);
+  if (known) return { value: known, errors: [] };
+  return {
+    value: "http/protobuf",
+    errors: [new ConfigError(`environment ${name}`, `expected one of ${OTLP_PROTOCOLS.join(", ")}, got ${asked}`)],
+  };
 }
 
 /** A proxy from the environment is checked as http.proxy.url is, naming the variable. */
@@ -161,7 +176,7 @@ function stableConfigId(tenantId: string, name: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }
 
-function toSettings(raw: RawCallbacks, proxy: ProxySettings): SidecarSettings {
+function toSettings(raw: RawCallbacks, proxy: ProxySettings, otlpProtocol: SidecarSettings["tracing"]["protocol"]): SidecarSettings {
   const k = raw.kafka;
   return {
     enabled: raw.enabled,
@@ -186,6 +201,7 @@ function toSettings(raw: RawCallbacks, proxy: ProxySettings): SidecarSettings {
       tiersMs: [...new Set(raw.retry.tiers)].sort((a, b) => a - b),
     },
     deadLetter: { topic: handoffTopicsOf(raw).deadLetter },
+    tracing: { enabled: raw.tracing.enabled, protocol: otlpProtocol },
     handoff: { keys: raw.handoff.keys },
     kafka: {
       brokers: k.brokers,
@@ -234,6 +250,7 @@ function toSettings(raw: RawCallbacks, proxy: ProxySettings): SidecarSettings {
         ...retryPlanOf(c, raw.retry.schedule),
         rate_limit: rateLimitOf(c["rate-limit"]),
         tls: receiverTlsOf(raw.http.tls, c.tls),
+        send_trace_context: String(c["send-trace-context"] ?? raw.tracing["send-trace-context"]) === "true",
         topics: c.topics,
         authorized_domains: c["authorized-domains"],
         subscriptions: c.subscriptions.map((s) => ({

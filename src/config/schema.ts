@@ -229,6 +229,8 @@ const callbackConfigSchema = z.strictObject({
   "rate-limit": rateLimitSchema,
   // Over http.tls key by key: a config may add its client certificate to a shared CA.
   tls: receiverTlsSchema.optional(),
+  // Unset: tracing.send-trace-context. Receivers are outside the trust boundary: off by default.
+  "send-trace-context": z.union([z.boolean(), z.enum(["true", "false"])], { error: "expected true or false" }).optional(),
   // Tenant binding: the event topics this config accepts the tenant's records from (empty: any).
   topics: stringList([]),
   "authorized-domains": z
@@ -342,6 +344,12 @@ const callbacksSchema = z.strictObject({
   }),
   "dead-letter": section({
     topic: nonEmpty().optional(),
+  }),
+  // OpenTelemetry (OTLP/HTTP): off by default; exporter settings come from the OTEL_* variables.
+  tracing: section({
+    enabled: bool(false),
+    // Whether webhooks carry traceparent/tracestate, for configs that do not say.
+    "send-trace-context": bool(false),
   }),
   // Keys that sign retry and dead-letter records (first signs, all verify); empty: derived per config.
   handoff: section({

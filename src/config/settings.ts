@@ -20,6 +20,8 @@ export interface SidecarSettings {
   /** `tiersMs`: the delay tiers, ascending, without duplicates (see kafka/retry-tiers.ts). */
   retry: { jitter: number; inProcessBudgetMs: number; topic: string; tiersMs: number[] };
   deadLetter: { topic: string };
+  /** `protocol`: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL (default http/protobuf). */
+  tracing: { enabled: boolean; protocol: "http/protobuf" | "http/json" };
   /** Keys for the MAC of retry and dead-letter records; empty: derived from each config's secret. */
   handoff: { keys: string[] };
   kafka: {

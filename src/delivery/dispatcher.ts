@@ -41,6 +41,15 @@ export type AttemptVerdict =
   | { kind: "failed"; execution: CallbackExecution; failure: FailureReason }
   | { kind: "retry"; execution: CallbackExecution; notBefore: number };
 
+/**
+ * One attempt's trace, started only when an attempt is really made (or refused by the domain
+ * list) and always settled: `headers` go on the request (trace context for the receiver).
+ */
+export interface AttemptHooks {
+  readonly headers: Record<string, string> | undefined;
+  settled(outcome: AttemptOutcome): void;
+}
+
 // pyfly's exact last_error for a refused domain; receivers of our executions may match on it.
 const DOMAIN_NOT_AUTHORIZED = "Domain not authorized";
 
@@ -87,11 +96,14 @@ export class Dispatcher {
     event: PreparedEvent,
     planned: PlannedDelivery,
     execution: CallbackExecution = this.newExecution(event, planned),
+    trace?: () => AttemptHooks,
   ): Promise<AttemptVerdict> {
     const { config, subscription } = planned;
     const { url, host: targetHost } = targetOf(subscription.target_url);
     if (!isDomainAuthorized(subscription.target_url, config.authorized_domains)) {
-      this.options.observer?.attempt(targetHost, { kind: "rejected", reason: "domain_not_authorized", message: DOMAIN_NOT_AUTHORIZED }, 0);
+      const refused: AttemptOutcome = { kind: "rejected", reason: "domain_not_authorized", message: DOMAIN_NOT_AUTHORIZED };
+      this.options.observer?.attempt(targetHost, refused, 0);
+      trace?.().settled(refused);
       return this.fail(event, execution, "domain_not_authorized", DOMAIN_NOT_AUTHORIZED);
     }
     const allowed = attemptsAllowed(config);
@@ -99,7 +111,11 @@ export class Dispatcher {
     if (execution.attempts >= allowed) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
     const attempt = execution.attempts + 1;
     const { headers, body } = this.signer.requestFor(event, planned, Math.floor(this.now() / 1000));
-    const { outcome, durationMs } = await this.options.sender.send({ url, headers, body, tls: config.tls });
+    const hooks = trace?.();
+    // Trace context is not signed: it describes our processing, not the event.
+    const sent = hooks?.headers === undefined ? headers : { ...headers, ...hooks.headers };
+    const { outcome, durationMs } = await this.options.sender.send({ url, headers: sent, body, tls: config.tls });
+    hooks?.settled(outcome);
     execution.attempts = attempt;
     execution.duration_ms = Math.round(durationMs * 1000) / 1000;
     execution.response_status = outcome.kind === "response" ? outcome.status : null;

@@ -71,6 +71,8 @@ export const CallbackConfig = z.object({
   rate_limit: RateLimit.nullable().default(null),
   // Beyond pyfly: client certificate, extra CAs and minimum version towards its receivers.
   tls: ReceiverTls.nullable().default(null),
+  // Beyond pyfly: whether its webhooks carry W3C trace context (when tracing is on).
+  send_trace_context: z.boolean().default(false),
 });
 export type CallbackConfig = z.infer<typeof CallbackConfig>;
 

@@ -20,11 +20,18 @@ const REDACT_PATHS = [
   "*.body",
 ];
 
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+/** What a log line says about the current trace; set once tracing starts (tracing.ts). */
+export interface LogContext {
+  ids: () => Record<string, string> | undefined;
+}
+
+export function createLogger(level: string, destination?: NodeJS.WritableStream, context?: LogContext): Logger {
   return pino(
     {
       level,
       base: { service: "callback-sidecar" },
+      // Only a logger that may see traces asks for the current span on each line.
+      ...(context ? { mixin: () => context.ids() ?? {} } : {}),
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

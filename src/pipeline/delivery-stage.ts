@@ -8,6 +8,9 @@ import type { RecordEnd, RecordSignals } from "../kafka/record-processor.js";
 import { abortableSleep } from "../shared/abortable-sleep.js";
 import type { HandoffWriter, Origin } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
+import type { RecordTrace } from "../observability/tracing.js";
+import { redactUrl } from "../domain/subscription-ref.js";
+import type { AttemptHooks } from "../delivery/dispatcher.js";
 
 /**
  * `event`: a delivery planned from a fresh event. `retry`: a delivery taken from the retry topic
@@ -22,6 +25,8 @@ export interface DeliveryRun {
   origin: Origin;
   signals: RecordSignals;
   mode: StageMode;
+  /** The record's span, when tracing is on. */
+  trace?: RecordTrace | undefined;
 }
 
 /** Why a delivery waits; each cause is decided here and nowhere else. */
@@ -88,6 +93,7 @@ export class DeliveryStage {
         "delivery broke unexpectedly; dead-lettering it",
       );
       this.deps.dispatcher.fail(run.event, execution, "internal_error", "internal error");
+      run.trace?.deadLettered("internal_error");
       return this.writer.failedDelivery(run.event, run.planned, execution, "internal_error", run.origin, run.signals);
     }
   }
@@ -98,6 +104,7 @@ export class DeliveryStage {
    */
   handOver(run: DeliveryRun, execution: CallbackExecution, wait: Pick<Wait, "at" | "reserved">): Promise<RecordEnd> {
     this.deps.executions.save(execution);
+    run.trace?.event("retry_scheduled", { "delivery.id": run.planned.deliveryId, due_at: new Date(wait.at).toISOString() });
     return this.writer.retry(run.event, run.planned, execution, wait.at, run.origin, run.signals, wait.reserved);
   }
 
@@ -127,7 +134,10 @@ export class DeliveryStage {
 
     // The breaker would refuse at once: spend no attempt, no token and no slot on it.
     const reopensAt = deps.breakers.reopensAt(host);
-    if (reopensAt !== undefined) return waitFor("breaker", Math.max(reopensAt, now + BREAKER_TIMER_SLACK_MS));
+    if (reopensAt !== undefined) {
+      run.trace?.event("circuit_open", { "server.address": host, until: new Date(reopensAt).toISOString() });
+      return waitFor("breaker", Math.max(reopensAt, now + BREAKER_TIMER_SLACK_MS));
+    }
 
     // A slot of its rate limits (reserved: it waited for one already); see delivery/rate-limiter.ts.
     const limits = [planned.subscription.rate_limit, planned.config.rate_limit];
@@ -163,7 +173,12 @@ export class DeliveryStage {
     let verdict;
     deps.metrics?.inflight.inc();
     try {
-      verdict = await deps.dispatcher.attempt(event, planned, execution);
+      verdict = await deps.dispatcher.attempt(
+        event,
+        planned,
+        execution,
+        run.trace && attemptHooks(run.trace, run.planned, execution.attempts),
+      );
     } finally {
       deps.metrics?.inflight.dec();
       slots.release(host);
@@ -172,6 +187,7 @@ export class DeliveryStage {
       case "delivered":
         return DONE;
       case "failed":
+        run.trace?.deadLettered(verdict.failure);
         return this.writer.failedDelivery(event, planned, verdict.execution, verdict.failure, run.origin, signals);
       case "retry":
         return waitFor("backoff", verdict.notBefore);
@@ -214,4 +230,14 @@ function isDurable(run: DeliveryRun): boolean {
   const body = run.event.body;
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most bodies need no count.
   return body.length * 3 <= MAX_HANDOFF_VALUE_BYTES || Buffer.byteLength(body) <= MAX_HANDOFF_VALUE_BYTES;
+}
+
+/** The attempt's CLIENT span, and its trace context on the request when the config allows it. */
+function attemptHooks(trace: RecordTrace, planned: PlannedDelivery, attemptsMade: number): () => AttemptHooks {
+  return () => {
+    const { url } = targetOf(planned.subscription.target_url);
+    const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+    const span = trace.attempt({ url: redactUrl(url.href), host: url.hostname, port }, attemptsMade);
+    return { headers: planned.config.send_trace_context ? span.headers : undefined, settled: (outcome) => span.settled(outcome) };
+  };
 }

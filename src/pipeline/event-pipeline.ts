@@ -10,6 +10,8 @@ import type { FilterInput } from "../domain/payload-filter.js";
 import { parseLossless, type LosslessValue } from "../shared/lossless-json.js";
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage } from "./delivery-stage.js";
+import { originOf, traced } from "./record-trace.js";
+import type { RecordTrace } from "../observability/tracing.js";
 import { HandoffWriter } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
@@ -47,14 +49,15 @@ export class EventPipeline implements RecordProcessor {
   }
 
   process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
-    return this.writer.ending(record, signals, () => this.dispatch(record, signals));
+    return traced(this.deps, record, (trace) => this.writer.ending(record, signals, () => this.dispatch(record, signals, trace)));
   }
 
-  private async dispatch(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+  private async dispatch(record: InboundRecord, signals: RecordSignals, trace: RecordTrace | undefined): Promise<RecordEnd> {
     const { deps } = this;
     deps.metrics?.eventsConsumed.inc({ topic: record.topic });
     const refuse = async (reason: UndispatchableReason, detail: string, tenant?: string) => {
       deps.metrics?.eventsSkipped.inc({ reason });
+      trace?.deadLettered(reason);
       return this.writer.undispatchable(record, reason, detail, tenant, signals);
     };
 
@@ -80,11 +83,11 @@ export class EventPipeline implements RecordProcessor {
       deps.metrics?.eventsSkipped.inc({ reason: filteredOut > 0 ? "filtered" : "no_subscription" });
       return DONE;
     }
-    const origin = { headers: record.headers, key: record.key };
+    const origin = originOf(record, trace);
     const ends = await Promise.all(
       planned.map((p) =>
         this.stage.run(
-          { event: p.event, planned: p.planned, origin, signals, mode: "event" },
+          { event: p.event, planned: p.planned, origin, signals, mode: "event", trace },
           deps.dispatcher.newExecution(p.event, p.planned),
         ),
       ),

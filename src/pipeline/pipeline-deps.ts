@@ -6,6 +6,7 @@ import type { OutboundRecord } from "../kafka/handoff-records.js";
 import type { HeaderNames } from "../kafka/record-decoder.js";
 import type { RetryTiers } from "../domain/retry-tiers.js";
 import type { Metrics } from "../observability/metrics.js";
+import type { Tracing } from "../observability/tracing.js";
 import type { ConfigRepository } from "../repository/config-repository.js";
 import type { ExecutionStore } from "../repository/execution-store.js";
 
@@ -45,5 +46,7 @@ export interface PipelineDeps {
   jitter: number;
   logger: Logger;
   metrics?: Metrics | undefined;
+  /** Spans for records and attempts; undefined when tracing is off. */
+  tracing?: Tracing | undefined;
   now: () => number;
 }

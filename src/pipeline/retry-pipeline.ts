@@ -6,6 +6,8 @@ import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from ".
 import { hasCode } from "../shared/errors.js";
 import { DeliveryStage, type DeliveryRun } from "./delivery-stage.js";
 import { HandoffWriter } from "./handoff-writer.js";
+import { originOf, traced } from "./record-trace.js";
+import type { RecordTrace } from "../observability/tracing.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 
 const DONE: RecordEnd = { kind: "done" };
@@ -47,7 +49,7 @@ export class RetryPipeline implements RecordProcessor {
   }
 
   process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
-    return this.writer.ending(record, signals, () => this.take(record, signals));
+    return traced(this.deps, record, (trace) => this.writer.ending(record, signals, () => this.take(record, signals, trace)));
   }
 
   /** Written by another deployment that shares this retry topic: theirs to deliver, not ours. */
@@ -56,7 +58,7 @@ export class RetryPipeline implements RecordProcessor {
     return origin !== undefined && origin !== this.deps.origin;
   }
 
-  private async take(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+  private async take(record: InboundRecord, signals: RecordSignals, trace: RecordTrace | undefined): Promise<RecordEnd> {
     const { deps } = this;
     if (this.isForeign(record)) {
       deps.metrics?.retryRecordsIgnored.inc({ reason: "foreign_origin" });
@@ -72,12 +74,15 @@ export class RetryPipeline implements RecordProcessor {
     try {
       handoff = readDeliveryHandoff(record.headers);
     } catch (error) {
-      if (hasCode(error, "INVALID_HANDOFF_RECORD"))
+      if (hasCode(error, "INVALID_HANDOFF_RECORD")) {
+        trace?.deadLettered("invalid_retry_record");
         return this.writer.undispatchable(record, "invalid_retry_record", error.message, undefined, signals);
+      }
       throw error;
     }
     // Anyone who may write the retry topic could otherwise have any body signed for any tenant.
     if (!isSealed(record.headers, record.value ?? Buffer.alloc(0), "retry", deps.handoffKeys(handoff.configId))) {
+      trace?.deadLettered("forged_retry_record");
       return this.writer.undispatchable(
         record,
         "forged_retry_record",
@@ -90,8 +95,10 @@ export class RetryPipeline implements RecordProcessor {
     try {
       event = eventOfHandoff(handoff, record.value);
     } catch (error) {
-      if (hasCode(error, "INVALID_JSON"))
+      if (hasCode(error, "INVALID_JSON")) {
+        trace?.deadLettered("invalid_retry_record");
         return this.writer.undispatchable(record, "invalid_retry_record", error.message, handoff.tenantId, signals);
+      }
       throw error;
     }
     const kept = deps.executions.get(handoff.executionId);
@@ -104,7 +111,7 @@ export class RetryPipeline implements RecordProcessor {
       (s) => s.event_type === handoff.subscriptionEventType && subscriptionFingerprint(s) === handoff.subscriptionFingerprint,
     );
     const execution = kept ?? deps.dispatcher.attachPayload(executionFrom(handoff, subscription?.target_url ?? handoff.target), event);
-    const origin = { headers: record.headers, key: record.key };
+    const origin = originOf(record, trace);
     if (!config || !config.enabled || !subscription) {
       // Unsubscribed since: the tenant no longer wants it, but nothing accepted vanishes silently.
       const identity = {
@@ -113,10 +120,11 @@ export class RetryPipeline implements RecordProcessor {
         deliveryId: handoff.deliveryId,
       };
       deps.dispatcher.fail(event, execution, "subscription_removed", "Subscription no longer configured");
+      trace?.deadLettered("subscription_removed");
       return this.writer.failedDelivery(event, identity, execution, "subscription_removed", origin, signals);
     }
     return this.continue(
-      { event, planned: { config, subscription, deliveryId: handoff.deliveryId }, origin, signals, mode: "retry" },
+      { event, planned: { config, subscription, deliveryId: handoff.deliveryId }, origin, signals, mode: "retry", trace },
       execution,
       handoff.slotReserved,
     );

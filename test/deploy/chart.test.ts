@@ -1,8 +1,10 @@
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { parseSettings } from "../../src/config/load.js";
 import { find, helmTemplate, render, toolsMissing, type K8sObject } from "./lib/render.js";
-import { allRenders } from "./lib/renders.js";
+import { allRenders, renderHostExample } from "./lib/renders.js";
+import { describe as name, strictProblems } from "./lib/strict-validate.js";
+import { standInTlsFiles, type StandInTlsFiles } from "./lib/tls-files.js";
 
 type Container = {
   name: string;
@@ -12,14 +14,14 @@ type Container = {
   securityContext?: Record<string, unknown> & { capabilities?: { drop?: string[] }; seccompProfile?: { type: string } };
   livenessProbe?: { httpGet: { path: string; port: string } };
   readinessProbe?: { httpGet: { path: string; port: string } };
-  volumeMounts?: { name: string; mountPath: string }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
 };
 type PodSpec = {
   enableServiceLinks?: boolean;
   containers: Container[];
   securityContext?: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
   terminationGracePeriodSeconds?: number;
-  volumes?: { name: string; emptyDir?: unknown; configMap?: { name: string } }[];
+  volumes?: { name: string; emptyDir?: unknown; configMap?: { name: string }; secret?: { secretName: string } }[];
 };
 type Workload = K8sObject & { spec: { template: { metadata: { annotations?: Record<string, string> }; spec: PodSpec } } };
 
@@ -29,12 +31,20 @@ const configOf = (objects: K8sObject[]) => {
   return cm?.data["application.yml"];
 };
 const durationSeconds = (s: string) => Number(/^(\d+)s$/.exec(s)?.[1]);
+const PROXY_ENV = ["HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"];
+const proxyEnvOf = (c: Container) => (c.env ?? []).filter((e) => PROXY_ENV.includes(e.name.toUpperCase()));
+const httpTlsOf = (objects: K8sObject[]) =>
+  (parse(configOf(objects)!) as { pyfly: { callbacks: { http?: { tls?: Record<string, string> } } } }).pyfly.callbacks.http?.tls;
 
 describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running the sidecar gets", () => {
   let renders: Map<string, K8sObject[]>;
+  // The sidecar's loader reads receiver TLS files: the Secret mounts a config names, stood in for.
+  let tls: StandInTlsFiles;
   beforeAll(() => {
     renders = allRenders();
+    tls = standInTlsFiles();
   });
+  afterAll(() => tls?.remove());
 
   const workloads = () =>
     [...renders].flatMap(([source, objects]) =>
@@ -116,7 +126,7 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     // One value that is valid wherever a placeholder sits (a 32-byte whsec_ key is a fine token too).
     const value = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
     const settingsOf = (objects: K8sObject[]) => {
-      const text = configOf(objects)!;
+      const text = tls.rewrite(configOf(objects)!);
       const env = Object.fromEntries([...text.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map(([, name]) => [name!, value]));
       return parseSettings(text, env, "chart");
     };
@@ -139,7 +149,86 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     const objects = renders.get("helm ci/all-on-values.yaml")!;
     expect(objects.some((o) => o.kind === "Secret")).toBe(false);
     const refs = sidecarOf(find<Workload>(objects, "Deployment")).env?.flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef.name] : []));
-    expect(new Set(refs)).toEqual(new Set(["callback-sidecar-hmac"]));
+    // The tenants' Secret, and the one holding the egress proxy's URL with its credentials.
+    expect(new Set(refs)).toEqual(new Set(["callback-sidecar-hmac", "egress-proxy"]));
+  });
+
+  it("routes webhooks through the egress proxy by env: a URL without credentials as a value, one with them from a Secret", () => {
+    const deploymentOf = (source: string) => sidecarOf(find<Workload>(renders.get(source)!, "Deployment"));
+    const noProxy = { name: "NO_PROXY", value: "localhost,127.0.0.1,.svc,.cluster.local,10.0.0.0/8" };
+    expect(proxyEnvOf(deploymentOf("helm (defaults)"))).toEqual([]);
+
+    const plain = renders.get("helm ci/egress-values.yaml")!;
+    const url = "http://proxy.corp.example:3128";
+    expect(proxyEnvOf(sidecarOf(find<Workload>(plain, "Deployment")))).toEqual([
+      { name: "HTTPS_PROXY", value: url },
+      { name: "HTTP_PROXY", value: url },
+      noProxy,
+    ]);
+    // The chart leaves http.proxy unset, so the sidecar runs with this env.
+    const text = tls.rewrite(configOf(plain)!);
+    const env = Object.fromEntries(proxyEnvOf(sidecarOf(find<Workload>(plain, "Deployment"))).map((e) => [e.name, e.value]));
+    const placeholders = Object.fromEntries([...text.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map(([, n]) => [n!, "whsec_" + "A".repeat(44)]));
+    expect(parseSettings(text, { ...placeholders, ...env }, "egress").http.proxy).toEqual({
+      http: url,
+      https: url,
+      noProxy: ["localhost", "127.0.0.1", ".svc", ".cluster.local", "10.0.0.0/8"],
+    });
+
+    const ref = { secretKeyRef: { name: "egress-proxy", key: "url" } };
+    expect(proxyEnvOf(deploymentOf("helm ci/all-on-values.yaml"))).toEqual([
+      { name: "HTTPS_PROXY", valueFrom: ref },
+      { name: "HTTP_PROXY", valueFrom: ref },
+      noProxy,
+    ]);
+  });
+
+  it("mounts the receiverTls Secret read-only and whole (no subPath: it updates in place) where http.tls points", () => {
+    for (const [source, path, secretName, keys] of [
+      ["helm ci/all-on-values.yaml", "/etc/receiver-tls", "receiver-client-tls", ["ca-file", "client-cert-file", "client-key-file", "min-version"]],
+      ["helm ci/egress-values.yaml", "/etc/callback-sidecar-receiver-tls", "receiver-ca", ["ca-file"]],
+    ] as const) {
+      const objects = renders.get(source)!;
+      const d = find<Workload>(objects, "Deployment");
+      const mounts = sidecarOf(d).volumeMounts?.filter((m) => m.name === "callback-sidecar-receiver-tls");
+      expect(mounts, source).toEqual([{ name: "callback-sidecar-receiver-tls", mountPath: path, readOnly: true }]);
+      const volume = d.spec.template.spec.volumes?.find((v) => v.name === "callback-sidecar-receiver-tls");
+      expect(volume, source).toEqual({ name: "callback-sidecar-receiver-tls", secret: { secretName } });
+      const httpTls = httpTlsOf(objects)!;
+      expect(Object.keys(httpTls).sort(), source).toEqual([...keys]);
+      for (const [key, file] of Object.entries(httpTls)) {
+        if (key.endsWith("-file")) expect(file, `${source} ${key}`).toBe(`${path}/${{ "client-cert-file": "tls.crt", "client-key-file": "tls.key", "ca-file": "ca.crt" }[key]}`);
+      }
+    }
+    const defaults = find<Workload>(renders.get("helm (defaults)")!, "Deployment");
+    expect(defaults.spec.template.spec.volumes?.map((v) => v.name)).not.toContain("callback-sidecar-receiver-tls");
+    expect(httpTlsOf(renders.get("helm (defaults)")!)).toBeUndefined();
+    // A minimum version needs no Secret.
+    expect(httpTlsOf(render({ set: ["receiverTls.minVersion=TLSv1.3"] }))).toEqual({ "min-version": "TLSv1.3" });
+  });
+
+  it("gives the sidecar in another chart's pods the same proxy env and receiver TLS mount, valid against the schemas", async () => {
+    const objects = renderHostExample([
+      "callback-sidecar.egressProxy.existingSecret=egress-proxy",
+      "callback-sidecar.egressProxy.noProxy={.svc,.cluster.local}",
+      "callback-sidecar.receiverTls.secretName=receiver-client-tls",
+    ]);
+    const d = find<Workload>(objects, "Deployment");
+    const ref = { secretKeyRef: { name: "egress-proxy", key: "proxy-url" } };
+    expect(proxyEnvOf(sidecarOf(d))).toEqual([
+      { name: "HTTPS_PROXY", valueFrom: ref },
+      { name: "HTTP_PROXY", valueFrom: ref },
+      { name: "NO_PROXY", value: ".svc,.cluster.local" },
+    ]);
+    // Only the sidecar goes through the proxy: the app's container is left alone.
+    expect(proxyEnvOf(d.spec.template.spec.containers.find((c) => c.name === "orders-api")!)).toEqual([]);
+    const mountPath = "/etc/callback-sidecar-receiver-tls";
+    expect(sidecarOf(d).volumeMounts).toContainEqual({ name: "callback-sidecar-receiver-tls", mountPath, readOnly: true });
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: "callback-sidecar-receiver-tls", secret: { secretName: "receiver-client-tls" } });
+    expect(httpTlsOf(objects)).toEqual({ "client-cert-file": `${mountPath}/tls.crt`, "client-key-file": `${mountPath}/tls.key`, "ca-file": `${mountPath}/ca.crt` });
+    const problems: string[] = [];
+    for (const object of objects) for (const p of await strictProblems(object)) problems.push(`${name(object)}: ${p}`);
+    expect(problems).toEqual([]);
   });
 
   it("rolls the pods when the config or the chart's Secret changes", () => {
@@ -147,7 +236,9 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     const base = annotations([]);
     const config = annotations(["config.http.timeout=3s"]);
     const secret = annotations(["secret.hmac.initech=rotated"]);
+    const receiverTls = annotations(["receiverTls.secretName=receiver-client-tls"]);
     expect(config["checksum/callback-sidecar-config"]).not.toBe(base["checksum/callback-sidecar-config"]);
+    expect(receiverTls["checksum/callback-sidecar-config"]).not.toBe(base["checksum/callback-sidecar-config"]);
     expect(config["checksum/callback-sidecar-secret"]).toBe(base["checksum/callback-sidecar-secret"]);
     expect(secret["checksum/callback-sidecar-secret"]).not.toBe(base["checksum/callback-sidecar-secret"]);
   });
@@ -181,8 +272,21 @@ describe.skipIf(toolsMissing)("values.schema.json and the templates refuse bad v
     [["image.digest=latest"], /digest/],
     [["tenants[0].tenant-id=acme", "tenants[0].name=A", "tenants[0].secret=plaintext"], /additional properties 'secret' not allowed/],
     [["prometheusRule.failureRatio=2"], /failureRatio/],
+    [["egressProxy.url=https://proxy.example:3128"], /\/egressProxy\/url/],
+    [["egressProxy.noProxy={a b}"], /\/egressProxy\/noProxy\/0/],
+    [["config.http.proxy.url=http://proxy.example:3128"], /additional properties 'proxy' not allowed/],
+    [["receiverTls.minVersion=TLSv1.1"], /\/receiverTls\/minVersion/],
+    [["config.http.tls.ca-file=/ca.crt"], /additional properties 'tls' not allowed/],
   ])("%s", (set, message) => {
     expect(fails(set)).toMatch(message);
+  });
+
+  it("keeps proxy credentials out of the pod spec, and refuses a receiverTls Secret that names no file or hides another mount", () => {
+    expect(fails(["egressProxy.url=http://user:secret@proxy.example:3128"])).toMatch(/egressProxy.url carries credentials/);
+    expect(fails(["egressProxy.url=http://proxy.example:3128", "egressProxy.existingSecret=egress-proxy"])).toMatch(/set url or existingSecret, not both/);
+    expect(fails(["receiverTls.secretName=t", "receiverTls.clientCertificate=false", "receiverTls.ca=false"])).toMatch(/set clientCertificate/);
+    expect(fails(["receiverTls.secretName=t", "receiverTls.mountPath=/etc/callback-sidecar/tls"])).toMatch(/overlaps \/etc\/callback-sidecar/);
+    expect(fails(["receiverTls.secretName=t", "receiverTls.mountPath=/tmp"])).toMatch(/overlaps \/tmp/);
   });
 
   it("requires a secret for every tenant, and no secret without a tenant", () => {

@@ -76,7 +76,7 @@ describe("alerts and dashboard content", () => {
     expect(rule.spec).toEqual(rulesFile());
   });
 
-  it("alerts on an open breaker, failures, stopped consumption, skipped records, dead letters, refused hand-offs and retries piling up for hours", () => {
+  it("alerts on an open breaker, failures, stopped consumption, skipped records, dead letters, refused hand-offs, retries piling up for hours, a failing egress proxy and receiver TLS files that do not reload", () => {
     const alerts = rulesFile().groups.flatMap((g) => g.rules.map((r) => r.alert));
     expect(alerts).toEqual(
       expect.arrayContaining([
@@ -87,6 +87,8 @@ describe("alerts and dashboard content", () => {
         "CallbackSidecarDeadLettersRising",
         "CallbackSidecarHandoffRefused",
         "CallbackSidecarRetryBacklogGrowing",
+        "CallbackSidecarProxyFailing",
+        "CallbackSidecarTlsReloadFailing",
       ]),
     );
   });
@@ -104,6 +106,8 @@ describe("alerts and dashboard content", () => {
       "In flight and paused",
       "Skipped records by reason",
       "Dead letters by tenant and reason",
+      "Proxy errors by reason",
+      "Filtered deliveries by tenant",
     ]) {
       expect(titles).toContain(t);
     }

@@ -107,4 +107,31 @@ groups:
             The retry topic and its delay tiers have not drained for 2 hours and still grow: receivers have been
             failing for hours, or rate limits are below the event rate. Nothing is lost (deliveries wait on their
             schedules); callbacks_retries_scheduled_total names the target hosts.
+      - alert: CallbackSidecarProxyFailing
+        expr: sum by (namespace, reason) (rate(callbacks_proxy_errors_total{{ $b }}[5m])) > 0
+        for: {{ $r.proxyErrorsFor }}
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: The egress proxy fails deliveries in {{`{{ $labels.namespace }}`}} ({{`{{ $labels.reason }}`}})
+          description: >-
+            Attempts through the egress proxy (HTTPS_PROXY / HTTP_PROXY, or pyfly.callbacks.http.proxy) keep failing as
+            {{`{{ $labels.reason }}`}}. unreachable or timeout: the proxy is down, or a NetworkPolicy keeps the pods from it;
+            auth_required: the proxy credentials in the Secret are wrong; refused: the proxy will not connect to the target;
+            bad_response: it does not answer CONNECT. The attempts are retried on their schedules and not charged to the target
+            hosts' breakers; deliveries that run out of attempts end FAILED.
+      # The second term catches a first failure: increase() cannot see a series born at 1.
+      - alert: CallbackSidecarTlsReloadFailing
+        expr: |-
+          sum by (namespace, pod) (increase(callbacks_tls_reloads_total{outcome="failed"{{ $c }}}[15m])) > 0
+          or
+          sum by (namespace, pod) (callbacks_tls_reloads_total{outcome="failed"{{ $c }}} unless callbacks_tls_reloads_total{outcome="failed"{{ $c }}} offset 15m) > 0
+        labels:
+          severity: {{ $r.severity }}
+        annotations:
+          summary: '{{`{{ $labels.pod }}`}} cannot load its changed receiver TLS files'
+          description: >-
+            Receiver TLS files (the receiverTls Secret, or a tenant's tls files) changed on disk but do not load: a file
+            missing, not PEM, or a key that does not match its certificate. The sidecar keeps the previous files and logs
+            the key at fault; fix the Secret. A certificate that cannot be renewed this way fails handshakes once it expires.
 {{- end -}}

@@ -145,6 +145,73 @@ known for the chart-created Secret. Fails on values that would render a broken d
 {{- toJson $entries -}}
 {{- end -}}
 
+{{/*
+Values the schema cannot judge alone; included by the application.yml, so every render checks them.
+*/}}
+{{- define "callback-sidecar.checkValues" -}}
+{{- $proxy := .Values.egressProxy -}}
+{{- if and $proxy.url $proxy.existingSecret -}}
+{{- fail "egressProxy: set url or existingSecret, not both" -}}
+{{- end -}}
+{{- if contains "@" $proxy.url -}}
+{{- fail "egressProxy.url carries credentials, which would sit in the pod spec: put the whole URL in a Secret and set egressProxy.existingSecret (and secretKey)" -}}
+{{- end -}}
+{{- $tls := .Values.receiverTls -}}
+{{- if $tls.secretName -}}
+{{- if not (or $tls.clientCertificate $tls.ca) -}}
+{{- fail "receiverTls: with secretName, set clientCertificate (tls.crt, tls.key) or ca (ca.crt) or both" -}}
+{{- end -}}
+{{- range list "/etc/callback-sidecar" "/tmp" -}}
+{{- if or (eq $tls.mountPath .) (hasPrefix (printf "%s/" .) $tls.mountPath) (hasPrefix (printf "%s/" $tls.mountPath) .) -}}
+{{- fail (printf "receiverTls.mountPath %s overlaps %s, which the chart mounts already: pick another directory" $tls.mountPath .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+pyfly.callbacks.http.tls from receiverTls: the mounted Secret's files and the minimum version, as
+JSON (an empty object when there is nothing to set).
+*/}}
+{{- define "callback-sidecar.receiverTls" -}}
+{{- $v := .Values.receiverTls -}}
+{{- $tls := dict -}}
+{{- if $v.secretName -}}
+{{- if $v.clientCertificate -}}
+{{- $_ := set $tls "client-cert-file" (printf "%s/tls.crt" $v.mountPath) -}}
+{{- $_ := set $tls "client-key-file" (printf "%s/tls.key" $v.mountPath) -}}
+{{- end -}}
+{{- if $v.ca -}}
+{{- $_ := set $tls "ca-file" (printf "%s/ca.crt" $v.mountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- with $v.minVersion -}}
+{{- $_ := set $tls "min-version" . -}}
+{{- end -}}
+{{- toJson $tls -}}
+{{- end -}}
+
+{{/* HTTPS_PROXY, HTTP_PROXY (one URL, from the values or from a Secret) and NO_PROXY. */}}
+{{- define "callback-sidecar.proxyEnv" -}}
+{{- $proxy := .Values.egressProxy -}}
+{{- range list "HTTPS_PROXY" "HTTP_PROXY" }}
+{{- if $proxy.existingSecret }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $proxy.existingSecret }}
+      key: {{ $proxy.secretKey }}
+{{- else if $proxy.url }}
+- name: {{ . }}
+  value: {{ $proxy.url | quote }}
+{{- end }}
+{{- end }}
+{{- with $proxy.noProxy }}
+- name: NO_PROXY
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- end -}}
+
 {{- define "callback-sidecar.saslEnabled" -}}
 {{- $sasl := dig "kafka" "sasl" "mechanism" "none" .Values.config -}}
 {{- if ne $sasl "none" }}true{{ end -}}
@@ -155,6 +222,7 @@ The sidecar's application.yml. Secrets are ${ENV} placeholders the sidecar expan
 the ConfigMap never holds one.
 */}}
 {{- define "callback-sidecar.applicationYaml" -}}
+{{- include "callback-sidecar.checkValues" . -}}
 {{- $callbacks := deepCopy .Values.config -}}
 {{- $_ := set $callbacks "shutdown-grace" (printf "%ds" (int .Values.shutdownGraceSeconds)) -}}
 {{- $_ = set $callbacks "server" (dict "port" (int .Values.adminPort) "host" "0.0.0.0") -}}
@@ -180,6 +248,13 @@ the ConfigMap never holds one.
 {{- $retry := get $callbacks "retry" | default dict -}}
 {{- if not (get $retry "schedule") -}}
 {{- $_ := unset $retry "schedule" -}}
+{{- end -}}
+{{- /* Receiver TLS: the mounted Secret's files (receiverTls). */ -}}
+{{- $tls := include "callback-sidecar.receiverTls" . | fromJson -}}
+{{- if $tls -}}
+{{- $http := get $callbacks "http" | default dict -}}
+{{- $_ = set $http "tls" $tls -}}
+{{- $_ = set $callbacks "http" $http -}}
 {{- end -}}
 {{- $configs := list -}}
 {{- $entries := include "callback-sidecar.secretEntries" . | fromJsonArray -}}
@@ -241,6 +316,9 @@ checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . 
           name: {{ include "callback-sidecar.secretName" $ }}
           key: {{ .env }}
     {{- end }}
+    {{- with include "callback-sidecar.proxyEnv" . | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
     {{- with .Values.env }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -272,6 +350,12 @@ checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . 
       readOnly: true
     - name: callback-sidecar-tmp
       mountPath: /tmp
+    {{- if .Values.receiverTls.secretName }}
+    # The whole Secret, no subPath: Kubernetes updates it in place and the sidecar reloads it.
+    - name: callback-sidecar-receiver-tls
+      mountPath: {{ .Values.receiverTls.mountPath }}
+      readOnly: true
+    {{- end }}
     {{- with .Values.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -285,6 +369,11 @@ checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . 
 - name: callback-sidecar-tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- with .Values.receiverTls.secretName }}
+- name: callback-sidecar-receiver-tls
+  secret:
+    secretName: {{ . }}
+{{- end }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}

@@ -1,0 +1,45 @@
+import { contentModeOf } from "../kafka/cloudevent-envelope.js";
+import { headerText } from "../kafka/handoff-records.js";
+import type { InboundRecord, RecordEnd } from "../kafka/record-processor.js";
+import type { RecordTrace, TraceCarrier } from "../observability/tracing.js";
+import type { Origin } from "./handoff-writer.js";
+import type { PipelineDeps } from "./pipeline-deps.js";
+
+/**
+ * Runs a record's work inside its consumer span when tracing is on (and ends the span with the
+ * work, whatever it became); with tracing off, just the work.
+ */
+export function traced(
+  deps: PipelineDeps,
+  record: InboundRecord,
+  work: (trace: RecordTrace | undefined) => Promise<RecordEnd>,
+): Promise<RecordEnd> {
+  const trace = deps.tracing?.record(record, carrierOf(record), deps.now());
+  if (trace === undefined) return work(undefined);
+  return trace.run(() => work(trace)).finally(() => trace.end());
+}
+
+/**
+ * Where a record's trace context is: W3C headers (producers, Dapr, our own retry and dead-letter
+ * records), the CloudEvents Kafka binding's `ce_traceparent`, or, for a structured CloudEvent
+ * without either, the distributed-tracing extension inside the envelope.
+ */
+export function carrierOf(record: InboundRecord): TraceCarrier {
+  let envelope: Record<string, unknown> | undefined;
+  return (name) => {
+    const header = headerText(record.headers, name) ?? headerText(record.headers, `ce_${name}`);
+    if (header !== undefined || contentModeOf(record.headers) !== "structured") return header;
+    try {
+      envelope ??= JSON.parse(record.value?.toString("utf8") ?? "") as Record<string, unknown>;
+    } catch {
+      envelope = {};
+    }
+    const value = envelope?.[name];
+    return typeof value === "string" ? value : undefined;
+  };
+}
+
+/** The record's headers as the records we write carry them: with this span as their trace context. */
+export function originOf(record: InboundRecord, trace: RecordTrace | undefined): Origin {
+  return { headers: trace === undefined ? record.headers : { ...record.headers, ...trace.context() }, key: record.key };
+}
