@@ -16,6 +16,9 @@ import { handoffKeys } from "../kafka/handoff-mac.js";
 import { eventOfHandoff, H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
 import { matchesReplayFilter, type ReplayFilter } from "../kafka/replay-filter.js";
 import { readTopicInChunks, type ChunkLimits, type ReadRecord } from "../kafka/topic-reader.js";
+import { startTracing } from "../observability/tracing.js";
+import { attemptHooks } from "../pipeline/record-trace.js";
+import { VERSION } from "../version.js";
 import { createLogger } from "../observability/logger.js";
 import { CONFIG_OPTION, EXIT, loadConfig, parseCommandArgs, UsageError, writeOut } from "./common.js";
 
@@ -70,6 +73,8 @@ interface ReplayItem {
   line: Record<string, unknown>;
   event: PreparedEvent;
   planned: PlannedDelivery;
+  /** The dead letter itself, whose trace context the replay continues. */
+  record: ReadRecord;
 }
 
 /** Runs tasks at most `concurrency` at a time; a task must not reject. */
@@ -143,6 +148,13 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
   const { settings } = loadConfig(values.config);
   const logger = createLogger(settings.logLevel, process.stderr);
   const engine = createDeliveryEngine(settings, logger);
+  const tracing = await startTracing(settings.tracing.enabled, {
+    serviceVersion: VERSION,
+    consumerGroup: `${settings.kafka.groupId}.replay`,
+    protocol: settings.tracing.protocol,
+    logger,
+    setLogContext: () => undefined,
+  });
   const kafka = createKafka(settings.kafka, logger);
   const summary: ReplaySummary = { read: 0, matched: 0, delivered: 0, failed: 0, truncated: 0, not_replayable: 0, forged: 0 };
 
@@ -150,7 +162,7 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
    * Runs inside the consumer's handler, so it decides everything about a record at once and never
    * waits: lines for what is not delivered are written here, and only deliveries to make are kept.
    */
-  const select = ({ partition, message }: ReadRecord): ReplayItem | undefined => {
+  const select = ({ topic, partition, message }: ReadRecord): ReplayItem | undefined => {
     summary.read += 1;
     const at = { partition, offset: message.offset };
     const reason = headerText(message.headers, H.reason) ?? "unknown";
@@ -210,18 +222,27 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
       writeOut(JSON.stringify({ ...base, status: "FAILED", last_error: "Subscription no longer configured" }));
       return undefined;
     }
-    return { line: base, event, planned: { config, subscription, deliveryId: handoff.deliveryId } };
+    return { line: base, event, planned: { config, subscription, deliveryId: handoff.deliveryId }, record: { topic, partition, message } };
   };
 
-  const replay = async ({ line, event, planned }: ReplayItem): Promise<void> => {
+  const replay = async ({ line, event, planned, record }: ReplayItem): Promise<void> => {
+    // The dead letter carries the trace of the processing that gave up: the replay continues it.
+    const { message } = record;
+    const trace = tracing?.record(
+      { topic: record.topic, partition: record.partition, offset: message.offset, key: message.key ?? null },
+      (name) => headerText(message.headers, name),
+      Date.now(),
+    );
     try {
       // A new execution: the replay gets the config's whole schedule, max-attempts attempts.
-      const execution = await engine.dispatcher.deliver(event, planned);
+      const execution = await engine.dispatcher.deliver(event, planned, undefined, trace && attemptHooks(trace, planned));
       summary[execution.status === "DELIVERED" ? "delivered" : "failed"] += 1;
       writeOut(JSON.stringify({ ...line, status: execution.status, attempts: execution.attempts, last_error: execution.last_error }));
     } catch (error) {
       summary.failed += 1;
       writeOut(JSON.stringify({ ...line, status: "FAILED", last_error: messageOf(error) }));
+    } finally {
+      trace?.end();
     }
   };
 
@@ -243,6 +264,7 @@ export async function replayCommand(argv: string[], options: ReplayOptions = {})
     // Deliveries already started report their outcome even when reading failed.
     await runner.idle();
     await engine.close();
+    await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: messageOf(error) }, "could not export the last spans"));
   }
   writeOut(JSON.stringify({ summary }));
   return summary.failed === 0 ? EXIT.OK : EXIT.NEGATIVE;

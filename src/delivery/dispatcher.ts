@@ -96,14 +96,14 @@ export class Dispatcher {
     event: PreparedEvent,
     planned: PlannedDelivery,
     execution: CallbackExecution = this.newExecution(event, planned),
-    trace?: () => AttemptHooks,
+    trace?: (attemptsMade: number) => AttemptHooks,
   ): Promise<AttemptVerdict> {
     const { config, subscription } = planned;
     const { url, host: targetHost } = targetOf(subscription.target_url);
     if (!isDomainAuthorized(subscription.target_url, config.authorized_domains)) {
       const refused: AttemptOutcome = { kind: "rejected", reason: "domain_not_authorized", message: DOMAIN_NOT_AUTHORIZED };
       this.options.observer?.attempt(targetHost, refused, 0);
-      trace?.().settled(refused);
+      trace?.(execution.attempts).settled(refused);
       return this.fail(event, execution, "domain_not_authorized", DOMAIN_NOT_AUTHORIZED);
     }
     const allowed = attemptsAllowed(config);
@@ -111,7 +111,7 @@ export class Dispatcher {
     if (execution.attempts >= allowed) return this.fail(event, execution, "attempts_exhausted", execution.last_error);
     const attempt = execution.attempts + 1;
     const { headers, body } = this.signer.requestFor(event, planned, Math.floor(this.now() / 1000));
-    const hooks = trace?.();
+    const hooks = trace?.(execution.attempts);
     // Trace context is not signed: it describes our processing, not the event.
     const sent = hooks?.headers === undefined ? headers : { ...headers, ...hooks.headers };
     const { outcome, durationMs } = await this.options.sender.send({ url, headers: sent, body, tls: config.tls });
@@ -147,10 +147,15 @@ export class Dispatcher {
    * entry): attempts with their waits slept in place until the delivery is final. A person waits
    * for these, so a schedule's entry beyond pyfly's 5-minute cap is slept as 5 minutes.
    */
-  async deliver(event: PreparedEvent, planned: PlannedDelivery, execution = this.newExecution(event, planned)): Promise<CallbackExecution> {
+  async deliver(
+    event: PreparedEvent,
+    planned: PlannedDelivery,
+    execution = this.newExecution(event, planned),
+    trace?: (attemptsMade: number) => AttemptHooks,
+  ): Promise<CallbackExecution> {
     this.options.executions.save(execution);
     for (;;) {
-      const verdict = await this.attempt(event, planned, execution);
+      const verdict = await this.attempt(event, planned, execution, trace);
       if (verdict.kind !== "retry") return verdict.execution;
       await this.sleep(Math.min(MAX_BACKOFF_MS, Math.max(0, verdict.notBefore - this.now())));
     }

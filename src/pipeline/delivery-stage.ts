@@ -9,8 +9,7 @@ import { abortableSleep } from "../shared/abortable-sleep.js";
 import type { HandoffWriter, Origin } from "./handoff-writer.js";
 import type { PipelineDeps } from "./pipeline-deps.js";
 import type { RecordTrace } from "../observability/tracing.js";
-import { redactUrl } from "../domain/subscription-ref.js";
-import type { AttemptHooks } from "../delivery/dispatcher.js";
+import { attemptHooks } from "./record-trace.js";
 
 /**
  * `event`: a delivery planned from a fresh event. `retry`: a delivery taken from the retry topic
@@ -173,12 +172,7 @@ export class DeliveryStage {
     let verdict;
     deps.metrics?.inflight.inc();
     try {
-      verdict = await deps.dispatcher.attempt(
-        event,
-        planned,
-        execution,
-        run.trace && attemptHooks(run.trace, run.planned, execution.attempts),
-      );
+      verdict = await deps.dispatcher.attempt(event, planned, execution, run.trace && attemptHooks(run.trace, run.planned));
     } finally {
       deps.metrics?.inflight.dec();
       slots.release(host);
@@ -230,14 +224,4 @@ function isDurable(run: DeliveryRun): boolean {
   const body = run.event.body;
   // UTF-8 takes at most 3 bytes per UTF-16 unit: most bodies need no count.
   return body.length * 3 <= MAX_HANDOFF_VALUE_BYTES || Buffer.byteLength(body) <= MAX_HANDOFF_VALUE_BYTES;
-}
-
-/** The attempt's CLIENT span, and its trace context on the request when the config allows it. */
-function attemptHooks(trace: RecordTrace, planned: PlannedDelivery, attemptsMade: number): () => AttemptHooks {
-  return () => {
-    const { url } = targetOf(planned.subscription.target_url);
-    const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
-    const span = trace.attempt({ url: redactUrl(url.href), host: url.hostname, port }, attemptsMade);
-    return { headers: planned.config.send_trace_context ? span.headers : undefined, settled: (outcome) => span.settled(outcome) };
-  };
 }

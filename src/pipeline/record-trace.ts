@@ -1,3 +1,7 @@
+import type { AttemptHooks } from "../delivery/dispatcher.js";
+import { targetOf } from "../delivery/target.js";
+import type { PlannedDelivery } from "../domain/routing.js";
+import { redactUrl } from "../domain/subscription-ref.js";
 import { contentModeOf } from "../kafka/cloudevent-envelope.js";
 import { headerText } from "../kafka/handoff-records.js";
 import type { InboundRecord, RecordEnd } from "../kafka/record-processor.js";
@@ -42,4 +46,14 @@ export function carrierOf(record: InboundRecord): TraceCarrier {
 /** The record's headers as the records we write carry them: with this span as their trace context. */
 export function originOf(record: InboundRecord, trace: RecordTrace | undefined): Origin {
   return { headers: trace === undefined ? record.headers : { ...record.headers, ...trace.context() }, key: record.key };
+}
+
+/** Each attempt's CLIENT span, and its trace context on the request when the config allows it. */
+export function attemptHooks(trace: RecordTrace, planned: PlannedDelivery): (attemptsMade: number) => AttemptHooks {
+  return (attemptsMade) => {
+    const { url } = targetOf(planned.subscription.target_url);
+    const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
+    const span = trace.attempt({ url: redactUrl(url.href), host: url.hostname, port }, attemptsMade);
+    return { headers: planned.config.send_trace_context ? span.headers : undefined, settled: (outcome) => span.settled(outcome) };
+  };
 }

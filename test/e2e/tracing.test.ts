@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto";
 import type { Admin, Producer } from "kafkajs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
 import { e2eSuite } from "../support/e2e-suite.js";
 import { startOtlpSink, type OtlpSink } from "../support/otlp-sink.js";
 import { failFirstAttempt } from "../support/receiver.js";
@@ -165,6 +166,19 @@ describe("tracing", () => {
       const line = sidecar.logs().find((l) => l.msg === "delivery failed; written to the dead-letter topic");
       expect(line?.trace_id).toBe(traces.gone);
       expect(line?.span_id).toBe(gone.spanId);
+
+      // replay continues the dead letter's trace: a span for the dead letter, child of the
+      // processing that gave up, and the replayed request in the same trace.
+      receiver.behave({ kind: "respond", status: 200 });
+      const replayed = await runCli(["replay", "--config", sidecar.configPath], { env: tracingEnv(sink), timeoutMs: 60_000 });
+      expect(replayed.code, replayed.stderr).toBe(0);
+      await waitFor("the replay's spans", () => ofTrace(traces.gone).filter((s) => s.kind === CONSUMER).length >= 2, 10_000);
+      const replaySpan = ofTrace(traces.gone).find((s) => s.name === `process ${setup.deadLetterTopic}`)!;
+      expect(replaySpan.parentSpanId).toBe(gone.spanId);
+      const replayedRequest = receiver.requests.filter((r) => r.url === "/gone").at(-1)!;
+      expect(traceIdOf(replayedRequest.headers.traceparent)).toBe(traces.gone);
+      const replayClient = ofTrace(traces.gone).find((s) => s.kind === CLIENT && s.parentSpanId === replaySpan.spanId);
+      expect(replayClient?.attributes["http.response.status_code"]).toBe(200);
 
       // Nothing secret in any attribute or event.
       const everything = JSON.stringify(sink.spans);
