@@ -60,8 +60,10 @@ groups:
         annotations:
           summary: No callback-sidecar is scraped
           description: Nothing exports callbacks_inflight_deliveries; the sidecar is down or not scraped.
+      # no_subscription and filtered are normal (a tenant subscribes to some event types, or filters
+      # them out): only records that break the contract alert.
       - alert: CallbackSidecarSkippedRecordsRising
-        expr: sum by (namespace, reason) (rate(callbacks_events_skipped_total{{ $b }}[10m])) > {{ $r.skippedRate }}
+        expr: sum by (namespace, reason) (rate(callbacks_events_skipped_total{reason!~"no_subscription|filtered"{{ $c }}}[10m])) > {{ $r.skippedRate }}
         for: {{ $r.skippedFor }}
         labels:
           severity: {{ $r.severity }}
