@@ -18,9 +18,17 @@ export function traced(
   record: InboundRecord,
   work: (trace: RecordTrace | undefined) => Promise<RecordEnd>,
 ): Promise<RecordEnd> {
-  const trace = deps.tracing?.record(record, carrierOf(record), deps.now());
+  let trace: RecordTrace | undefined;
+  try {
+    trace = deps.tracing?.record(record, carrierOf(record), deps.now());
+  } catch (error) {
+    // A span is an observation: the record goes on without one rather than stay open.
+    const at = { topic: record.topic, partition: record.partition, offset: record.offset };
+    deps.logger.warn({ ...at, err: (error as Error)?.message }, "no span for this record");
+  }
   if (trace === undefined) return work(undefined);
-  return trace.run(() => work(trace)).finally(() => trace.end());
+  const span = trace;
+  return span.run(() => work(span)).finally(() => span.end());
 }
 
 /**
