@@ -9,7 +9,8 @@
 //   kafka    bare kafkajs consumer, eachBatch, no HTTP (the Kafka ceiling)
 //   http     bare undici Agent (64 connections) POSTing pre-signed bodies (the HTTP ceiling)
 //   loop     kafkajs eachMessage -> JSON.parse -> sorted stringify -> HMAC -> undici POST, awaited
-//   sidecar  `node dist/cli/index.js run` with a generated application.yml
+//   sidecar  `node dist/cli/index.js run` with a generated application.yml; with --tracing, once per
+//            tracing variant (off, sampled-<ratio>), spans going to scripts/bench/otlp-sink.mjs
 // The receiver is another child process (scripts/bench/receiver.mjs, 204 after 0 or 20 ms). CPU
 // (utime+stime) and peak RSS (VmHWM) of each contender come from /proc. `npm run bench -- --help`
 // lists the parameters; `--micro` runs the in-process micro benchmarks instead.
@@ -45,6 +46,10 @@ const OPTIONS = {
   "settle-ms": [1000, "pause between measurements"],
   "sidecar-cli": ["dist/cli/index.js", "the built CLI run as the sidecar (another build's, to compare)"],
   "sidecar-node-args": ["", "extra node flags for the sidecar process, e.g. --max-semi-space-size=16"],
+  tracing: [
+    "off",
+    "sidecar tracing variants, each a contender of its own in every sidecar measurement: off and/or sampled-<ratio> (tracing on, spans to a local OTLP sink, sampler traceidratio), e.g. off,sampled-0,sampled-1",
+  ],
   out: [".cache/bench", "where the JSON lines, table, Markdown and SVG of each run go"],
   docs: [false, "also write docs/benchmarks.md and docs/benchmarks.svg"],
   note: ["", "a note printed at the top of the Markdown report"],
@@ -76,7 +81,39 @@ function parseOptions(argv) {
   }
   if (opts.records < 1 || opts.partitions < 1 || opts.repeat < 1)
     throw new Error("--records, --partitions and --repeat must be at least 1");
+  opts.tracingVariants = parseTracing(opts.tracing);
   return opts;
+}
+
+/**
+ * --tracing: "off" (tracing disabled, the contender `sidecar`) or "sampled-<ratio>" (tracing on,
+ * OTEL_TRACES_SAMPLER=traceidratio, OTEL_TRACES_SAMPLER_ARG=<ratio>, the contender
+ * `sidecar tracing <ratio>`). The bench's records carry no traceparent, so the ratio decides alone.
+ */
+function parseTracing(value) {
+  const variants = [];
+  for (const token of String(value)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    let variant;
+    if (token === "off") variant = { name: "off", ratio: null, label: "sidecar", slug: "sidecar" };
+    else {
+      const m = /^sampled-(\d+(?:\.\d+)?)$/.exec(token);
+      const ratio = m ? Number(m[1]) : Number.NaN;
+      if (!(ratio >= 0 && ratio <= 1)) throw new Error(`--tracing: off or sampled-<ratio from 0 to 1>, not ${token}`);
+      variant = {
+        name: `sampled-${ratio}`,
+        ratio,
+        label: `sidecar tracing ${ratio}`,
+        slug: `sidecar-tracing-${String(ratio).replace(".", "_")}`,
+      };
+    }
+    if (variants.some((v) => v.name === variant.name)) throw new Error(`--tracing: ${token} twice`);
+    variants.push(variant);
+  }
+  if (variants.length === 0) throw new Error("--tracing: at least one variant (off, sampled-<ratio>)");
+  return variants;
 }
 
 const usage = () =>
@@ -84,7 +121,7 @@ const usage = () =>
     .map(([name, [def, text]]) => `  --${name.padEnd(20)} ${text}${typeof def === "boolean" ? "" : ` (default ${JSON.stringify(def)})`}`)
     .join(
       "\n",
-    )}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.`;
+    )}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.\n\nTracing cost: --tracing off,sampled-0,sampled-1 runs every sidecar measurement (each delay, fan-out and the\nsteady run; narrow it with e.g. --scenarios 0ms --fanouts 1) once per variant, interleaved with the other\ncontenders in each repetition. A tracing variant gets pyfly.callbacks.tracing.enabled: true,\nOTEL_EXPORTER_OTLP_ENDPOINT of a local OTLP sink (scripts/bench/otlp-sink.mjs, its own process, 200 to\nPOST /v1/traces; its requests, bytes and spans go into the JSON line as otlp_*), OTEL_TRACES_SAMPLER=traceidratio\nand OTEL_TRACES_SAMPLER_ARG=<ratio>; other OTEL_* variables of the bench's environment (e.g.\nOTEL_EXPORTER_OTLP_PROTOCOL, OTEL_BSP_*) are passed on to tracing variants only, otherwise SDK defaults apply.`;
 
 const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
 
@@ -136,7 +173,17 @@ async function stopChild(proc, timeoutMs = 10_000) {
 }
 
 async function startReceiver({ delayMs, expected, latency = false }) {
-  const proc = forkChild("receiver.mjs", { delayMs, expected, latency }, `receiver-${delayMs}ms`);
+  return startServerChild("receiver.mjs", { delayMs, expected, latency }, `receiver-${delayMs}ms`);
+}
+
+/** The OTLP trace sink of a tracing variant (its own process: its CPU is not the sidecar's). */
+function startOtlpSink() {
+  return startServerChild("otlp-sink.mjs", {}, "otlp-sink");
+}
+
+/** A child HTTP server that reports `listening` and answers `stats` over IPC. */
+async function startServerChild(script, config, name) {
+  const proc = forkChild(script, config, name);
   const events = {};
   proc.child.on("message", (m) => {
     events[m.type] = m;
@@ -144,7 +191,7 @@ async function startReceiver({ delayMs, expected, latency = false }) {
   });
   const until = Date.now() + 10_000;
   while (!events.listening) {
-    if (proc.child.exitCode !== null || Date.now() > until) throw new Error(`receiver did not start\n${proc.tail()}`);
+    if (proc.child.exitCode !== null || Date.now() > until) throw new Error(`${name} did not start\n${proc.tail()}`);
     await sleep(10);
   }
   proc.url = `http://127.0.0.1:${events.listening.port}`;
@@ -158,7 +205,7 @@ async function startReceiver({ delayMs, expected, latency = false }) {
   return proc;
 }
 
-function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryTopic, deadLetterTopic, nodeArgs }) {
+function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryTopic, deadLetterTopic, nodeArgs, tracing }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sidecar-"));
   const configPath = path.join(dir, "application.yml");
   // YAML is a superset of JSON.
@@ -173,6 +220,7 @@ function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryT
         "dead-letter": { topic: deadLetterTopic },
         kafka: { brokers, "client-id": "bench-sidecar", "group-id": groupId, topics: [topic], "from-beginning": true },
         server: { port: adminPort, host: "127.0.0.1" },
+        ...(tracing ? { tracing: { enabled: true } } : {}),
         configs: [
           {
             "tenant-id": HEADERS["x-tenant-id"],
@@ -187,6 +235,14 @@ function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryT
   fs.writeFileSync(configPath, `${JSON.stringify(document, null, 2)}\n`);
   const env = { PATH: process.env.PATH, HOME: process.env.HOME };
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith("PYFLY_CALLBACKS_")) env[k] = v;
+  if (tracing) {
+    // The production set-up otherwise: SDK defaults (batch processor, http/protobuf) unless the
+    // bench's own environment sets OTEL_* (endpoint and sampler are always the bench's).
+    for (const [k, v] of Object.entries(process.env)) if (k.startsWith("OTEL_") && !/ENDPOINT|SAMPLER/.test(k)) env[k] = v;
+    env.OTEL_EXPORTER_OTLP_ENDPOINT = tracing.endpoint;
+    env.OTEL_TRACES_SAMPLER = "traceidratio";
+    env.OTEL_TRACES_SAMPLER_ARG = String(tracing.ratio);
+  }
   const args = [...nodeArgs, cli, "run", "--config", configPath];
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
   const proc = track(child, "sidecar");
@@ -320,7 +376,9 @@ async function main(opts) {
     if (contenders.has("http")) plan.push({ scenario, contender: "http", delayMs });
     if (contenders.has("loop"))
       for (const fanout of fanouts) if (delayMs === 0 || fanout === 1) plan.push({ scenario, contender: "loop", delayMs, fanout });
-    if (contenders.has("sidecar")) for (const fanout of fanouts) plan.push({ scenario, contender: "sidecar", delayMs, fanout });
+    if (contenders.has("sidecar"))
+      for (const fanout of fanouts)
+        for (const tracing of opts.tracingVariants) plan.push({ scenario, contender: "sidecar", delayMs, fanout, tracing });
   }
 
   const ctx = { runId, outDir, cli, opts, brokers, brokerPid, topic, retryTopic, deadLetterTopic, prefix, kafka, producer, admin, payload };
@@ -337,12 +395,13 @@ async function main(opts) {
         run: runId,
         rep,
         scenario: m.scenario,
-        contender: m.contender,
+        contender: m.tracing?.label ?? m.contender,
         fanout: m.fanout,
+        ...(m.tracing ? { tracing: m.tracing.name } : {}),
         error: error.message.split("\n")[0],
       };
       emit(record);
-      log(`FAILED ${m.scenario} ${m.contender}: ${error.message}`);
+      log(`FAILED ${m.scenario} ${m.tracing?.label ?? m.contender}: ${error.message}`);
     }
     await sleep(opts["settle-ms"]);
   };
@@ -351,17 +410,23 @@ async function main(opts) {
   if (steady && steadyContenders.length > 0) {
     let rate = opts["steady-rate"];
     if (!rate) {
-      const top = summarize(results).find((r) => r.contender === "sidecar" && r.scenario === "0ms" && r.fanout === 1);
+      // The plain sidecar's rate (tracing off); with --tracing lacking "off", the first variant's.
+      const tops = summarize(results).filter((r) => r.contender.startsWith("sidecar") && r.scenario === "0ms" && r.fanout === 1);
+      const top = tops.find((r) => r.contender === "sidecar") ?? tops[0];
       rate = top ? Math.max(1, Math.round(top.records_per_s / 2)) : 1000;
       log(
         top
-          ? `steady rate: half of the sidecar's ${top.records_per_s} records/s = ${rate}/s`
+          ? `steady rate: half of the ${top.contender}'s ${top.records_per_s} records/s = ${rate}/s`
           : `steady rate: no 0 ms fan-out 1 sidecar figure in this run, using ${rate}/s`,
       );
     }
     for (let rep = 1; rep <= opts.repeat; rep++) {
       for (const contender of steadyContenders)
-        await run({ scenario: "steady", contender, delayMs: 0, fanout: 1, steady: { rate, seconds: opts["steady-seconds"] } }, rep);
+        for (const tracing of contender === "sidecar" ? opts.tracingVariants : [undefined])
+          await run(
+            { scenario: "steady", contender, delayMs: 0, fanout: 1, tracing, steady: { rate, seconds: opts["steady-seconds"] } },
+            rep,
+          );
     }
   }
 
@@ -434,10 +499,14 @@ async function warmUp(kafka, topic, groupId) {
 async function measure(ctx, m, rep) {
   const { opts, brokers, brokerPid, topic } = ctx;
   const fanout = m.fanout ?? 1;
-  const groupId = `${ctx.prefix}-${m.scenario}-${m.contender}-f${fanout}-r${rep}`;
+  // `sidecar` is the process kind; a tracing variant is a contender of its own in the results.
+  const contender = m.tracing?.label ?? m.contender;
+  const slug = m.tracing?.slug ?? m.contender;
+  const traced = m.tracing !== undefined && m.tracing.ratio !== null;
+  const groupId = `${ctx.prefix}-${m.scenario}-${slug}-f${fanout}-r${rep}`;
   const records = m.steady ? Math.max(1, Math.round(m.steady.rate * m.steady.seconds)) : opts.records;
   const expected = m.contender === "kafka" ? records : m.contender === "http" ? records : records * fanout;
-  const label = `${m.scenario} ${m.contender}${m.fanout ? ` fan-out ${m.fanout}` : ""}${opts.repeat > 1 ? ` #${rep}` : ""}`;
+  const label = `${m.scenario} ${contender}${m.fanout ? ` fan-out ${m.fanout}` : ""}${opts.repeat > 1 ? ` #${rep}` : ""}`;
   log(`${label}: ${expected} ${m.contender === "kafka" ? "records" : "deliveries"}...`);
 
   const st = { spawnAt: undefined, firstAt: undefined, cpuAtFirst: undefined, done: undefined };
@@ -448,6 +517,7 @@ async function measure(ctx, m, rep) {
   };
 
   let receiver;
+  let sink;
   let proc;
   let steadyTopic;
   let producing;
@@ -457,9 +527,11 @@ async function measure(ctx, m, rep) {
     const targets = Array.from({ length: fanout }, (_, i) => `${receiver?.url}/s${i + 1}`);
     let readTopic = topic;
     if (m.steady) {
-      readTopic = steadyTopic = `${ctx.prefix}-steady-${m.contender}-r${rep}`;
+      readTopic = steadyTopic = `${ctx.prefix}-steady-${slug}-r${rep}`;
       await ctx.admin.createTopics({ topics: [{ topic: steadyTopic, numPartitions: opts.partitions }], waitForLeaders: true });
     }
+
+    if (traced) sink = await startOtlpSink();
 
     const brokerCpu0 = brokerPid ? procCpuSeconds(brokerPid) : undefined;
     st.spawnAt = nowMs();
@@ -494,6 +566,7 @@ async function measure(ctx, m, rep) {
         retryTopic: ctx.retryTopic,
         deadLetterTopic: ctx.deadLetterTopic,
         nodeArgs,
+        tracing: traced ? { ratio: m.tracing.ratio, endpoint: sink.url } : undefined,
       });
     }
     if (receiver) {
@@ -543,6 +616,23 @@ async function measure(ctx, m, rep) {
     const receiverCpu = receiver ? procCpuSeconds(receiver.pid) : undefined;
     if (producing) await producing;
     const stats = receiver ? await receiver.stats({ t0: steadyInfo?.t0, skipMs: 2_000 }) : undefined;
+    let otlp;
+    if (sink) {
+      // What was exported while measured, then (after a graceful stop, which flushes the batch
+      // processor's queue) everything; CPU and RSS above are already taken.
+      const measured = await sink.stats();
+      await stopChild(proc);
+      const all = await sink.stats();
+      otlp = {
+        otlp_requests: all?.requests,
+        otlp_bytes: all?.bytes,
+        otlp_spans: all?.spans,
+        otlp_requests_measured: measured?.requests,
+        otlp_spans_measured: measured?.spans,
+        otlp_undecoded: all?.undecoded || undefined,
+        otlp_sink_cpu_s: round(procCpuSeconds(sink.pid), 2),
+      };
+    }
 
     let count;
     let firstAt;
@@ -567,7 +657,8 @@ async function measure(ctx, m, rep) {
       run: ctx.runId,
       rep,
       scenario: m.scenario,
-      contender: m.contender,
+      contender,
+      ...(m.tracing ? { tracing: m.tracing.name } : {}),
       receiver_delay_ms: m.delayMs ?? null,
       fanout: m.fanout ?? null,
       records,
@@ -591,6 +682,7 @@ async function measure(ctx, m, rep) {
       receiver_cpu_s: round(receiverCpu, 2),
       load_1m_before: loadStart,
       measured_s: round((endAt - st.spawnAt) / 1000, 2),
+      ...otlp,
     };
     if (m.steady)
       Object.assign(result, {
@@ -602,18 +694,19 @@ async function measure(ctx, m, rep) {
         producer: steadyInfo.producer,
       });
     log(
-      `${label}: ${result.records_per_s} records/s${result.deliveries_per_s ? `, ${result.deliveries_per_s} deliveries/s` : ""}, ${result.cpu_s_per_1k} CPU-s/1k, peak RSS ${result.peak_rss_mb} MB${result.complete ? "" : ` (partial: ${stopReason})`}${m.steady ? `, latency p50 ${stats.latency.p50_ms} p99 ${stats.latency.p99_ms} max ${stats.latency.max_ms} ms` : ""}`,
+      `${label}: ${result.records_per_s} records/s${result.deliveries_per_s ? `, ${result.deliveries_per_s} deliveries/s` : ""}, ${result.cpu_s_per_1k} CPU-s/1k, peak RSS ${result.peak_rss_mb} MB${result.complete ? "" : ` (partial: ${stopReason})`}${m.steady ? `, latency p50 ${stats.latency.p50_ms} p99 ${stats.latency.p99_ms} max ${stats.latency.max_ms} ms` : ""}${otlp ? `, OTLP ${otlp.otlp_requests} requests, ${otlp.otlp_spans} spans, ${round(otlp.otlp_bytes / 1024, 0)} KiB` : ""}`,
     );
     return result;
   } finally {
     if (proc) {
       await stopChild(proc);
       // The contender's own output, for a look afterwards (kept per run in the out dir).
-      const logFile = path.join(ctx.outDir, ctx.runId, `${m.scenario}-${m.contender}${m.fanout ? `-f${m.fanout}` : ""}-r${rep}.log`);
+      const logFile = path.join(ctx.outDir, ctx.runId, `${m.scenario}-${slug}${m.fanout ? `-f${m.fanout}` : ""}-r${rep}.log`);
       fs.mkdirSync(path.dirname(logFile), { recursive: true });
       fs.writeFileSync(logFile, proc.tail(Infinity));
     }
     if (receiver) await stopChild(receiver, 3_000);
+    if (sink) await stopChild(sink, 3_000);
     if (producing) await producing.catch(() => {});
     if (steadyTopic) await ctx.admin.deleteTopics({ topics: [steadyTopic] }).catch(() => {});
   }
@@ -657,6 +750,12 @@ async function produceSteady(ctx, topic, { rate, seconds }, info) {
   };
 }
 
+/** OTEL_* variables (endpoint and sampler aside) passed on to the tracing variants, for the record. */
+function otelEnv() {
+  const vars = Object.entries(process.env).filter(([k]) => k.startsWith("OTEL_") && !/ENDPOINT|SAMPLER/.test(k));
+  return vars.length > 0 ? Object.fromEntries(vars) : undefined;
+}
+
 function machineAndVersions(opts) {
   const cpuinfo = fs.readFileSync("/proc/cpuinfo", "utf8");
   const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(fs.readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0);
@@ -688,6 +787,8 @@ function machineAndVersions(opts) {
       http_connections: opts["http-connections"],
       sidecar_cli: opts["sidecar-cli"] === OPTIONS["sidecar-cli"][0] ? undefined : opts["sidecar-cli"],
       sidecar_node_args: opts["sidecar-node-args"] || undefined,
+      tracing: opts.tracing === OPTIONS.tracing[0] ? undefined : opts.tracingVariants.map((v) => v.name).join(","),
+      otel_env: opts.tracingVariants.some((v) => v.ratio !== null) ? otelEnv() : undefined,
       note: opts.note || undefined,
     },
   };

@@ -10,6 +10,20 @@ export const CONTENDER_LABEL = {
 const SHORT_LABEL = { kafka: "Kafka ceiling", http: "HTTP ceiling", loop: "hand-written loop", sidecar: "callback-sidecar" };
 const COLOR = { kafka: "#8c8c8c", http: "#4e79a7", loop: "#f28e2b", sidecar: "#59a14f" };
 const ORDER = { kafka: 0, http: 1, loop: 2, sidecar: 3 };
+// Lighter greens for the sidecar's tracing variants (`--tracing`), in the order they appear.
+const VARIANT_COLORS = ["#8cd17d", "#b6992d", "#86bcb6", "#499894", "#d4a6c8"];
+
+/**
+ * A contender label's kind: "sidecar tracing 1" (a tracing variant, `--tracing`) is a sidecar.
+ * The targets are about the plain `sidecar` (tracing off) only.
+ */
+const kindOf = (contender) => (contender.startsWith("sidecar") ? "sidecar" : contender);
+const shortLabel = (contender) => `${SHORT_LABEL[kindOf(contender)] ?? contender}${contender.slice(kindOf(contender).length)}`;
+/** Sort rank within a kind: tracing off first, then the sampling ratio. */
+const tracingRank = (row) => {
+  const m = /^sampled-(.+)$/.exec(row.tracing ?? "");
+  return m ? Number(m[1]) : row.contender === "sidecar" ? -1 : -0.5;
+};
 
 const median = (values) => {
   const s = [...values].sort((a, b) => a - b);
@@ -31,6 +45,12 @@ export function summarize(results) {
     const row = { ...runs.find((r) => r.records_per_s === m) };
     row.reps = runs.length;
     row.range = [Math.min(...runs.map((r) => r.records_per_s)), Math.max(...runs.map((r) => r.records_per_s))];
+    // CPU over the repeats on its own (the tracing comparison is about CPU, not about rate).
+    const cpus = runs.map((r) => r.cpu_s_per_1k).filter((v) => v !== undefined && v !== null);
+    if (cpus.length > 0) {
+      row.cpu_s_per_1k_median = median(cpus);
+      row.cpu_range = [Math.min(...cpus), Math.max(...cpus)];
+    }
     rows.push(row);
   }
   const find = (scenario, contender, fanout) =>
@@ -46,16 +66,30 @@ export function summarize(results) {
       row.lower_ceiling = kafka && (!http || kafka.records_per_s <= http.deliveries_per_s / f) ? "kafka" : "http";
       row.vs_lower_ceiling = row.records_per_s / Math.min(...ceilings);
     }
-    if (row.contender === "sidecar") {
+    if (kindOf(row.contender) === "sidecar") {
       const loop = find(row.scenario, "loop", row.fanout);
       if (loop) row.vs_loop = row.deliveries_per_s / loop.deliveries_per_s;
       if (loop) row.cpu_vs_loop = row.cpu_s_per_1k / loop.cpu_s_per_1k;
     }
   }
+  // Tracing variants against the plain sidecar (tracing off) of the same scenario and fan-out.
+  for (const row of rows) {
+    if (kindOf(row.contender) !== "sidecar" || row.contender === "sidecar") continue;
+    const off = find(row.scenario, "sidecar", row.fanout);
+    if (!off) continue;
+    if (row.cpu_s_per_1k_median !== undefined && off.cpu_s_per_1k_median !== undefined) {
+      row.cpu_vs_off = row.cpu_s_per_1k_median / off.cpu_s_per_1k_median;
+      row.cpu_delta_vs_off = row.cpu_s_per_1k_median - off.cpu_s_per_1k_median;
+    }
+    if (off.records_per_s) row.rate_vs_off = row.records_per_s / off.records_per_s;
+  }
   const scenarioRank = (s) => (s === "kafka" ? -1 : s === "steady" ? 1e9 : Number.parseInt(s, 10));
   rows.sort(
     (a, b) =>
-      scenarioRank(a.scenario) - scenarioRank(b.scenario) || ORDER[a.contender] - ORDER[b.contender] || (a.fanout ?? 0) - (b.fanout ?? 0),
+      scenarioRank(a.scenario) - scenarioRank(b.scenario) ||
+      (ORDER[kindOf(a.contender)] ?? 9) - (ORDER[kindOf(b.contender)] ?? 9) ||
+      (a.fanout ?? 0) - (b.fanout ?? 0) ||
+      tracingRank(a) - tracingRank(b),
   );
   return rows;
 }
@@ -89,7 +123,7 @@ function mainRows(rows) {
     .filter((r) => r.scenario !== "steady")
     .map((r) => [
       r.scenario === "kafka" ? "any" : `receiver ${r.scenario}`,
-      SHORT_LABEL[r.contender],
+      shortLabel(r.contender),
       r.fanout ?? "–",
       ...throughputCells(r),
       fmtNum(r.cpu_s_per_1k, 3),
@@ -117,7 +151,7 @@ function steadyRows(rows) {
   return rows
     .filter((r) => r.scenario === "steady")
     .map((r) => [
-      SHORT_LABEL[r.contender],
+      shortLabel(r.contender),
       fmtInt(r.steady_rate),
       `${fmtInt(r.delivered)}/${fmtInt(r.expected)}`,
       fmtNum(r.latency?.p50_ms, 1),
@@ -128,6 +162,49 @@ function steadyRows(rows) {
       fmtNum(r.cpu_s_per_1k, 3),
       fmtNum(r.peak_rss_mb, 0),
     ]);
+}
+
+const TRACING_HEADER = [
+  "scenario",
+  "fan-out",
+  "tracing",
+  "records/s",
+  "× off rate",
+  "CPU-s per 1k",
+  "Δ CPU-s per 1k vs off",
+  "× off CPU",
+  "peak RSS MB",
+  "OTLP requests",
+  "spans",
+  "OTLP KiB",
+];
+
+const tracingName = (r) => (r.contender === "sidecar" ? "off" : (r.tracing ?? r.contender.slice("sidecar ".length)));
+
+/** The sidecar's rows when a run has tracing variants (`--tracing`): the cost of tracing. */
+function tracingRows(rows) {
+  if (!rows.some((r) => kindOf(r.contender) === "sidecar" && r.contender !== "sidecar")) return [];
+  return rows
+    .filter((r) => kindOf(r.contender) === "sidecar")
+    .map((r) => {
+      const cpu = r.cpu_s_per_1k_median ?? r.cpu_s_per_1k;
+      const cpuRange = r.reps > 1 && r.cpu_range ? ` (${fmtNum(r.cpu_range[0], 3)}–${fmtNum(r.cpu_range[1], 3)})` : "";
+      const traced = r.contender !== "sidecar";
+      return [
+        r.scenario === "steady" ? "steady" : `receiver ${r.scenario}`,
+        r.fanout ?? "–",
+        tracingName(r),
+        throughputCells(r)[0],
+        r.rate_vs_off === undefined ? "–" : r.rate_vs_off.toFixed(2),
+        `${fmtNum(cpu, 3)}${cpuRange}`,
+        r.cpu_delta_vs_off === undefined ? "–" : `${r.cpu_delta_vs_off >= 0 ? "+" : ""}${r.cpu_delta_vs_off.toFixed(3)}`,
+        r.cpu_vs_off === undefined ? "–" : r.cpu_vs_off.toFixed(2),
+        fmtNum(r.peak_rss_mb, 0),
+        traced ? fmtInt(r.otlp_requests) : "–",
+        traced ? fmtInt(r.otlp_spans) : "–",
+        traced && r.otlp_bytes !== undefined ? fmtInt(r.otlp_bytes / 1024) : "–",
+      ];
+    });
 }
 
 function textTable(header, body) {
@@ -146,6 +223,13 @@ export function renderTable(rows) {
   const steady = steadyRows(rows);
   if (steady.length > 0)
     parts.push("", "steady rate, produce-to-receipt latency (first seconds included):", textTable(STEADY_HEADER, steady));
+  const tracing = tracingRows(rows);
+  if (tracing.length > 0)
+    parts.push(
+      "",
+      "cost of tracing (sidecar; CPU-s per 1k: median over repeats, range in brackets; OTLP: the sink's count incl. the shutdown flush):",
+      textTable(TRACING_HEADER, tracing),
+    );
   return parts.join("\n");
 }
 
@@ -157,6 +241,8 @@ function targetRows(rows) {
   const s20 = find("20ms", "sidecar", 1);
   const steady = rows.find((r) => r.scenario === "steady" && r.contender === "sidecar");
   const sidecars = rows.filter((r) => r.contender === "sidecar");
+  // With --tracing, the targets stay about the plain sidecar; the variants have their own table.
+  const off = rows.some((r) => kindOf(r.contender) === "sidecar" && r.contender !== "sidecar") ? ", tracing off" : "";
   const out = [];
   const add = (target, value, ok) => out.push([target, value, ok === undefined ? "–" : ok ? "met" : "missed"]);
   if (s0?.vs_lower_ceiling !== undefined)
@@ -166,11 +252,11 @@ function targetRows(rows) {
   const cpu = sidecars.filter((r) => r.scenario !== "steady" && r.cpu_s_per_1k !== undefined);
   if (cpu.length > 0) {
     const worst = Math.max(...cpu.map((r) => r.cpu_s_per_1k));
-    add("≤ 0.08 CPU-s per 1,000 deliveries (worst sidecar row)", worst.toFixed(3), worst <= 0.08);
+    add(`≤ 0.08 CPU-s per 1,000 deliveries (worst sidecar row${off})`, worst.toFixed(3), worst <= 0.08);
   }
   if (sidecars.length > 0) {
     const worst = Math.max(...sidecars.map((r) => r.peak_rss_mb ?? 0));
-    add("peak RSS ≤ 150 MB (worst sidecar row, steady included)", `${worst.toFixed(0)} MB`, worst <= 150);
+    add(`peak RSS ≤ 150 MB (worst sidecar row, steady included${off})`, `${worst.toFixed(0)} MB`, worst <= 150);
   }
   if (steady?.latency?.p99_ms !== undefined)
     add("steady at half the top rate: p99 ≤ 50 ms", `${steady.latency.p99_ms} ms`, steady.latency.p99_ms <= 50);
@@ -228,6 +314,27 @@ export function renderMarkdown(rows, meta, svgFile) {
       "",
     );
   }
+  const tracing = tracingRows(rows);
+  if (tracing.length > 0) {
+    lines.push(
+      "## Cost of tracing",
+      "",
+      `The sidecar runs once per \`--tracing\` variant (${o.tracing ?? "–"}), each a contender of its own, interleaved with the others in every repetition. *off* is the plain \`callback-sidecar\` row above (\`pyfly.callbacks.tracing.enabled\` unset). *sampled-r* sets \`tracing: { enabled: true }\`, \`OTEL_TRACES_SAMPLER=traceidratio\` and \`OTEL_TRACES_SAMPLER_ARG=r\` (the records carry no \`traceparent\`, so the ratio decides alone), and \`OTEL_EXPORTER_OTLP_ENDPOINT\` of a local OTLP/HTTP sink (\`scripts/bench/otlp-sink.mjs\`, a process of its own, so decoding the exports is not charged to the sidecar); exporter and batch span processor keep the SDK defaults${
+        o.otel_env
+          ? ` except \`${Object.entries(o.otel_env)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(" ")}\``
+          : " (http/protobuf, 5 s schedule delay, batches of 512)"
+      }.`,
+      "",
+      mdTable(TRACING_HEADER, tracing),
+      "",
+      "- **CPU-s per 1k**: the median over the repeats (its range in brackets when `--repeat` > 1), measured as in the table above. **Δ** and **× off CPU**: against the *off* row of the same scenario and fan-out; **× off rate**: records/s against it.",
+      "- **OTLP requests**, **spans**, **KiB**: what the sink received from that sidecar, including the batch processor's flush at shutdown (after CPU and RSS were read). A sampled-1 row with fewer spans than records × (1 + fan-out) lost spans to the batch processor's queue limit (2,048 by default).",
+      "- Whether *off* costs anything against a build without tracing: run this benchmark with `--sidecar-cli` pointing at that build's `dist/cli/index.js` and compare the CPU-s per 1k of the two runs.",
+      "",
+    );
+  }
   const targets = targetRows(rows);
   if (targets.length > 0) lines.push("## Against the targets", "", mdTable(["target", "this run", ""], targets), "");
   lines.push(
@@ -272,10 +379,10 @@ export function renderSvg(rows, meta) {
       const bars = [];
       if (kafka) bars.push({ contender: "kafka", value: kafka.records_per_s, complete: true });
       if (http) bars.push({ contender: "http", value: http.deliveries_per_s / f, complete: http.complete });
-      for (const c of ["loop", "sidecar"]) {
-        const r = here.find((x) => x.contender === c && x.fanout === f);
-        if (r) bars.push({ contender: c, value: r.records_per_s, complete: r.complete });
-      }
+      const loop = here.find((x) => x.contender === "loop" && x.fanout === f);
+      if (loop) bars.push({ contender: "loop", value: loop.records_per_s, complete: loop.complete });
+      for (const r of here.filter((x) => kindOf(x.contender) === "sidecar" && x.fanout === f))
+        bars.push({ contender: r.contender, value: r.records_per_s, complete: r.complete });
       return { fanout: f, bars };
     });
     return { scenario, groups };
@@ -290,6 +397,8 @@ export function renderSvg(rows, meta) {
   const plotBottom = plotTop + plotH;
   let x = 20;
   const parts = [];
+  const variants = [...new Set(rows.map((r) => r.contender).filter((c) => kindOf(c) === "sidecar" && c !== "sidecar"))];
+  const colorOf = (c) => COLOR[c] ?? VARIANT_COLORS[variants.indexOf(c) % VARIANT_COLORS.length];
   // One logarithmic scale for every panel: the ceilings and a loop at a 20 ms receiver differ by
   // three orders of magnitude.
   const values = panels.flatMap((p) => p.groups.flatMap((g) => g.bars.map((b) => b.value))).filter((v) => v > 0);
@@ -322,7 +431,7 @@ export function renderSvg(rows, meta) {
         const bx = gx + i * (barW + barGap);
         const by = y(b.value);
         parts.push(
-          `<rect x="${bx}" y="${by.toFixed(1)}" width="${barW}" height="${(plotBottom - by).toFixed(1)}" fill="${COLOR[b.contender]}"><title>${esc(SHORT_LABEL[b.contender])}: ${fmtInt(b.value)} records/s</title></rect>`,
+          `<rect x="${bx}" y="${by.toFixed(1)}" width="${barW}" height="${(plotBottom - by).toFixed(1)}" fill="${colorOf(b.contender)}"><title>${esc(shortLabel(b.contender))}: ${fmtInt(b.value)} records/s</title></rect>`,
         );
         parts.push(
           `<text x="${bx + barW / 2}" y="${(by - 4).toFixed(1)}" text-anchor="middle" font-size="10">${fmtK(b.value)}${b.complete ? "" : "*"}</text>`,
@@ -335,11 +444,13 @@ export function renderSvg(rows, meta) {
     x = left + width + 10;
   }
   const totalW = Math.max(640, x + 10);
-  const legend = Object.keys(SHORT_LABEL)
-    .map(
-      (c, i) =>
-        `<rect x="${20 + i * 150}" y="62" width="12" height="12" fill="${COLOR[c]}"/><text x="${36 + i * 150}" y="72" font-size="12">${esc(SHORT_LABEL[c])}</text>`,
-    )
+  const legend = [...Object.keys(SHORT_LABEL), ...variants]
+    .map((c, i) => {
+      // The four contenders on one line, the sidecar's tracing variants (if any) on a second.
+      const lx = i < 4 ? 20 + i * 150 : 20 + (i - 4) * 200;
+      const ly = i < 4 ? 62 : 80;
+      return `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${colorOf(c)}"/><text x="${lx + 16}" y="${ly + 10}" font-size="12">${esc(shortLabel(c))}</text>`;
+    })
     .join("");
   const o = meta.options;
   const subtitle = `${fmtInt(o.records)} records × ${meta.value_bytes} B on ${o.partitions} partitions · ${meta.nproc} CPUs (${meta.cpu_model}) · Node ${meta.node} · Kafka ${meta.kafka ?? "external"} · ${meta.date.slice(0, 10)}`;

@@ -118,6 +118,27 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     }
   });
 
+  it("never gives a NetworkPolicy peer the policy's own pod labels (kustomize's includeSelectors would: DNS would match no pod)", () => {
+    type Selector = { matchLabels?: Record<string, string> };
+    type Rule = { to?: { podSelector?: Selector }[]; from?: { podSelector?: Selector }[] };
+    type Policy = K8sObject & { spec: { podSelector: Selector; ingress?: Rule[]; egress?: Rule[] } };
+    let policies = 0;
+    for (const [source, objects] of renders) {
+      for (const np of objects.filter((o): o is Policy => o.kind === "NetworkPolicy")) {
+        policies++;
+        const own = Object.entries(np.spec.podSelector.matchLabels ?? {});
+        expect(own.length, source).toBeGreaterThan(0);
+        for (const rule of [...(np.spec.egress ?? []), ...(np.spec.ingress ?? [])]) {
+          for (const peer of [...(rule.to ?? []), ...(rule.from ?? [])]) {
+            const labels = peer.podSelector?.matchLabels ?? {};
+            expect(own.every(([k, v]) => labels[k] === v), `${source}: peer ${JSON.stringify(peer)}`).toBe(false);
+          }
+        }
+      }
+    }
+    expect(policies).toBeGreaterThanOrEqual(4);
+  });
+
   it("keeps Kubernetes service-link variables out of every pod spec", () => {
     for (const { source, d } of workloads()) expect(d.spec.template.spec.enableServiceLinks, source).toBe(false);
   });
@@ -149,8 +170,8 @@ describe.skipIf(toolsMissing)("helm chart and manifests: what every pod running 
     const objects = renders.get("helm ci/all-on-values.yaml")!;
     expect(objects.some((o) => o.kind === "Secret")).toBe(false);
     const refs = sidecarOf(find<Workload>(objects, "Deployment")).env?.flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef.name] : []));
-    // The tenants' Secret, and the one holding the egress proxy's URL with its credentials.
-    expect(new Set(refs)).toEqual(new Set(["callback-sidecar-hmac", "egress-proxy"]));
+    // The tenants' Secret, the one holding the egress proxy's URL with its credentials, and the OTLP headers'.
+    expect(new Set(refs)).toEqual(new Set(["callback-sidecar-hmac", "egress-proxy", "otlp-credentials"]));
   });
 
   it("routes webhooks through the egress proxy by env: a URL without credentials as a value, one with them from a Secret", () => {

@@ -8,7 +8,12 @@ import { find, REPO, render, toolsMissing } from "./lib/render.js";
 
 type Rules = { groups: { name: string; rules: { alert?: string; record?: string; expr: string }[] }[] };
 type Panel = { title: string; type: string; datasource?: { uid: string }; targets?: { expr: string }[]; panels?: Panel[] };
-type Dashboard = { uid: string; panels: Panel[]; templating: { list: { name: string; type: string; query?: string | { query: string } }[] } };
+type Dashboard = {
+  uid: string;
+  panels: Panel[];
+  links?: { title: string; type: string; url?: string }[];
+  templating: { list: { name: string; type: string; query?: string | { query: string } }[] };
+};
 
 const RULES_FILE = join(REPO, "deploy/prometheus/callback-sidecar.rules.yaml");
 const DASHBOARD_FILE = join(REPO, "deploy/grafana/callback-sidecar-dashboard.json");
@@ -114,5 +119,27 @@ describe("alerts and dashboard content", () => {
     for (const p of panels) expect(p.datasource?.uid, p.title).toBe("${datasource}");
     expect(new Set(titles).size).toBe(titles.length);
     expect(d.templating.list.map((v) => v.name)).toEqual(["datasource", "namespace", "pod"]);
+  });
+
+  it("links to the sidecar's traces in Explore: a valid Tempo search on the resource attributes the chart sets, the dashboard's filters and time range", () => {
+    const d = dashboard();
+    const links = (d.links ?? []).filter((l) => l.url?.startsWith("/explore?"));
+    expect(links.map((l) => l.title)).toEqual(["Traces (Tempo)"]);
+    const url = new URL(links[0]!.url!, "https://grafana.example");
+    // Only the dashboard's own variables and Grafana's built-in time range.
+    const used = [...links[0]!.url!.matchAll(/\$\{(\w+)(?::\w+)?\}/g)].map(([, v]) => v!);
+    expect(new Set(used)).toEqual(new Set(["namespace", "pod", "__from", "__to"]));
+    // What Grafana makes of it with the filters on All (their allValue) and a time range.
+    const interpolated = links[0]!.url!.replace(/\$\{(namespace|pod):pipe\}/g, ".*").replace(/\$\{__(from|to)\}/g, "1700000000000");
+    const panes = JSON.parse(new URL(interpolated, "https://grafana.example").searchParams.get("panes")!) as Record<
+      string,
+      { datasource: string; queries: { datasource: { type: string }; queryType: string; query: string }[]; range: { from: string; to: string } }
+    >;
+    expect(url.searchParams.get("schemaVersion")).toBe("1");
+    const [pane] = Object.values(panes);
+    expect(pane!.queries).toHaveLength(1);
+    expect(pane!.queries[0]).toMatchObject({ datasource: { type: "tempo" }, queryType: "traceql" });
+    expect(pane!.queries[0]!.query).toBe('{resource.k8s.container.name="callback-sidecar" && resource.k8s.namespace.name=~".*" && resource.k8s.pod.name=~".*"}');
+    expect(pane!.range).toEqual({ from: "1700000000000", to: "1700000000000" });
   });
 });

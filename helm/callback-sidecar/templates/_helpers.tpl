@@ -156,6 +156,13 @@ Values the schema cannot judge alone; included by the application.yml, so every 
 {{- if contains "@" $proxy.url -}}
 {{- fail "egressProxy.url carries credentials, which would sit in the pod spec: put the whole URL in a Secret and set egressProxy.existingSecret (and secretKey)" -}}
 {{- end -}}
+{{- $tracing := .Values.tracing -}}
+{{- if contains "@" $tracing.otlpEndpoint -}}
+{{- fail "tracing.otlpEndpoint carries credentials, which would sit in the pod spec: put them in a Secret as OTEL_EXPORTER_OTLP_HEADERS and set tracing.headersSecret" -}}
+{{- end -}}
+{{- if and (ne (toString $tracing.samplerArg) "") (not (has $tracing.sampler (list "traceidratio" "parentbased_traceidratio"))) -}}
+{{- fail "tracing.samplerArg is the fraction of the traceidratio samplers: set tracing.sampler to traceidratio or parentbased_traceidratio" -}}
+{{- end -}}
 {{- $tls := .Values.receiverTls -}}
 {{- if $tls.secretName -}}
 {{- if not (or $tls.clientCertificate $tls.ca) -}}
@@ -212,6 +219,64 @@ JSON (an empty object when there is nothing to set).
 {{- end }}
 {{- end -}}
 
+{{/*
+The OTEL_* variables of tracing, only when it is on. OTEL_RESOURCE_ATTRIBUTES names the pod
+(Kubernetes expands $(VAR) from the variables defined before it) and adds tracing.resourceAttributes,
+percent-encoded as the variable's format requires ($ doubled: Kubernetes would expand $(...)).
+The headers, which may carry a token, come only from a Secret.
+*/}}
+{{- define "callback-sidecar.tracingEnv" -}}
+{{- $t := .Values.tracing -}}
+{{- if $t.enabled }}
+- name: CALLBACK_OTEL_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: CALLBACK_OTEL_POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- with $t.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $t.protocol | quote }}
+{{- with $t.serviceName }}
+- name: OTEL_SERVICE_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- $attributes := list "k8s.namespace.name=$(CALLBACK_OTEL_POD_NAMESPACE)" "k8s.pod.name=$(CALLBACK_OTEL_POD_NAME)" "k8s.container.name=callback-sidecar" -}}
+{{- range $key, $value := $t.resourceAttributes -}}
+{{- $encode := list (list "%" "%25") (list "," "%2C") (list "=" "%3D") (list "$" "$$") -}}
+{{- $k := $key -}}
+{{- $v := toString $value -}}
+{{- range $encode -}}
+{{- $k = replace (index . 0) (index . 1) $k -}}
+{{- $v = replace (index . 0) (index . 1) $v -}}
+{{- end -}}
+{{- $attributes = append $attributes (printf "%s=%s" $k $v) -}}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attributes | quote }}
+{{- with $t.sampler }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ . | quote }}
+{{- end }}
+{{- if ne (toString $t.samplerArg) "" }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ toString $t.samplerArg | quote }}
+{{- end }}
+{{- with $t.headersSecret.name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $t.headersSecret.key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "callback-sidecar.saslEnabled" -}}
 {{- $sasl := dig "kafka" "sasl" "mechanism" "none" .Values.config -}}
 {{- if ne $sasl "none" }}true{{ end -}}
@@ -255,6 +320,10 @@ the ConfigMap never holds one.
 {{- $http := get $callbacks "http" | default dict -}}
 {{- $_ = set $http "tls" $tls -}}
 {{- $_ = set $callbacks "http" $http -}}
+{{- end -}}
+{{- /* Tracing: its own values (the exporter settings are env vars), never config.tracing. */ -}}
+{{- if .Values.tracing.enabled -}}
+{{- $_ = set $callbacks "tracing" (dict "enabled" true "send-trace-context" .Values.tracing.sendTraceContext) -}}
 {{- end -}}
 {{- $configs := list -}}
 {{- $entries := include "callback-sidecar.secretEntries" . | fromJsonArray -}}
@@ -317,6 +386,9 @@ checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . 
           key: {{ .env }}
     {{- end }}
     {{- with include "callback-sidecar.proxyEnv" . | trim }}
+    {{- . | nindent 4 }}
+    {{- end }}
+    {{- with include "callback-sidecar.tracingEnv" . | trim }}
     {{- . | nindent 4 }}
     {{- end }}
     {{- with .Values.env }}

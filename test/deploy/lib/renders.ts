@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CHART, helm, kustomize, parseObjects, REPO, render, type K8sObject } from "./render.js";
 
-export const CHART_VALUE_SETS = ["(defaults)", "ci/all-on-values.yaml", "ci/chart-secret-values.yaml", "ci/egress-values.yaml"];
+export const CHART_VALUE_SETS = ["(defaults)", "ci/all-on-values.yaml", "ci/chart-secret-values.yaml", "ci/egress-values.yaml", "ci/tracing-values.yaml"];
 
 /** The example app chart that embeds the sidecar through the named templates; `set`: --set pairs. */
 export function renderHostExample(set: string[] = []): K8sObject[] {
@@ -23,7 +23,12 @@ export function renderHostExample(set: string[] = []): K8sObject[] {
   }
 }
 
-export const KUSTOMIZE_DIRS = ["deploy/kustomize/base", "deploy/kustomize/examples/standalone", "deploy/kustomize/examples/existing-app"];
+export const KUSTOMIZE_DIRS = [
+  "deploy/kustomize/base",
+  "deploy/kustomize/examples/standalone",
+  "deploy/kustomize/examples/existing-app",
+  "deploy/kustomize/examples/tracing",
+];
 
 export function allRenders(): Map<string, K8sObject[]> {
   const renders = new Map<string, K8sObject[]>();
