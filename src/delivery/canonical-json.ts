@@ -21,6 +21,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { compareCodePoints } from "../shared/code-points.js";
+import { afterJsonWhitespace } from "../shared/lossless-json.js";
 import { SidecarError } from "../shared/errors.js";
 
 export const MAX_DEPTH = 512;
@@ -208,14 +209,7 @@ class Parser {
   }
 
   private skipWs(): void {
-    const t = this.text;
-    let p = this.pos;
-    for (;;) {
-      const c = t.charCodeAt(p);
-      if (c !== C.Space && c !== C.Lf && c !== C.Cr && c !== C.Tab) break;
-      p++;
-    }
-    this.pos = p;
+    this.pos = afterJsonWhitespace(this.text, this.pos);
   }
 
   private value(depth: number): void {

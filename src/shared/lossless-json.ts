@@ -22,6 +22,16 @@ export function parseLossless(text: string): LosslessValue {
   return new Parser(text).document();
 }
 
+/** The first position at or after `pos` that is not JSON whitespace; canonical JSON's parser skips it so too. */
+export function afterJsonWhitespace(text: string, pos: number): number {
+  let p = pos;
+  for (;;) {
+    const c = text.charCodeAt(p);
+    if (c !== C.Space && c !== C.Lf && c !== C.Cr && c !== C.Tab) return p;
+    p++;
+  }
+}
+
 const enum C {
   Tab = 0x09,
   Lf = 0x0a,
@@ -71,14 +81,7 @@ class Parser {
   }
 
   private skipWs(): void {
-    const t = this.text;
-    let p = this.pos;
-    for (;;) {
-      const c = t.charCodeAt(p);
-      if (c !== C.Space && c !== C.Lf && c !== C.Cr && c !== C.Tab) break;
-      p++;
-    }
-    this.pos = p;
+    this.pos = afterJsonWhitespace(this.text, this.pos);
   }
 
   private value(depth: number): LosslessValue {
