@@ -14,7 +14,7 @@ import { createKafka } from "../kafka/client.js";
 import { subscriptionFingerprint } from "../domain/subscription-ref.js";
 import { handoffKeys } from "../kafka/handoff-mac.js";
 import { eventOfHandoff, H, headerText, isSealed, readDeliveryHandoff, type DeliveryHandoff } from "../kafka/handoff-records.js";
-import { matchesReplayFilter, type ReplayFilter } from "../kafka/replay-filter.js";
+import { matchesReplayFilter, type ReplayFilter } from "./replay-filter.js";
 import { readTopicInChunks, type ChunkLimits, type ReadRecord } from "../kafka/topic-reader.js";
 import { startTracing } from "../observability/tracing.js";
 import { attemptHooks } from "../pipeline/record-trace.js";

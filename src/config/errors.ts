@@ -2,8 +2,6 @@ import { SidecarError } from "../shared/errors.js";
 
 /** A configuration problem, always tied to the key path it was found at. Never carries values. */
 export class ConfigError extends SidecarError {
-  readonly exitCode = 78; // EX_CONFIG from sysexits.h: what supervisors expect for a bad config
-
   constructor(
     readonly keyPath: string,
     readonly problem: string,
@@ -14,8 +12,6 @@ export class ConfigError extends SidecarError {
 
 /** Several problems reported at once, so a user fixes a file in one pass. */
 export class ConfigErrors extends SidecarError {
-  readonly exitCode = 78;
-
   constructor(readonly errors: ConfigError[]) {
     super("CONFIG_INVALID", `invalid configuration:\n${errors.map((e) => `  - ${e.message}`).join("\n")}`);
   }

@@ -1,5 +1,6 @@
 import CircuitBreaker from "opossum";
 import { SidecarError } from "../shared/errors.js";
+import type { BreakerState } from "../domain/outcomes.js";
 
 /*
  * One circuit breaker per target host, with pyfly's meaning kept under concurrency.
@@ -34,11 +35,9 @@ import { SidecarError } from "../shared/errors.js";
  * must hold exactly, also for attempts that start and end within one timer tick.
  */
 
-export type BreakerState = "closed" | "half_open" | "open";
-
 export class CircuitOpenError extends SidecarError {
   constructor(readonly targetHost: string) {
-    super("CIRCUIT_OPEN", "Circuit breaker is open", { retriable: true });
+    super("CIRCUIT_OPEN", "Circuit breaker is open");
   }
 }
 

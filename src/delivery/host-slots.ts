@@ -1,3 +1,4 @@
+import { SidecarError } from "../shared/errors.js";
 /**
  * Caps each target host's share of in-flight deliveries, so one slow host cannot take them all.
  * A delivery waits for a slot as long as the host keeps finishing work (busy but healthy); once the
@@ -55,7 +56,7 @@ export class HostSlots {
   release(host: string): void {
     const entry = this.hosts.get(host);
     if (!entry) return;
-    if (entry.used === 0) throw new Error(`HostSlots released more often than acquired for ${host}`);
+    if (entry.used === 0) throw new SidecarError("INTERNAL_INVARIANT", `HostSlots released more often than acquired for ${host}`);
     entry.progressAt = this.now();
     entry.stalled = false;
     const next = entry.waiters.shift();

@@ -5,16 +5,9 @@
  * explicit schedule (the n-th entry before attempt n+1, uncapped) replaces the doubling.
  */
 
-import type { ProxyFailure, RejectReason } from "../domain/outcomes.js";
+import type { AttemptOutcome } from "../domain/outcomes.js";
 
 export const MAX_BACKOFF_MS = 300_000;
-
-export type AttemptOutcome =
-  | { kind: "response"; status: number; retryAfterMs?: number }
-  | { kind: "error"; category: "timeout" | "transport_error" | "circuit_open"; message: string }
-  // The egress proxy failed, not the target: retried, but kept out of the target's breaker.
-  | { kind: "error"; category: "proxy_error"; reason: ProxyFailure; message: string }
-  | { kind: "rejected"; reason: RejectReason; message: string };
 
 export function verdictOf(outcome: AttemptOutcome): "delivered" | "retryable" | "final" {
   switch (outcome.kind) {

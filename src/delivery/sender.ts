@@ -4,12 +4,13 @@ import type { ReceiverTls } from "../domain/models.js";
 import { proxyErrorOf } from "./proxy/connect-tunnel.js";
 import { isSsrfBlockedError, type Connector } from "./ssrf/guarded-connector.js";
 import { tlsKeyOf, type TlsConnectOptions, type TlsMaterial } from "./tls-material.js";
-import type { AttemptOutcome } from "./retry-policy.js";
+import type { AttemptOutcome } from "../domain/outcomes.js";
 import { parseRetryAfterMs } from "./retry-policy.js";
 import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
-import { targetHostOf } from "./target.js";
+import { targetHostOf } from "../domain/target-host.js";
 import { redactUrl } from "../domain/subscription-ref.js";
 import { requestHeadersProblem } from "./http-header-check.js";
+import { SidecarError } from "../shared/errors.js";
 
 export interface OutboundRequest {
   url: URL;
@@ -130,7 +131,7 @@ export function createHttpSender(options: HttpSenderOptions): Sender {
             }
           },
           onResponseEnd() {
-            settle(() => (outcome ? resolve(outcome) : reject(new Error("response ended without a status"))));
+            settle(() => (outcome ? resolve(outcome) : reject(new SidecarError("RESPONSE_INVALID", "response ended without a status"))));
           },
           onResponseError(_c, error) {
             settle(() => reject(timedOut ? timeoutError() : error));

@@ -37,3 +37,14 @@ export type UndispatchableReason = (typeof UNDISPATCHABLE_REASONS)[number];
 /** Every reason a dead letter can carry. */
 export const DEAD_LETTER_REASONS = [...UNDISPATCHABLE_REASONS, ...FAILURE_REASONS] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+/** How one HTTP attempt ended, as the sender saw it: what retry policy, breaker, metrics and spans read. */
+export type AttemptOutcome =
+  | { kind: "response"; status: number; retryAfterMs?: number }
+  | { kind: "error"; category: "timeout" | "transport_error" | "circuit_open"; message: string }
+  // The egress proxy failed, not the target: retried, but kept out of the target's breaker.
+  | { kind: "error"; category: "proxy_error"; reason: ProxyFailure; message: string }
+  | { kind: "rejected"; reason: RejectReason; message: string };
+
+/** A host's circuit breaker, as metrics and spans report it. */
+export type BreakerState = "closed" | "half_open" | "open";

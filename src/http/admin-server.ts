@@ -14,6 +14,7 @@ import type { Registry } from "prom-client";
 import { CallbackStatus, type CallbackExecution } from "../domain/models.js";
 import { redactUrl } from "../domain/subscription-ref.js";
 import type { ExecutionQuery, ExecutionStore } from "../repository/execution-store.js";
+import { SidecarError } from "../shared/errors.js";
 
 /** `pyfly.callbacks.server.executions` (SidecarSettings.server.executions). */
 export interface ExecutionsEndpointOptions {
@@ -146,7 +147,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const executionsToken = endpoint?.enabled ? endpoint.token : undefined;
   if (endpoint?.enabled && !executionsToken) {
     // The configuration refuses this (server.executions.token); a programmatic caller gets the same answer.
-    throw new Error("the /executions endpoint is enabled without a token");
+    throw new SidecarError("CONFIG_INVALID", "the /executions endpoint is enabled without a token");
   }
   const includePayload = endpoint?.includePayloads ?? false;
 

@@ -36,7 +36,7 @@ export class HandoffRefusedError extends SidecarError {
     readonly topic: string,
     kafkaError: KafkaRefusal,
   ) {
-    super("HANDOFF_REFUSED", `Kafka refused a write to ${topic} for good (${kafkaError})`, { retriable: false });
+    super("HANDOFF_REFUSED", `Kafka refused a write to ${topic} for good (${kafkaError})`);
     this.reason = kafkaError.toLowerCase() as RefusalReason;
   }
 }
@@ -303,10 +303,7 @@ function takeBatch(queue: Pending[]): Pending[] {
 }
 
 function abandoned(topic: string, reason: unknown): SidecarError {
-  return new SidecarError("HANDOFF_ABANDONED", `write to ${topic} abandoned before Kafka acknowledged it`, {
-    retriable: true,
-    cause: reason,
-  });
+  return new SidecarError("HANDOFF_ABANDONED", `write to ${topic} abandoned before Kafka acknowledged it`, { cause: reason });
 }
 
 /** Kafka's error type behind a kafkajs error, if it is one no retry changes. kafkajs wraps it in `cause` when it gave up. */

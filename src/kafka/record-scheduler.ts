@@ -120,7 +120,6 @@ export class RecordScheduler {
   private readonly now: () => number;
   private readonly consumerStopping = new AbortController();
   private readonly consumerDeadline = new AbortController();
-  private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: SchedulerOptions) {
     this.now = options.now ?? Date.now;
@@ -133,13 +132,6 @@ export class RecordScheduler {
   /** Every slot taken: fresh work would wait. */
   get saturated(): boolean {
     return this.running >= this.options.maxInFlight;
-  }
-
-  /** Records received and not yet ended, over all partitions. */
-  get buffered(): number {
-    let n = 0;
-    for (const p of this.partitions.values()) n += p.buffered;
-    return n;
   }
 
   /** Some partition is still held for its previous owner's last commit (see `assign`). */
@@ -297,11 +289,6 @@ export class RecordScheduler {
     }
   }
 
-  /** Resolves when nothing runs (stop waits for this within its grace). */
-  whenIdle(): Promise<void> {
-    return this.running === 0 ? Promise.resolve() : new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
   private capOf(state: PartitionState): number {
     const cap = this.options.maxBufferedPerPartition;
     return typeof cap === "number" ? cap : cap(state.topic);
@@ -433,7 +420,6 @@ export class RecordScheduler {
         state.running -= 1;
         this.finish(entry, handingOver && end.kind === "later" ? { kind: "abandoned" } : end);
         state.settled();
-        if (this.running === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
         this.pump();
       });
   }

@@ -35,9 +35,7 @@ const DEFAULT_STALL_MS = 60_000;
 /** The read cannot reach the end it set itself (broker unreachable, or offsets that never arrive). */
 export class TopicReadStalledError extends SidecarError {
   constructor(topic: string, partitions: number[], stallMs: number) {
-    super("TOPIC_READ_STALLED", `reading ${topic}: partitions ${partitions.join(", ")} made no progress for ${stallMs} ms`, {
-      retriable: true,
-    });
+    super("TOPIC_READ_STALLED", `reading ${topic}: partitions ${partitions.join(", ")} made no progress for ${stallMs} ms`);
   }
 }
 

@@ -1,7 +1,7 @@
 import type { CallbackExecution } from "../domain/models.js";
 import type { DeliveryObserver } from "../delivery/dispatcher.js";
 import type { PreparedEvent } from "../delivery/prepared-event.js";
-import type { AttemptOutcome } from "../delivery/retry-policy.js";
+import type { AttemptOutcome } from "../domain/outcomes.js";
 import { BoundedLabel } from "./bounded-label.js";
 import { attemptOutcomeLabel, type Metrics } from "./metrics.js";
 

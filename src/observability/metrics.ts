@@ -1,6 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { BreakerState } from "../delivery/breaker.js";
-import type { AttemptOutcome } from "../delivery/retry-policy.js";
+import type { AttemptOutcome, BreakerState } from "../domain/outcomes.js";
 
 /*
  * Every metric the sidecar exports, in one registry. Label values stay bounded: target_host is

@@ -28,7 +28,7 @@ import { OTLPTraceExporter as OtlpJsonExporter } from "@opentelemetry/exporter-t
 import { OTLPTraceExporter as OtlpProtoExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
-import type { AttemptOutcome } from "../delivery/retry-policy.js";
+import type { AttemptOutcome } from "../domain/outcomes.js";
 import type { AttemptTrace, AttemptTarget, RecordTrace, TraceCarrier, TracedRecord, Tracing, TracingOptions } from "./tracing.js";
 
 const fromCarrier: TextMapGetter<TraceCarrier> = {

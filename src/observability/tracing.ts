@@ -4,7 +4,7 @@
  * `trace?.` calls cost nothing. With it on, otel-tracing.ts is imported and started.
  */
 import type { Logger } from "pino";
-import type { AttemptOutcome } from "../delivery/retry-policy.js";
+import type { AttemptOutcome } from "../domain/outcomes.js";
 
 /** Reads a W3C trace context header (`traceparent`, `tracestate`) from wherever a record carries it. */
 export type TraceCarrier = (name: "traceparent" | "tracestate") => string | undefined;

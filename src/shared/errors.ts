@@ -18,17 +18,18 @@ export type ErrorCode =
   | "TLS_MATERIAL_INVALID"
   | "PROXY_URL_INVALID"
   | "PROXY_FAILED"
+  | "SIGNING_INPUT_INVALID"
+  | "RESPONSE_INVALID"
+  | "INTERNAL_INVARIANT"
   | "USAGE";
 
 export class SidecarError extends Error {
   readonly code: ErrorCode;
-  readonly retriable: boolean;
 
-  constructor(code: ErrorCode, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
-    this.retriable = options.retriable ?? false;
   }
 }
 

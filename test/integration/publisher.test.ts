@@ -93,7 +93,7 @@ describe("DurablePublisher on the real broker", () => {
 
     const { outcome, ms } = await bigWrite;
     expect(hasCode(outcome, "HANDOFF_REFUSED")).toBe(true);
-    expect(outcome).toMatchObject({ topic: limited, reason: "message_too_large", retriable: false });
+    expect(outcome).toMatchObject({ topic: limited, reason: "message_too_large" });
     expect((outcome as Error).message).toContain(limited);
     expect((outcome as Error).message).toContain("MESSAGE_TOO_LARGE");
     expect((outcome as Error).message).not.toContain("BBB");

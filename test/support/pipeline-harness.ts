@@ -17,7 +17,7 @@ import type { PipelineDeps } from "../../src/pipeline/pipeline-deps.js";
 import { RetryPipeline } from "../../src/pipeline/retry-pipeline.js";
 import { ConfigRepository } from "../../src/repository/config-repository.js";
 import { ExecutionStore } from "../../src/repository/execution-store.js";
-import type { AttemptOutcome } from "../../src/delivery/retry-policy.js";
+import type { AttemptOutcome } from "../../src/domain/outcomes.js";
 import { SidecarError } from "../../src/shared/errors.js";
 
 export const TOPICS = { events: "events", retry: "g.retry", deadLetter: "g.dead-letter" };

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { BreakerRegistry, CircuitOpenError, type BreakerState } from "../../src/delivery/breaker.js";
+import { BreakerRegistry, CircuitOpenError } from "../../src/delivery/breaker.js";
+import type { BreakerState } from "../../src/domain/outcomes.js";
 import { hasCode } from "../../src/shared/errors.js";
 
 const HOST = "hooks.example.com:443";

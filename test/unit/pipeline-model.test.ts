@@ -2,7 +2,8 @@
 // real schedulers and pipelines with fakes at the seams, checked against the invariants after every
 // timer step. A failing case prints its seed; MODEL_SEED=<n> runs that case alone.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { attemptsAllowed, type AttemptOutcome } from "../../src/delivery/retry-policy.js";
+import { attemptsAllowed } from "../../src/delivery/retry-policy.js";
+import type { AttemptOutcome } from "../../src/domain/outcomes.js";
 import { planDeliveries, wantsEvent } from "../../src/domain/routing.js";
 import { parseLossless } from "../../src/shared/lossless-json.js";
 import { H, headerText } from "../../src/kafka/handoff-records.js";

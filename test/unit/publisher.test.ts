@@ -14,7 +14,7 @@ import {
   type RecordMetadata,
 } from "kafkajs";
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { createKafka } from "../../src/kafka/client.js";
 import { DurablePublisher, type PublisherProducer } from "../../src/kafka/publisher.js";
 import { hasCode } from "../../src/shared/errors.js";
@@ -75,6 +75,28 @@ class FakeProducer implements PublisherProducer {
   }
 }
 
+// The publisher's retry backoff sleeps with node:timers/promises, which vi.useFakeTimers does not
+// reach in an ES module; this is the same abortable sleep on the global timers, so a test's fake
+// clock (or the real one) drives it.
+vi.mock("node:timers/promises", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:timers/promises")>();
+  const sleep = <T>(ms?: number, value?: T, options?: { signal?: AbortSignal }): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const signal = options?.signal;
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(value as T);
+      }, ms);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  return { ...actual, default: { ...actual, setTimeout: sleep }, setTimeout: sleep };
+});
+
 const protocolError = (type: string, retriable: boolean) =>
   new KafkaJSProtocolError(Object.assign(new Error(`broker said ${type}`), { type, code: 0, retriable }));
 // What kafkajs rejects with once its own retries of a retriable error ran out.
@@ -83,6 +105,7 @@ const connectionLost = () => gaveUp(new KafkaJSConnectionError("Connection error
 
 const publishers: DurablePublisher[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(publishers.splice(0).map((p) => p.disconnect()));
 });
 
@@ -123,7 +146,6 @@ describe("DurablePublisher", () => {
     const bigOutcome = outcomes[values.indexOf(big)];
     expect(hasCode(bigOutcome, "HANDOFF_REFUSED")).toBe(true);
     expect(bigOutcome).toMatchObject({
-      retriable: false,
       topic: "dlq",
       reason: "message_too_large",
       message: expect.stringContaining("MESSAGE_TOO_LARGE"),
@@ -140,12 +162,19 @@ describe("DurablePublisher", () => {
   });
 
   it("retries a failure Kafka may recover from, resending the same records to the same partition, until they are written", async () => {
+    vi.useFakeTimers();
     let failures = 2;
     const { publisher, producer, refused } = setup(() => {
       if (failures-- > 0) throw connectionLost();
       return undefined;
     });
-    const outcomes = await Promise.all(["a", "b", "c"].map((v) => settled(publisher.publish("retry", record(v, "same-key")))));
+    let outcomes: unknown[] | undefined;
+    void Promise.all(["a", "b", "c"].map((v) => settled(publisher.publish("retry", record(v, "same-key"))))).then((o) => (outcomes = o));
+    // Both failed requests are sent again after the first backoff, 500 ms, and not before.
+    await vi.advanceTimersByTimeAsync(499);
+    expect(outcomes).toBeUndefined();
+    expect(producer.written).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
     expect(outcomes).toEqual(["acknowledged", "acknowledged", "acknowledged"]);
     expect(producer.writtenValues("retry").sort()).toEqual(["a", "b", "c"]);
     const failed = producer.requests.filter((r) => !producer.written.includes(r));
@@ -202,11 +231,12 @@ describe("DurablePublisher", () => {
     expect(producer.writtenValues("retry").sort()).toEqual([...healthy].sort());
     // Shutting down tells the ones still waiting that their write was abandoned.
     await publisher.disconnect();
-    expect(await stuck).toMatchObject({ code: "HANDOFF_ABANDONED", retriable: true });
+    expect(await stuck).toMatchObject({ code: "HANDOFF_ABANDONED" });
     for (const o of outcomes.filter((x) => !x.done)) expect(await settled(o.promise)).toMatchObject({ code: "HANDOFF_ABANDONED" });
   });
 
   it("an aborted write rejects with HANDOFF_ABANDONED, and one still queued is never sent", async () => {
+    vi.useFakeTimers();
     const { publisher, producer } = setup(() => {
       throw connectionLost();
     });
@@ -220,7 +250,9 @@ describe("DurablePublisher", () => {
     expect(hasCode(outcome, "HANDOFF_ABANDONED")).toBe(true);
     expect((outcome as Error).cause).toBe(reason);
     expect(hasCode(await settled(publisher.publish("retry", record("late"), caller.signal)), "HANDOFF_ABANDONED")).toBe(true);
-    await new Promise((r) => setTimeout(r, 700));
+    // Past the first backoff (500 ms): the failed writes were sent again, and "queued" was not.
+    await vi.advanceTimersByTimeAsync(700);
+    expect(producer.requests.length).toBeGreaterThan(2);
     expect(producer.requests.flatMap((r) => r.values)).not.toContain("queued");
     await publisher.disconnect();
     for (const o of await Promise.all(inFlight)) expect(hasCode(o, "HANDOFF_ABANDONED")).toBe(true);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { DeliveryHandoff } from "../../src/kafka/handoff-records.js";
-import { matchesReplayFilter } from "../../src/kafka/replay-filter.js";
+import { matchesReplayFilter } from "../../src/cli/replay-filter.js";
 
 const handoff: DeliveryHandoff = {
   deliveryId: "d",

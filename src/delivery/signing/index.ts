@@ -24,6 +24,7 @@ import {
   WEBHOOK_SIGNATURE_HEADER,
   WEBHOOK_TIMESTAMP_HEADER,
 } from "./standard-webhooks.js";
+import { SidecarError } from "../../shared/errors.js";
 
 export { PYFLY_SIGNATURE_HEADER, pyflySignature, verifyPyflySignature } from "./pyfly.js";
 export {
@@ -92,9 +93,9 @@ export function signatureHeaders(req: SignatureRequest): Record<string, string> 
   if (secrets.length === 0) return {};
   const header = req.header ?? DEFAULT_SIGNATURE_HEADER[req.scheme];
   if (req.scheme === "pyfly" || req.scheme === "github") return { [header as string]: pyflySignature(secrets[0]!, req.body) };
-  if (req.timestamp === undefined) throw new Error(`${req.scheme} signing needs a timestamp`);
+  if (req.timestamp === undefined) throw new SidecarError("SIGNING_INPUT_INVALID", `${req.scheme} signing needs a timestamp`);
   if (req.scheme === "pyfly-timestamped") return { [header as string]: timestampedSignature(secrets, req.timestamp, req.body) };
-  if (req.deliveryId === undefined) throw new Error("standard-webhooks signing needs deliveryId");
+  if (req.deliveryId === undefined) throw new SidecarError("SIGNING_INPUT_INVALID", "standard-webhooks signing needs deliveryId");
   return standardWebhookHeaders(secrets, req.deliveryId, req.timestamp, req.body);
 }
 

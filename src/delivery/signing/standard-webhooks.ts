@@ -10,6 +10,7 @@
  * bytes in both, and anything else is an error.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { SidecarError } from "../../shared/errors.js";
 
 export const WEBHOOK_ID_HEADER = "webhook-id";
 export const WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp";
@@ -48,7 +49,7 @@ export function standardWebhookKeyLengthProblem(secret: string): string | undefi
 
 export function decodeStandardWebhookSecret(secret: string): Buffer {
   const problem = standardWebhookSecretProblem(secret);
-  if (problem) throw new Error(`Invalid Standard Webhooks secret: ${problem}`);
+  if (problem) throw new SidecarError("SIGNING_INPUT_INVALID", `Invalid Standard Webhooks secret: ${problem}`);
   return Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, "base64");
 }
 
@@ -58,9 +59,10 @@ function mac(key: Buffer, id: string, timestamp: string, body: string | Uint8Arr
 
 /** One `v1,<base64>` entry per secret, space separated. `timestamp` is unix seconds. */
 export function standardWebhookSignature(secrets: readonly string[], id: string, timestamp: number, body: string | Uint8Array): string {
-  if (secrets.length === 0) throw new Error("Standard Webhooks signing needs at least one secret");
-  if (!id) throw new Error("Standard Webhooks signing needs a non-empty message id");
-  if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw new Error(`Invalid webhook timestamp: ${timestamp}`);
+  if (secrets.length === 0) throw new SidecarError("SIGNING_INPUT_INVALID", "Standard Webhooks signing needs at least one secret");
+  if (!id) throw new SidecarError("SIGNING_INPUT_INVALID", "Standard Webhooks signing needs a non-empty message id");
+  if (!Number.isSafeInteger(timestamp) || timestamp < 0)
+    throw new SidecarError("SIGNING_INPUT_INVALID", `Invalid webhook timestamp: ${timestamp}`);
   const ts = String(timestamp);
   return secrets.map((s) => "v1," + mac(decodeStandardWebhookSecret(s), id, ts, body).toString("base64")).join(" ");
 }

@@ -116,7 +116,8 @@ export function createGuardedConnect(policy: NetworkPolicy, options: GuardedConn
   const connect = guardedConnect(policy, options);
   return (connectOptions, callback) =>
     connect(connectOptions, (err, socket) => {
-      if (err !== null || socket === null) return callback(err ?? new Error("no socket"), null);
+      if (err !== null || socket === null)
+        return callback(err ?? new SidecarError("INTERNAL_INVARIANT", "the connector gave neither a socket nor an error"), null);
       if (connectOptions.protocol === "https:") keepTlsAlert(socket);
       callback(null, socket);
     });
@@ -191,7 +192,10 @@ async function throughProxy(
   const servername = target.servername ?? (parseIp(target.hostname) === null ? target.hostname : undefined);
   return new Promise((resolve, reject) => {
     const secure = tlsConnect({ ...tls, socket: tunnel, ALPNProtocols: ["http/1.1"], ...(servername ? { servername } : {}) });
-    const timer = setTimeout(() => secure.destroy(new Error(`TLS handshake through the proxy took over ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => secure.destroy(new DOMException(`TLS handshake through the proxy took over ${timeoutMs} ms`, "TimeoutError")),
+      timeoutMs,
+    );
     secure.once("secureConnect", () => {
       clearTimeout(timer);
       secure.removeListener("error", onError);

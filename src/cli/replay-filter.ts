@@ -1,5 +1,5 @@
-import { targetHostOf } from "../delivery/target.js";
-import type { DeliveryHandoff } from "./handoff-records.js";
+import { targetHostOf } from "../domain/target-host.js";
+import type { DeliveryHandoff } from "../kafka/handoff-records.js";
 
 export interface ReplayFilter {
   tenant?: string;
