@@ -3,11 +3,14 @@
 // (unless KAFKA_BROKERS points at one), the sample receiver, and the sidecar with the repository's
 // application.yml; publishes sample events; shows what was delivered; stops everything.
 import { spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { createInterface } from "node:readline";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { freePort, startBroker } from "./kafka.mjs";
 
 const log = (...args) => console.log("[demo]", ...args);
+const SIDECAR_LOG = path.resolve(".cache/demo/sidecar.log");
 const children = [];
 let broker;
 
@@ -44,9 +47,12 @@ async function main() {
     KAFKA_BROKERS: brokers,
     DEMO_RECEIVER_PORT: String(receiverPort),
     ADMIN_PORT: String(adminPort),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
   });
-  sidecar.stdout.pipe(process.stdout);
+  // The sidecar's JSON log goes to a file; the demo prints what a person reads.
+  mkdirSync(path.dirname(SIDECAR_LOG), { recursive: true });
+  sidecar.stdout.pipe(createWriteStream(SIDECAR_LOG));
+  log(`sidecar log (JSON lines): ${path.relative(process.cwd(), SIDECAR_LOG)}`);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok, 60_000, "the sidecar to be ready");
   log(`sidecar ready; admin on http://127.0.0.1:${adminPort}`);
 
@@ -84,6 +90,11 @@ async function main() {
     if (/^callbacks_(deliveries_total|events_consumed_total|events_skipped_total|dead_letters_total)/.test(line)) log(`  ${line}`);
   }
   const invalid = deliveries.filter((d) => !d.signature_valid).length;
+  for (const line of readFileSync(SIDECAR_LOG, "utf8").split("\n")) {
+    const entry = line.startsWith("{") ? JSON.parse(line) : undefined;
+    if (entry?.msg === "record dead-lettered")
+      log(`record ${entry.topic}/${entry.partition}/${entry.offset} dead-lettered as ${entry.reason} (${entry.detail})`);
+  }
   log(`${deliveries.length} deliveries, ${invalid} with an invalid signature`);
   sidecar.kill("SIGTERM");
   const code = await new Promise((resolve) => sidecar.on("exit", resolve));

@@ -16,10 +16,10 @@ const DEMOTED_TO_DEBUG = new Set(["Limiting retries for the idempotent producer 
 
 function levelOf(level: number, message: string): "error" | "warn" | "info" | "debug" {
   if (DEMOTED_TO_DEBUG.has(message)) return "debug";
-  // kafkajs logs every error response of the broker ("Response Fetch(...)") at error level before
-  // retrying it itself, e.g. "the coordinator is loading" on a fresh broker; what stays refused
-  // reaches our code, which logs it at error with its consequence.
-  if (level === logLevel.ERROR && message.startsWith("Response ")) return "warn";
+  // kafkajs logs every error response of the broker ("Response Fetch(...)") before retrying it
+  // itself, e.g. "the coordinator is loading" on every start against a fresh broker; what stays
+  // refused reaches our code, which logs it at error with its consequence. A normal start is quiet.
+  if (message.startsWith("Response ")) return "debug";
   return LEVELS[level] ?? "info";
 }
 
