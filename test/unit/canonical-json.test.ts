@@ -143,17 +143,16 @@ describe("canonicalizeJson", () => {
     expect(canonicalizeJsonBytes('{"b":"é","a":1}').toString("utf8")).toBe(String.raw`{"a":1,"b":"\u00e9"}`);
   });
 
-  it("stays fast on adversarial shapes (many keys, deep unsorted nesting)", () => {
+  // How fast these go is the benchmark's business (`npm run bench -- --micro`), not a test's: no timing here.
+  it("canonicalizes adversarial shapes (many keys, deep unsorted nesting)", () => {
     const keys = "{" + Array.from({ length: 100_000 }, (_, i) => `"k${100_000 - i}":${i}`).join(",") + "}";
     const inner = "[" + Array.from({ length: 10_000 }, (_, i) => `{"z":${i},"a":"${"x".repeat(40)}"}`).join(",") + "]";
     const deep = '{"b":'.repeat(MAX_DEPTH - 2) + inner + ',"a":1}'.repeat(MAX_DEPTH - 2);
-    const t0 = performance.now();
     expect(canonicalizeJson(keys).startsWith('{"k1":99999,"k10":99990,')).toBe(true);
     expect(canonicalizeJson(deep).startsWith('{"a":1,"b":{"a":1,')).toBe(true);
-    expect(performance.now() - t0).toBeLessThan(3000);
   });
 
-  it("canonicalizes 1 MB in linear time", () => {
+  it("canonicalizes a 1 MB document", () => {
     const item = (i: number) =>
       `{"id":${i},"name":"user ${i} Zoë 😀","tags":["a","b\\n","c"],"score":${i / 7},"big":${"9".repeat(30)},` +
       `"nested":{"z":true,"y":null,"x":[1.5e-7,${i}]},"text":"${"lorem ipsum ".repeat(8)}"}`;
@@ -164,16 +163,10 @@ describe("canonicalizeJson", () => {
       size += parts[parts.length - 1]!.length;
     }
     const doc = "[" + parts.join(",") + "]";
-    let out = "";
-    let ms = Infinity;
-    for (let i = 0; i < 6; i++) {
-      const t0 = performance.now();
-      out = c(doc);
-      ms = Math.min(ms, performance.now() - t0); // best run: the first ones also pay for JIT warm-up
-    }
-    console.log(`canonicalizeJson: ${(doc.length / 1048576).toFixed(2)} MB in ${ms.toFixed(1)} ms`);
+    const out = c(doc);
     expect(out.startsWith('[{"big":999')).toBe(true);
-    expect(ms).toBeLessThan(1000);
+    // Canonical output is its own canonical form.
+    expect(c(out)).toBe(out);
   });
 });
 

@@ -1,46 +1,66 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { HostSlots } from "../../src/delivery/host-slots.js";
+
+// Fake timers and Date: every wait below is the stall timer's (or the test's own) and runs on the
+// fake clock, so the tests say when a promise settles, not how long it took. A stall is judged in
+// an immediate after the host's timer, which the fake clock runs 1 ms after the timer: a waiter
+// with stallMs S is still waiting at S - 1 and has its answer at S + 1.
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** What `promise` settled with once `ms` of fake time passed (pending work runs first), or "pending". */
+async function after<T>(ms: number, promise: Promise<T>): Promise<T | "pending"> {
+  let outcome: T | "pending" = "pending";
+  void promise.then((value) => (outcome = value));
+  await vi.advanceTimersByTimeAsync(ms);
+  return outcome;
+}
 
 describe("HostSlots", () => {
   it("caps each host at perHost slots", async () => {
     const slots = new HostSlots(2);
-    await expect(slots.acquire("a:443", 1000)).resolves.toBe(true);
-    await expect(slots.acquire("a:443", 1000)).resolves.toBe(true);
-    await expect(slots.acquire("a:443", 20)).resolves.toBe(false);
+    expect(await after(0, slots.acquire("a:443", 1000))).toBe(true);
+    expect(await after(0, slots.acquire("a:443", 1000))).toBe(true);
+    const third = slots.acquire("a:443", 20);
+    expect(await after(19, third)).toBe("pending");
+    expect(await after(2, third)).toBe(false);
   });
 
   it("does not let one host's use affect another", async () => {
     const slots = new HostSlots(1);
-    await expect(slots.acquire("a:443", 1000)).resolves.toBe(true);
-    await expect(slots.acquire("b:443", 0)).resolves.toBe(true);
-    await expect(slots.acquire("a:80", 0)).resolves.toBe(true);
+    expect(await after(0, slots.acquire("a:443", 1000))).toBe(true);
+    expect(await after(0, slots.acquire("b:443", 0))).toBe(true);
+    expect(await after(0, slots.acquire("a:80", 0))).toBe(true);
   });
 
   it("gives up with false after maxWaitMs", async () => {
     const slots = new HostSlots(1);
     await slots.acquire("a:443", 1000);
-    const started = performance.now();
-    await expect(slots.acquire("a:443", 50)).resolves.toBe(false);
-    const waited = performance.now() - started;
-    expect(waited).toBeGreaterThanOrEqual(40);
-    expect(waited).toBeLessThan(1000);
+    const waiting = slots.acquire("a:443", 50);
+    expect(await after(49, waiting)).toBe("pending");
+    expect(await after(2, waiting)).toBe(false);
   });
 
   it("a timed-out waiter leaks no slot", async () => {
     const slots = new HostSlots(1);
     await slots.acquire("a:443", 1000);
-    await expect(slots.acquire("a:443", 10)).resolves.toBe(false);
+    expect(await after(11, slots.acquire("a:443", 10))).toBe(false);
     slots.release("a:443");
-    await expect(slots.acquire("a:443", 0)).resolves.toBe(true);
-    await expect(slots.acquire("a:443", 0)).resolves.toBe(false);
+    expect(await after(0, slots.acquire("a:443", 0))).toBe(true);
+    expect(await after(2, slots.acquire("a:443", 0))).toBe(false);
   });
 
   it("a release hands the slot to a waiting acquire", async () => {
     const slots = new HostSlots(1);
     await slots.acquire("a:443", 1000);
     const waiting = slots.acquire("a:443", 5000);
-    setTimeout(() => slots.release("a:443"), 10);
-    await expect(waiting).resolves.toBe(true);
+    expect(await after(10, waiting)).toBe("pending");
+    slots.release("a:443");
+    expect(await after(0, waiting)).toBe(true);
   });
 
   it("a release of one host does not free another's slot", async () => {
@@ -48,8 +68,8 @@ describe("HostSlots", () => {
     await slots.acquire("a:443", 1000);
     await slots.acquire("b:443", 1000);
     slots.release("b:443");
-    await expect(slots.acquire("a:443", 20)).resolves.toBe(false);
-    await expect(slots.acquire("b:443", 0)).resolves.toBe(true);
+    expect(await after(21, slots.acquire("a:443", 20))).toBe(false);
+    expect(await after(0, slots.acquire("b:443", 0))).toBe(true);
   });
 
   it("releasing an unknown host is harmless", () => {
@@ -60,19 +80,20 @@ describe("HostSlots", () => {
     const slots = new HostSlots(1);
     await slots.acquire("a:443", 1000);
     const ac = new AbortController();
-    const p = slots.acquire("a:443", 60_000, ac.signal);
-    setTimeout(() => ac.abort(), 10);
-    const started = performance.now();
-    await expect(p).resolves.toBe(false);
-    expect(performance.now() - started).toBeLessThan(5000);
+    const waiting = slots.acquire("a:443", 60_000, ac.signal);
+    expect(await after(10, waiting)).toBe("pending");
+    ac.abort();
+    // At once, not when the 60 s stall budget ends.
+    expect(await after(0, waiting)).toBe(false);
     slots.release("a:443");
-    await expect(slots.acquire("a:443", 0)).resolves.toBe(true);
+    expect(await after(0, slots.acquire("a:443", 0))).toBe(true);
   });
 
   it("a negative wait is treated as no wait", async () => {
     const slots = new HostSlots(1);
     await slots.acquire("a:443", 1000);
-    await expect(slots.acquire("a:443", -5)).resolves.toBe(false);
+    // Judged on the host's first timer (never set below 1 ms), as a wait of 0 is.
+    expect(await after(2, slots.acquire("a:443", -5))).toBe(false);
   });
 });
 
@@ -82,26 +103,26 @@ describe("HostSlots: busy is not dead", () => {
     const hold = () => new Promise((r) => setTimeout(r, 30));
     expect(await slots.acquire("busy:80", 50)).toBe(true);
     // Three deliveries queue ahead of ours, each holding the only slot 30 ms (< stallMs): ours gets
-    // its turn after ~120 ms, more than twice the stall limit, because the host never stalls.
+    // its turn after 120 ms, more than twice the stall limit, because the host never stalls.
     const ahead = [1, 2, 3].map(async () => {
       expect(await slots.acquire("busy:80", 1000)).toBe(true);
       await hold();
       slots.release("busy:80");
     });
     const ours = slots.acquire("busy:80", 50);
-    await hold();
-    slots.release("busy:80");
+    void hold().then(() => slots.release("busy:80"));
+    expect(await after(119, ours)).toBe("pending");
+    expect(await after(1, ours)).toBe(true);
     await Promise.all(ahead);
-    expect(await ours).toBe(true);
   });
 
   it("gives up once the host has finished nothing for stallMs", async () => {
     const slots = new HostSlots(1);
     expect(await slots.acquire("dead:80", 50)).toBe(true);
-    const started = Date.now();
-    expect(await slots.acquire("dead:80", 50)).toBe(false);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
-    expect(await slots.acquire("other:80", 50)).toBe(true);
+    const waiting = slots.acquire("dead:80", 50);
+    expect(await after(49, waiting)).toBe("pending");
+    expect(await after(2, waiting)).toBe(false);
+    expect(await after(0, slots.acquire("other:80", 50))).toBe(true);
   });
 });
 
@@ -109,12 +130,13 @@ describe("HostSlots: a stalled host", () => {
   it("hands later deliveries over at once while it stays stalled, and waits again once it moves", async () => {
     const slots = new HostSlots(1);
     expect(await slots.acquire("dead:80", 40)).toBe(true);
-    expect(await slots.acquire("dead:80", 40)).toBe(false); // waited the stall out
-    const started = Date.now();
-    expect(await slots.acquire("dead:80", 40)).toBe(false);
-    expect(Date.now() - started).toBeLessThan(20);
+    expect(await after(41, slots.acquire("dead:80", 40))).toBe(false); // waited the stall out
+    expect(await after(0, slots.acquire("dead:80", 40))).toBe(false); // at once
     slots.release("dead:80"); // it finished something: healthy again
-    expect(await slots.acquire("dead:80", 40)).toBe(true);
+    expect(await after(0, slots.acquire("dead:80", 40))).toBe(true);
+    const next = slots.acquire("dead:80", 40);
+    expect(await after(39, next)).toBe("pending"); // waits again
+    expect(await after(2, next)).toBe(false);
   });
 });
 

@@ -1,6 +1,5 @@
-import { setTimeout as delay } from "node:timers/promises";
 import { errors as undiciErrors } from "undici";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { BreakerRegistry } from "../../src/delivery/breaker.js";
 import { createHttpSender, refusalOf, type HttpSenderOptions, type OutboundRequest, type Sender } from "../../src/delivery/sender.js";
 import { SsrfBlockedError } from "../../src/delivery/ssrf/guarded-connector.js";
@@ -16,6 +15,7 @@ const HOST = "hooks.example.com:443";
 
 const open: (Sender | BreakerRegistry)[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   for (const x of open.splice(0)) await (x instanceof BreakerRegistry ? x.shutdown() : x.close());
 });
 
@@ -74,10 +74,14 @@ describe("an SSRF refusal", () => {
   });
 
   it("as a half-open probe neither closes nor reopens the breaker", async () => {
+    // The breaker's recovery timer runs on a fake clock; the fake connector needs no other timer.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
     const { sender, breakers, fake } = setup(refused);
     expect((await sender.send(request())).outcome).toMatchObject({ kind: "error", category: "transport_error" });
     expect(breakers.state(HOST)).toBe("open");
-    await delay(RECOVERY_MS * 2);
+    await vi.advanceTimersByTimeAsync(RECOVERY_MS - 1);
+    expect(breakers.state(HOST)).toBe("open");
+    await vi.advanceTimersByTimeAsync(1);
     expect(breakers.state(HOST)).toBe("half_open");
 
     fake.error = ssrf;

@@ -1,0 +1,605 @@
+// ConsumerRunner against a fake kafkajs consumer behind its one seam, `options.kafka`: the fake
+// Kafka's consumer() hands back a consumer that captures the eachBatch handler and the group event
+// listeners, and records pause/resume/seek/commitOffsets; its admin() reads the offsets the group's
+// members committed. The test plays kafkajs: it emits REBALANCING and GROUP_JOIN, and hands
+// batches to eachBatch. Every wait (the commit cadence, the hand-over grace) runs on fake timers.
+import {
+  Kafka,
+  logLevel,
+  type ConsumerConfig,
+  type ConsumerRunConfig,
+  type ConsumerSubscribeTopics,
+  type EachBatchPayload,
+  type TopicPartitionOffsetAndMetadata,
+} from "kafkajs";
+import { pino } from "pino";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ConsumerRunner, type ConsumerRunnerOptions } from "../../src/kafka/consumer-runner.js";
+import type { InboundRecord, RecordEnd, RecordProcessor, RecordSignals } from "../../src/kafka/record-processor.js";
+
+const COMMIT_MS = 200;
+const GRACE_MS = 2_000;
+/** A member letting a partition go commits its last offset within this part of the grace. */
+const LET_GO_MS = GRACE_MS * 0.75;
+const done: RecordEnd = { kind: "done" };
+
+// kafkajs' own event names; building a consumer object opens no connection.
+const EVENTS = new Kafka({ brokers: ["127.0.0.1:1"], logLevel: logLevel.NOTHING }).consumer({ groupId: "event-names" }).events;
+
+type Offset = { topic: string; partition: number; offset: string };
+
+/** The broker's side of the consumer group: the offsets its members committed. */
+class FakeGroup {
+  readonly committed = new Map<string, string>();
+  failFetchOffsets = false;
+
+  constructor(readonly partitions: Record<string, number>) {}
+
+  offsetOf(topic: string, partition: number): string | undefined {
+    return this.committed.get(`${topic}/${partition}`);
+  }
+}
+
+class FakeAdmin {
+  readonly fetched: { groupId: string; topics: string[] | undefined }[] = [];
+  connected = false;
+
+  constructor(private readonly group: FakeGroup) {}
+
+  connect = async () => void (this.connected = true);
+  disconnect = async () => void (this.connected = false);
+
+  fetchOffsets = async ({ groupId, topics }: { groupId: string; topics?: string[] }) => {
+    this.fetched.push({ groupId, topics });
+    await Promise.resolve();
+    if (this.group.failFetchOffsets) throw new Error("coordinator not available");
+    return (topics ?? []).map((topic) => ({
+      topic,
+      partitions: Array.from({ length: this.group.partitions[topic] ?? 0 }, (_, partition) => ({
+        partition,
+        offset: this.group.offsetOf(topic, partition) ?? "-1",
+        metadata: null,
+      })),
+    }));
+  };
+}
+
+class FakeConsumer {
+  readonly events = EVENTS;
+  readonly pauses: { topic: string; partitions: number[] }[][] = [];
+  readonly resumes: { topic: string; partitions: number[] }[][] = [];
+  readonly seeks: Offset[] = [];
+  readonly commits: Offset[][] = [];
+  /** kafkajs' fetch position, moved by resolveOffset. */
+  readonly resolved: string[] = [];
+  subscribed: ConsumerSubscribeTopics | undefined;
+  runConfig: ConsumerRunConfig | undefined;
+  connected = false;
+  failCommits = 0;
+  private readonly listeners = new Map<string, ((event: unknown) => void)[]>();
+
+  constructor(
+    readonly config: ConsumerConfig,
+    private readonly group: FakeGroup,
+  ) {}
+
+  connect = async () => void (this.connected = true);
+  disconnect = async () => void (this.connected = false);
+  subscribe = async (subscription: ConsumerSubscribeTopics) => void (this.subscribed = subscription);
+  run = async (config: ConsumerRunConfig) => void (this.runConfig = config);
+  stop = async () => undefined;
+  pause = (topics: { topic: string; partitions: number[] }[]) => void this.pauses.push(topics);
+  resume = (topics: { topic: string; partitions: number[] }[]) => void this.resumes.push(topics);
+  seek = (offset: Offset) => void this.seeks.push(offset);
+
+  commitOffsets = async (offsets: TopicPartitionOffsetAndMetadata[]) => {
+    await Promise.resolve();
+    if (this.failCommits > 0) {
+      this.failCommits -= 1;
+      throw new Error("The coordinator is loading");
+    }
+    this.commits.push(offsets.map(({ topic, partition, offset }) => ({ topic, partition, offset })));
+    for (const { topic, partition, offset } of offsets) this.group.committed.set(`${topic}/${partition}`, offset);
+  };
+
+  on = (event: string, listener: (event: unknown) => void) => {
+    this.listeners.set(event, [...(this.listeners.get(event) ?? []), listener]);
+    return () => undefined;
+  };
+
+  emit(event: string, payload: unknown = {}): void {
+    for (const listener of this.listeners.get(event) ?? []) listener({ id: 0, type: event, timestamp: Date.now(), payload });
+  }
+
+  /** This member's part of a new generation, as kafkajs announces it. */
+  join(assignment: Record<string, number[]>): void {
+    this.emit(EVENTS.GROUP_JOIN, {
+      duration: 5,
+      groupId: this.config.groupId,
+      isLeader: false,
+      leaderId: "leader",
+      groupProtocol: "RoundRobinAssigner",
+      memberId: "member",
+      memberAssignment: assignment,
+    });
+  }
+
+  /** A rebalance: kafkajs says it is rejoining, then which partitions this member has now. */
+  rebalance(assignment: Record<string, number[]>): void {
+    this.emit(EVENTS.REBALANCING, { groupId: this.config.groupId, memberId: "member" });
+    this.join(assignment);
+  }
+
+  /** A fetched batch handed to the runner's eachBatch, as kafkajs does. */
+  async deliver(topic: string, partition: number, offsets: number[], { stale = false } = {}): Promise<void> {
+    const eachBatch = this.runConfig?.eachBatch;
+    if (!eachBatch) throw new Error("the runner has not called run() with eachBatch");
+    const messages = offsets.map((offset) => ({
+      offset: String(offset),
+      key: Buffer.from(`key-${offset}`),
+      value: Buffer.from(`value-${offset}`),
+      headers: { "callback-delivery-id": `d-${offset}` },
+      timestamp: "1700000000000",
+      attributes: 0,
+    }));
+    const payload = {
+      batch: { topic, partition, highWatermark: String((offsets.at(-1) ?? 0) + 1), messages },
+      resolveOffset: (offset: string) => void this.resolved.push(`${topic}/${partition}@${offset}`),
+      heartbeat: async () => undefined,
+      pause: () => () => undefined,
+      commitOffsetsIfNecessary: async () => undefined,
+      uncommittedOffsets: () => ({ topics: [] }),
+      isRunning: () => true,
+      isStale: () => stale,
+    };
+    await eachBatch(payload as unknown as EachBatchPayload);
+  }
+}
+
+interface Run {
+  record: InboundRecord;
+  signals: RecordSignals;
+  end(end?: RecordEnd): void;
+}
+
+/** The pipeline's stand-in: each record's work runs until the test ends it. */
+class FakeProcessor implements RecordProcessor {
+  readonly runs: Run[] = [];
+  readonly handedOver: InboundRecord[] = [];
+  /** Records (by "partition@offset") that are not due before this epoch ms. */
+  readonly due = new Map<string, number>();
+  /** Ends every record as done as soon as it starts. */
+  autoDone = false;
+
+  startAt(record: InboundRecord): number {
+    return this.due.get(`${record.partition}@${record.offset}`) ?? 0;
+  }
+
+  process(record: InboundRecord, signals: RecordSignals): Promise<RecordEnd> {
+    return new Promise((resolve) => {
+      const run: Run = { record, signals, end: (end = done) => resolve(end) };
+      this.runs.push(run);
+      if (this.autoDone) run.end();
+    });
+  }
+
+  async handOver(record: InboundRecord): Promise<RecordEnd> {
+    this.handedOver.push(record);
+    return done;
+  }
+
+  /** "partition@offset" of every record started, in order. */
+  started(): string[] {
+    return this.runs.map(({ record }) => `${record.partition}@${record.offset}`);
+  }
+
+  run(partition: number, offset: number): Run {
+    const found = this.runs.find(({ record }) => record.partition === partition && record.offset === String(offset));
+    if (!found) throw new Error(`record ${partition}@${offset} never started`);
+    return found;
+  }
+
+  /** Ends the records as done, one after another, so that a lane's next record can start. */
+  async finish(partition: number, ...offsets: number[]): Promise<void> {
+    for (const offset of offsets) {
+      this.run(partition, offset).end();
+      await vi.advanceTimersByTimeAsync(0);
+    }
+  }
+}
+
+type Logged = Record<string, unknown> & { msg: string; level: number };
+
+async function member(group: FakeGroup, options: Partial<ConsumerRunnerOptions> = {}) {
+  const logs: Logged[] = [];
+  const logger = pino({ level: "debug" }, { write: (line: string) => logs.push(JSON.parse(line) as Logged) });
+  const processor = new FakeProcessor();
+  const consumers: FakeConsumer[] = [];
+  const admins: FakeAdmin[] = [];
+  const kafka = {
+    consumer: (config: ConsumerConfig) => {
+      consumers.push(new FakeConsumer(config, group));
+      return consumers.at(-1);
+    },
+    admin: () => {
+      admins.push(new FakeAdmin(group));
+      return admins.at(-1);
+    },
+  } as unknown as Kafka;
+  const runner = new ConsumerRunner({
+    name: "events",
+    kafka,
+    groupId: "callbacks",
+    topics: ["t"],
+    fromBeginning: true,
+    maxInFlight: 16,
+    ordering: "none",
+    sessionTimeoutMs: 30_000,
+    processor,
+    logger,
+    commitIntervalMs: COMMIT_MS,
+    handoverGraceMs: GRACE_MS,
+    ...options,
+  });
+  expect(consumers).toHaveLength(1);
+  expect(admins).toHaveLength(1);
+  await runner.start();
+  const consumer = consumers[0]!;
+  return { runner, consumer, admin: admins[0]!, processor, logs, logged: (msg: string) => logs.filter((l) => l.msg === msg) };
+}
+
+/** A member that joined with `assignment` and whose grace is over: its partitions are worked. */
+async function joined(group: FakeGroup, assignment: Record<string, number[]>, options: Partial<ConsumerRunnerOptions> = {}) {
+  const m = await member(group, options);
+  m.consumer.join(assignment);
+  await vi.advanceTimersByTimeAsync(GRACE_MS);
+  expect(m.runner.isReady()).toBe(true);
+  return m;
+}
+
+const advance = (ms: number) => vi.advanceTimersByTimeAsync(ms);
+const commitOf = (partition: number, offset: number): Offset => ({ topic: "t", partition, offset: String(offset) });
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: 1_700_000_000_000 });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("ConsumerRunner: joining the group", () => {
+  it("subscribes, takes batches without kafkajs' auto-commit, and logs the assignment it joined with", async () => {
+    const { consumer, admin, runner, logged } = await member(new FakeGroup({ t: 2 }));
+    expect(admin.connected).toBe(true);
+    expect(consumer.connected).toBe(true);
+    expect(consumer.config).toMatchObject({ groupId: "callbacks", sessionTimeout: 30_000 });
+    expect(consumer.subscribed).toEqual({ topics: ["t"], fromBeginning: true });
+    expect(consumer.runConfig).toMatchObject({ autoCommit: false, eachBatchAutoResolve: false });
+    expect(runner.isReady()).toBe(false); // not in the group yet
+
+    consumer.join({ t: [0, 1] });
+    expect(logged("joined consumer group")).toEqual([expect.objectContaining({ consumer: "events", assignment: { t: [0, 1] } })]);
+  });
+
+  it("holds the records of its new partitions for the grace, then runs those the group has not committed", async () => {
+    const group = new FakeGroup({ t: 2 });
+    group.committed.set("t/0", "2"); // a previous owner finished 0 and 1
+    const { consumer, admin, runner, processor } = await member(group);
+    consumer.join({ t: [0, 1] });
+    // kafkajs fetches from the committed offset, or from where the last owner's commit stood.
+    await consumer.deliver("t", 0, [1, 2, 3]);
+    await consumer.deliver("t", 1, [0]);
+    expect(consumer.resolved).toEqual(["t/0@1", "t/0@2", "t/0@3", "t/1@0"]);
+
+    await advance(GRACE_MS - 1);
+    expect(processor.runs).toEqual([]);
+    expect(admin.fetched).toEqual([]);
+    expect(runner.isReady()).toBe(false);
+
+    await advance(1);
+    expect(admin.fetched).toEqual([{ groupId: "callbacks", topics: ["t"] }]);
+    expect(processor.started()).toEqual(["0@2", "0@3", "1@0"]);
+    expect(processor.run(0, 2).record).toEqual({
+      topic: "t",
+      partition: 0,
+      offset: "2",
+      key: Buffer.from("key-2"),
+      value: Buffer.from("value-2"),
+      headers: { "callback-delivery-id": "d-2" },
+      timestamp: "1700000000000",
+    });
+    expect(runner.isReady()).toBe(true);
+    expect(runner.inFlight).toBe(3);
+  });
+
+  it("commits on its cadence only the offsets below which every record is done", async () => {
+    const { consumer, processor } = await joined(new FakeGroup({ t: 2 }), { t: [0, 1] });
+    await consumer.deliver("t", 0, [0, 1, 2, 3]);
+    await consumer.deliver("t", 1, [0, 1]);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "0@3", "1@0", "1@1"]);
+
+    await processor.finish(0, 0, 1, 3); // 2 still runs
+    await processor.finish(1, 1); // 0 still runs
+    await advance(COMMIT_MS - 1);
+    expect(consumer.commits).toEqual([]);
+    await advance(1);
+    // Partition 1's first record still runs: its offset stays where it started.
+    expect(consumer.commits).toEqual([[commitOf(0, 2), commitOf(1, 0)]]);
+
+    await processor.finish(0, 2);
+    await processor.finish(1, 0);
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([
+      [commitOf(0, 2), commitOf(1, 0)],
+      [commitOf(0, 4), commitOf(1, 2)],
+    ]);
+    // Nothing moved: nothing to commit.
+    await advance(COMMIT_MS * 10);
+    expect(consumer.commits).toHaveLength(2);
+  });
+
+  it("a commit that fails is made again on the next tick", async () => {
+    const { consumer, processor, logged } = await joined(new FakeGroup({ t: 1 }), { t: [0] });
+    await consumer.deliver("t", 0, [0]);
+    await processor.finish(0, 0);
+    consumer.failCommits = 1;
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([]);
+    expect(logged("offset commit failed; will retry")).toHaveLength(1);
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([[commitOf(0, 1)]]);
+  });
+
+  it("does not take records from a batch kafkajs says is stale", async () => {
+    const { consumer, processor } = await joined(new FakeGroup({ t: 1 }), { t: [0] });
+    await consumer.deliver("t", 0, [0, 1], { stale: true });
+    expect(processor.runs).toEqual([]);
+    expect(consumer.resolved).toEqual([]);
+  });
+
+  it("pauses fetching a partition whose buffered records reach the cap, and resumes it at half", async () => {
+    const pausedChanges: boolean[] = [];
+    const { consumer, processor } = await joined(
+      new FakeGroup({ t: 2 }),
+      { t: [0, 1] },
+      { maxBufferedPerPartition: 4, onPausedChange: (paused) => pausedChanges.push(paused) },
+    );
+    await consumer.deliver("t", 0, [0, 1, 2, 3]);
+    expect(consumer.pauses).toEqual([[{ topic: "t", partitions: [0] }]]);
+    expect(pausedChanges).toEqual([true]);
+    await processor.finish(0, 0);
+    expect(consumer.resumes).toEqual([]);
+    await processor.finish(0, 1);
+    expect(consumer.resumes).toEqual([[{ topic: "t", partitions: [0] }]]);
+    expect(pausedChanges).toEqual([true, false]);
+  });
+
+  it("is ready while the broker is heard from within the session timeout", async () => {
+    const { consumer, runner } = await joined(new FakeGroup({ t: 1 }), { t: [0] });
+    await advance(30_000 - GRACE_MS - 1);
+    expect(runner.isReady()).toBe(true);
+    await advance(1);
+    expect(runner.isReady()).toBe(false);
+    consumer.emit(EVENTS.HEARTBEAT);
+    expect(runner.isReady()).toBe(true);
+    consumer.emit(EVENTS.CRASH, { error: new Error("broker gone"), groupId: "callbacks", restart: true });
+    expect(runner.isReady()).toBe(false);
+  });
+});
+
+describe("ConsumerRunner: a partition revoked", () => {
+  it("commits what is done as the rebalance starts, and starts nothing until the new assignment is known", async () => {
+    const { consumer, processor } = await joined(new FakeGroup({ t: 2 }), { t: [0, 1] });
+    await consumer.deliver("t", 0, [0, 1]);
+    await processor.finish(0, 0);
+    consumer.emit(EVENTS.REBALANCING, { groupId: "callbacks", memberId: "member" });
+    await advance(0);
+    expect(consumer.commits).toEqual([[commitOf(0, 1)]]); // at once, not on the next tick
+    await consumer.deliver("t", 1, [0]);
+    expect(processor.started()).toEqual(["0@0", "0@1"]);
+    consumer.join({ t: [0, 1] });
+    await advance(0);
+    expect(processor.started()).toEqual(["0@0", "0@1", "1@0"]);
+  });
+
+  it("hands over its records that wait, tells running ones to hand over, and commits its last offset once they are done", async () => {
+    const { consumer, processor } = await joined(new FakeGroup({ t: 2 }), { t: [0, 1] });
+    processor.due.set("0@3", Date.now() + 60_000); // a retry not due yet
+    await consumer.deliver("t", 0, [0, 1, 2, 3]);
+    await consumer.deliver("t", 1, [0]);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "1@0"]);
+    await processor.finish(0, 0);
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([[commitOf(0, 1), commitOf(1, 0)]]);
+
+    consumer.rebalance({ t: [1] });
+    await advance(0);
+    expect(processor.run(0, 1).signals.stopping.aborted).toBe(true);
+    expect(processor.run(0, 2).signals.stopping.aborted).toBe(true);
+    expect(processor.run(1, 0).signals.stopping.aborted).toBe(false); // still ours
+    expect(processor.handedOver.map((r) => `${r.partition}@${r.offset}`)).toEqual(["0@3"]);
+    // kafkajs may still hand over a batch of the partition being let go: not taken.
+    await consumer.deliver("t", 0, [4]);
+    await processor.finish(0, 1); // handed over durably
+    await advance(100);
+    expect(consumer.commits).toHaveLength(1); // 2 still runs
+    await processor.finish(0, 2);
+    expect(consumer.commits).toEqual([[commitOf(0, 1), commitOf(1, 0)], [commitOf(0, 4)]]);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "1@0"]);
+    // The partition kept goes on as before.
+    await consumer.deliver("t", 1, [1]);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "1@0", "1@1"]);
+  });
+
+  it("commits nothing past a record still unfinished when its part of the grace is over", async () => {
+    const { consumer, processor, logged } = await joined(new FakeGroup({ t: 1 }), { t: [0] });
+    await consumer.deliver("t", 0, [0, 1, 2]);
+    await processor.finish(0, 0, 2); // 1 ignores being told to stop
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([[commitOf(0, 1)]]);
+
+    consumer.rebalance({});
+    await advance(LET_GO_MS - 1);
+    expect(processor.run(0, 1).signals.deadline.aborted).toBe(false);
+    await advance(1);
+    expect(processor.run(0, 1).signals.deadline.aborted).toBe(true);
+    expect(logged("grace over; unfinished records stay uncommitted for the next owner")).toEqual([
+      expect.objectContaining({ topic: "t", partition: 0, running: 1 }),
+    ]);
+    // Ending after its partition was let go, it moves no offset.
+    await processor.finish(0, 1);
+    await advance(COMMIT_MS * 5);
+    expect(consumer.commits).toEqual([[commitOf(0, 1)]]);
+  });
+});
+
+describe("ConsumerRunner: a partition assigned again", () => {
+  it("kept across a rebalance, it skips what kafkajs fetches again from the committed offset", async () => {
+    const { consumer, processor, admin } = await joined(new FakeGroup({ t: 1 }), { t: [0] });
+    await consumer.deliver("t", 0, [0, 1, 2, 3]);
+    await processor.finish(0, 0, 1);
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([[commitOf(0, 2)]]);
+
+    consumer.rebalance({ t: [0] });
+    await advance(0);
+    expect(admin.fetched).toHaveLength(1); // the first join only: a kept partition is not held again
+    // kafkajs rejoins and fetches from the committed offset: 2 and 3 run here already.
+    await consumer.deliver("t", 0, [2, 3, 4, 5]);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "0@3", "0@4", "0@5"]);
+    await processor.finish(0, 2, 3, 4, 5);
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([[commitOf(0, 2)], [commitOf(0, 6)]]);
+  });
+
+  it("back while still being let go, it starts again from its committed offset: nothing it finished runs twice", async () => {
+    const { consumer, processor, runner, logged } = await joined(new FakeGroup({ t: 1 }), { t: [0] }, { ordering: "partition" });
+    await consumer.deliver("t", 0, [0, 1, 2, 3, 4, 5]);
+    await processor.finish(0, 0, 1, 2); // one after another, in partition order
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "0@3"]);
+    await advance(COMMIT_MS);
+    expect(consumer.commits).toEqual([[commitOf(0, 3)]]);
+
+    consumer.rebalance({}); // 3 is told to hand over; 4 and 5, not started, are left to the next owner
+    await advance(100);
+    consumer.rebalance({ t: [0] }); // back before 3 is over
+    await consumer.deliver("t", 0, [6, 7]); // kafkajs' old fetch position: refused while letting go
+    await advance(400);
+    await processor.finish(0, 3);
+    expect(consumer.commits).toEqual([[commitOf(0, 3)], [commitOf(0, 4)]]);
+
+    // Started again like a gained partition: held for the grace.
+    await consumer.deliver("t", 0, [8, 9]);
+    expect(runner.isReady()).toBe(false);
+    await advance(GRACE_MS - 1);
+    expect(consumer.seeks).toEqual([]);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "0@3"]);
+    await advance(1);
+    // Read again from the committed offset; what was held from the old position is dropped.
+    expect(consumer.seeks).toEqual([commitOf(0, 4)]);
+    expect(logged("skipped records the previous owner finished")).toEqual([expect.objectContaining({ partition: 0, dropped: 2 })]);
+    expect(runner.isReady()).toBe(true);
+    processor.autoDone = true;
+    await consumer.deliver("t", 0, [4, 5, 6, 7, 8, 9]);
+    await advance(0);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "0@3", "0@4", "0@5", "0@6", "0@7", "0@8", "0@9"]);
+    await advance(COMMIT_MS);
+    expect(consumer.commits.at(-1)).toEqual([commitOf(0, 10)]);
+  });
+});
+
+describe("ConsumerRunner: a partition taken over from another member", () => {
+  it("waits out the grace for the previous owner's last commit, then runs only what that owner did not finish", async () => {
+    const group = new FakeGroup({ t: 1 });
+    const a = await joined(group, { t: [0] });
+    await a.consumer.deliver("t", 0, [0, 1, 2, 3, 4]);
+    await a.processor.finish(0, 0, 1);
+    await advance(COMMIT_MS);
+    expect(group.offsetOf("t", 0)).toBe("2");
+    // 2 and 3 hand over when told to stop; 4 does not end in time.
+    for (const [offset, ms] of [
+      [2, 100],
+      [3, 300],
+    ] as const) {
+      const run = a.processor.run(0, offset);
+      run.signals.stopping.addEventListener("abort", () => setTimeout(() => run.end(), ms), { once: true });
+    }
+
+    const b = await member(group);
+    a.consumer.rebalance({});
+    b.consumer.join({ t: [0] });
+    // b's kafkajs fetches from the offset committed so far.
+    await b.consumer.deliver("t", 0, [2, 3, 4]);
+    await advance(LET_GO_MS);
+    expect(a.consumer.commits.at(-1)).toEqual([commitOf(0, 4)]); // a's last commit, before b's grace ends
+    expect(b.processor.runs).toEqual([]);
+    await advance(GRACE_MS - LET_GO_MS - 1);
+    expect(b.processor.runs).toEqual([]);
+    expect(b.runner.isReady()).toBe(false);
+
+    await advance(1);
+    expect(b.processor.started()).toEqual(["0@4"]);
+    expect(b.consumer.seeks).toEqual([]);
+    expect(b.logged("skipped records the previous owner finished")).toEqual([expect.objectContaining({ partition: 0, dropped: 2 })]);
+    await b.processor.finish(0, 4);
+    await advance(COMMIT_MS);
+    expect(b.consumer.commits).toEqual([[commitOf(0, 5)]]);
+    // a's unfinished record ending late changes nothing.
+    await a.processor.finish(0, 4);
+    await advance(COMMIT_MS);
+    expect(a.consumer.commits.at(-1)).toEqual([commitOf(0, 4)]);
+    expect(group.offsetOf("t", 0)).toBe("5");
+  });
+
+  it("runs every held record after the grace when the previous owner committed nothing more", async () => {
+    const group = new FakeGroup({ t: 1 });
+    group.committed.set("t/0", "7");
+    const b = await member(group);
+    b.consumer.join({ t: [0] });
+    await b.consumer.deliver("t", 0, [7, 8]);
+    await advance(GRACE_MS - 1);
+    expect(b.processor.runs).toEqual([]);
+    await advance(1);
+    expect(b.processor.started()).toEqual(["0@7", "0@8"]);
+    expect(b.logged("skipped records the previous owner finished")).toEqual([]);
+  });
+
+  it("without the committed offsets, runs the held records after the grace (at worst once more)", async () => {
+    const group = new FakeGroup({ t: 1 });
+    group.failFetchOffsets = true;
+    const b = await member(group);
+    b.consumer.join({ t: [0] });
+    await b.consumer.deliver("t", 0, [3, 4]);
+    await advance(GRACE_MS);
+    expect(b.logged("could not re-read committed offsets of gained partitions")).toHaveLength(1);
+    expect(b.processor.started()).toEqual(["0@3", "0@4"]);
+  });
+});
+
+describe("ConsumerRunner: stopping", () => {
+  it("stops fetching, lets running records finish, commits their offsets and leaves", async () => {
+    const { consumer, admin, processor, runner } = await joined(new FakeGroup({ t: 2 }), { t: [0, 1] });
+    await consumer.deliver("t", 0, [0, 1]);
+    await consumer.deliver("t", 1, [0]);
+    await processor.finish(0, 0);
+    const stopped = runner.stop(Date.now() + 5_000);
+    await advance(0);
+    expect(consumer.pauses).toEqual([
+      [
+        { topic: "t", partitions: [0] },
+        { topic: "t", partitions: [1] },
+      ],
+    ]);
+    expect(processor.run(0, 1).signals.stopping.aborted).toBe(true);
+    expect(runner.isReady()).toBe(false);
+    await processor.finish(0, 1);
+    await processor.finish(1, 0);
+    await stopped;
+    expect(consumer.commits).toEqual([[commitOf(0, 2), commitOf(1, 1)]]);
+    expect(consumer.connected).toBe(false);
+    expect(admin.connected).toBe(false);
+    const commits = consumer.commits.length;
+    await advance(COMMIT_MS * 5);
+    expect(consumer.commits).toHaveLength(commits); // the commit cadence stopped with it
+  });
+});
