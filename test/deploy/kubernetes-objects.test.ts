@@ -27,6 +27,11 @@ describe("the strict validator itself", () => {
     ]);
   });
 
+  it("validates KEDA's objects against their CRDs (test/deploy/keda) just as strictly", async () => {
+    const so = { apiVersion: "keda.sh/v1alpha1", kind: "ScaledObject", metadata: { name: "x" }, spec: { scaleTargetRef: { name: "x" }, triggers: [{ type: "kafka", metadata: {}, metdata: {} }] } };
+    expect(await strictProblems(so)).toEqual(["ScaledObject.spec.triggers[0].metdata: unknown field"]);
+  });
+
   it("validates the Prometheus Operator CRDs strictly too", async () => {
     const sm = { apiVersion: "monitoring.coreos.com/v1", kind: "ServiceMonitor", metadata: { name: "x" }, spec: { selector: {}, endpoints: [{ port: "a", intervall: "5s" }] } };
     expect(await strictProblems(sm)).toEqual(["ServiceMonitor.spec.endpoints[0].intervall: unknown field"]);
@@ -68,7 +73,20 @@ describe.skipIf(toolsMissing)("every object the chart and deploy/ produce", () =
 
   it("covers every kind the chart can create, CRDs included", () => {
     const kinds = new Set([...renders.values()].flat().map((o) => o.kind));
-    for (const kind of ["Deployment", "Service", "ServiceAccount", "ConfigMap", "Secret", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule", "PodMonitor"]) {
+    for (const kind of [
+      "Deployment",
+      "Service",
+      "ServiceAccount",
+      "ConfigMap",
+      "Secret",
+      "PodDisruptionBudget",
+      "NetworkPolicy",
+      "ServiceMonitor",
+      "PrometheusRule",
+      "PodMonitor",
+      "ScaledObject",
+      "TriggerAuthentication",
+    ]) {
       expect(kinds, kind).toContain(kind);
     }
     const allOn = renders.get("helm ci/all-on-values.yaml")!.map((o) => o.kind).sort();

@@ -1,6 +1,6 @@
 {{/*
 Helpers read only .Values, .Release and .Chart. A parent chart that depends on this one calls the
-public ones (container, volumes, podAnnotations, terminationGracePeriodSeconds) with the
+public ones (container or nativeSidecar, volumes, podAnnotations, terminationGracePeriodSeconds) with the
 subchart's own context, so names and values match what the subchart rendered:
   {{- include "callback-sidecar.container" (index .Subcharts "callback-sidecar") | nindent 8 }}
 */}}
@@ -365,7 +365,7 @@ checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . 
 {{- add .Values.shutdownGraceSeconds .Values.terminationGraceExtraSeconds -}}
 {{- end -}}
 
-{{/* The container, for this chart's Deployment and for other charts' pod specs. */}}
+{{/* The container, for this chart's Deployment and for other charts' pod specs (containers). */}}
 {{- define "callback-sidecar.container" -}}
 - name: callback-sidecar
   image: {{ include "callback-sidecar.image" . | quote }}
@@ -431,6 +431,24 @@ checksum/callback-sidecar-secret: {{ include "callback-sidecar.secretEntries" . 
     {{- with .Values.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
+{{- end -}}
+
+{{/*
+The same container as a Kubernetes native sidecar (1.29+), for your pod spec's initContainers: an
+init container with restartPolicy Always starts before the app's containers, keeps running beside
+them (restarted if it exits, its probes kept) and is stopped after them; it does not hold a Job's
+pod open once the Job's containers have finished. Refuses a cluster older than 1.29, where the
+field is dropped or refused and the pod would never get past its init containers.
+*/}}
+{{- define "callback-sidecar.nativeSidecar" -}}
+{{- with .Capabilities -}}
+{{- if semverCompare "<1.29.0-0" .KubeVersion.Version -}}
+{{- fail (printf "callback-sidecar.nativeSidecar needs Kubernetes 1.29 or later (native sidecars: initContainers with restartPolicy Always); this cluster is %s: use the callback-sidecar.container template in containers instead" .KubeVersion.Version) -}}
+{{- end -}}
+{{- end -}}
+{{ include "callback-sidecar.container" . }}
+  # Native sidecar: starts before the app's containers, stops after them.
+  restartPolicy: Always
 {{- end -}}
 
 {{/* The volumes the container mounts; add them to the same pod spec. */}}

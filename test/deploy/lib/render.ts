@@ -42,11 +42,12 @@ function run(cmd: string, args: string[]): { ok: boolean; stdout: string; stderr
   return { ok: r.status === 0, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** helm template with values files (paths relative to the chart) and --set pairs. */
-export function helmTemplate(options: { values?: string[]; set?: string[]; chart?: string; release?: string } = {}) {
+/** helm template with values files (paths relative to the chart), --set and --set-json pairs. */
+export function helmTemplate(options: { values?: string[]; set?: string[]; setJson?: string[]; chart?: string; release?: string } = {}) {
   const args = ["template", options.release ?? "cbs-test", options.chart ?? CHART, "--namespace", "shop"];
   for (const v of options.values ?? []) args.push("-f", join(CHART, v));
   for (const s of options.set ?? []) args.push("--set", s);
+  for (const s of options.setJson ?? []) args.push("--set-json", s);
   return run(HELM, args);
 }
 

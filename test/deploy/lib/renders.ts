@@ -4,10 +4,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CHART, helm, kustomize, parseObjects, REPO, render, type K8sObject } from "./render.js";
 
-export const CHART_VALUE_SETS = ["(defaults)", "ci/all-on-values.yaml", "ci/chart-secret-values.yaml", "ci/egress-values.yaml", "ci/tracing-values.yaml"];
+export const CHART_VALUE_SETS = [
+  "(defaults)",
+  "ci/all-on-values.yaml",
+  "ci/autoscaling-values.yaml",
+  "ci/chart-secret-values.yaml",
+  "ci/egress-values.yaml",
+  "ci/tracing-values.yaml",
+];
 
-/** The example app chart that embeds the sidecar through the named templates; `set`: --set pairs. */
-export function renderHostExample(set: string[] = []): K8sObject[] {
+/**
+ * The example app chart that embeds the sidecar through the named templates; `set`: --set pairs,
+ * `args`: more helm template arguments (e.g. --kube-version). Throws with helm's message on failure.
+ */
+export function renderHostExample(set: string[] = [], args: string[] = []): K8sObject[] {
   const dir = mkdtempSync(join(tmpdir(), "orders-api-chart-"));
   try {
     cpSync(join(REPO, "helm/examples/orders-api"), dir, { recursive: true });
@@ -15,7 +25,7 @@ export function renderHostExample(set: string[] = []): K8sObject[] {
     writeFileSync(chartYaml, readFileSync(chartYaml, "utf8").replace("file://../../callback-sidecar", `file://${CHART}`));
     const dep = helm(["dependency", "build", dir]);
     if (!dep.ok) throw new Error(`helm dependency build failed:\n${dep.stderr}`);
-    const out = helm(["template", "shop", dir, "--namespace", "shop", ...set.flatMap((s) => ["--set", s])]);
+    const out = helm(["template", "shop", dir, "--namespace", "shop", ...set.flatMap((s) => ["--set", s]), ...args]);
     if (!out.ok) throw new Error(`helm template (orders-api example) failed:\n${out.stderr}`);
     return parseObjects(out.stdout);
   } finally {
