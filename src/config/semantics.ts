@@ -1,4 +1,4 @@
-import { parseCidr } from "../delivery/ssrf/ip-address.js";
+import { parseCidr } from "../shared/ip-address.js";
 import { TRANSPORT_HEADERS } from "../delivery/http-header-check.js";
 import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
 import {

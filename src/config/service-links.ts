@@ -8,7 +8,7 @@
  * a typo of a real key (`PYFLY_CALLBACKS_SERVR_PORT=9090`) is still reported rather than ignored.
  * See pkg/kubelet/envvars in kubernetes/kubernetes for the shapes.
  */
-import { parseIp } from "../delivery/ssrf/ip-address.js";
+import { parseIp } from "../shared/ip-address.js";
 
 // A Service name is a DNS-1035 label; a port name an IANA service name (letters, digits, "-").
 const SERVICE = "[A-Z](?:[A-Z0-9_]*[A-Z0-9])?";

@@ -1,16 +1,15 @@
 import { describe, expect, it } from "vitest";
 import {
-  type AddressCategory,
   InvalidCidrError,
   cidrContains,
-  classifyIp,
   embeddedIPv4,
   formatIPv6,
   parseCidr,
   parseIp,
   parseIPv4,
   parseIPv6,
-} from "../../src/delivery/ssrf/ip-address.js";
+} from "../../src/shared/ip-address.js";
+import { type AddressCategory, classifyIp } from "../../src/delivery/ssrf/address-category.js";
 
 function classify(text: string): AddressCategory {
   const addr = parseIp(text);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { InvalidCidrError } from "../../src/delivery/ssrf/ip-address.js";
+import { InvalidCidrError } from "../../src/shared/ip-address.js";
 import { createNetworkPolicy } from "../../src/delivery/ssrf/network-policy.js";
 
 const HINT = "set pyfly.callbacks.http.allow-private-networks or add it to allowed-cidrs";

@@ -4,7 +4,8 @@
  * iana-ipv6-special-registry, column "Globally Reachable".
  */
 import { describe, expect, it } from "vitest";
-import { classifyIp, parseIp } from "../../src/delivery/ssrf/ip-address.js";
+import { parseIp } from "../../src/shared/ip-address.js";
+import { classifyIp } from "../../src/delivery/ssrf/address-category.js";
 import { createNetworkPolicy } from "../../src/delivery/ssrf/network-policy.js";
 
 const strict = createNetworkPolicy({ allowPrivateNetworks: false, allowedCidrs: [] });

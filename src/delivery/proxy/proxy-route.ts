@@ -8,7 +8,7 @@
  * resolved to decide (the proxy question is asked before any DNS).
  */
 import { SidecarError } from "../../shared/errors.js";
-import { cidrContains, parseCidr, parseIp, type Cidr } from "../ssrf/ip-address.js";
+import { cidrContains, parseCidr, parseIp, type Cidr } from "../../shared/ip-address.js";
 
 /** A proxy as configured: where it listens and the Basic credentials it wants, if any. */
 export interface ProxyEndpoint {

@@ -9,7 +9,7 @@
  * matters: no userinfo, no port, lower case, IPv6 without brackets.
  */
 import { domainToASCII } from "node:url";
-import { parseIp } from "./ip-address.js";
+import { parseIp } from "../../shared/ip-address.js";
 
 export interface AuthorizedDomainEntry {
   readonly domain: string;

@@ -22,7 +22,7 @@ import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { buildConnector } from "undici";
 import { openTunnel } from "../proxy/connect-tunnel.js";
 import type { ProxyEndpoint, ProxyRoute } from "../proxy/proxy-route.js";
-import { parseIp } from "./ip-address.js";
+import { parseIp } from "../../shared/ip-address.js";
 import type { NetworkPolicy } from "./network-policy.js";
 
 /** The shape of `dns.lookup` that net.connect calls (both `all: true` and single answers). */

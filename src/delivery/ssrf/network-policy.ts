@@ -2,17 +2,8 @@
  * Which resolved addresses a delivery may connect to. Pure: the guarded connector feeds it the
  * address a socket is about to use; this module only decides.
  */
-import {
-  type Cidr,
-  type IpAddress,
-  InvalidCidrError,
-  cidrContains,
-  classifyIp,
-  describeCategory,
-  embeddedIPv4,
-  parseCidr,
-  parseIp,
-} from "./ip-address.js";
+import { type Cidr, type IpAddress, InvalidCidrError, cidrContains, embeddedIPv4, parseCidr, parseIp } from "../../shared/ip-address.js";
+import { classifyIp, describeCategory } from "./address-category.js";
 
 export interface NetworkPolicyOptions {
   /**
