@@ -8,7 +8,8 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ConfigError, ConfigErrors, type ConfigWarning } from "../config/errors.js";
 import { DEFAULT_CONFIG_FILE, loadSettings } from "../config/load.js";
 import type { SidecarSettings } from "../config/settings.js";
-import { ROTATING_SCHEMES, SIGNATURE_SCHEMES, signingSecretProblem, type SignatureScheme } from "../delivery/signing/index.js";
+import { ROTATING_SCHEMES, signingSecretProblem } from "../delivery/signing/index.js";
+import { SIGNING_SCHEMES, type SigningScheme } from "../domain/models.js";
 
 export const EXIT = {
   OK: 0,
@@ -104,7 +105,7 @@ export const SIGNING_OPTIONS = {
 } as const;
 
 export interface SigningArgs {
-  scheme: SignatureScheme;
+  scheme: SigningScheme;
   secrets: string[];
   id: string | undefined;
   timestamp: number | undefined;
@@ -116,8 +117,8 @@ export function signingArgs(
   env: NodeJS.ProcessEnv = process.env,
 ): SigningArgs {
   const scheme = values.scheme ?? "pyfly";
-  if (!(SIGNATURE_SCHEMES as readonly string[]).includes(scheme)) {
-    throw new UsageError(`--scheme must be one of ${SIGNATURE_SCHEMES.join(", ")}`);
+  if (!(SIGNING_SCHEMES as readonly string[]).includes(scheme)) {
+    throw new UsageError(`--scheme must be one of ${SIGNING_SCHEMES.join(", ")}`);
   }
   const secrets = [...(values.secret ?? [])];
   for (const name of values["secret-env"] ?? []) {
@@ -147,5 +148,5 @@ export function signingArgs(
     if (!/^\d{1,15}$/.test(values.timestamp)) throw new UsageError("--timestamp must be unix seconds (digits only)");
     timestamp = Number(values.timestamp);
   }
-  return { scheme: scheme as SignatureScheme, secrets, id: values.id, timestamp };
+  return { scheme: scheme as SigningScheme, secrets, id: values.id, timestamp };
 }

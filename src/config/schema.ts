@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { headerNameProblem, headerValueProblem } from "../delivery/http-header-check.js";
-import { SIGNATURE_SCHEMES } from "../delivery/signing/index.js";
+import { headerNameProblem, headerValueProblem } from "../domain/header-rules.js";
+import { SIGNING_SCHEMES } from "../domain/models.js";
 import { DELIVERY_FORMATS } from "../delivery/cloudevent-format.js";
 import { parseProxyUrl, ProxyUrlError } from "../delivery/proxy/proxy-route.js";
 import { compileFilter, FilterError } from "../domain/payload-filter.js";
@@ -238,7 +238,7 @@ const httpUrl = nonEmpty().superRefine((value, ctx) => {
   }
 });
 
-// The outgoing header rule (delivery/http-header-check.ts): a value the sender would refuse is
+// The outgoing header rule (domain/header-rules.ts): a value the sender would refuse is
 // refused here, at load, rather than failing every delivery of the subscription.
 const headerMap = ref(
   z
@@ -379,7 +379,7 @@ const callbackConfigSchema = z.strictObject({
     type: { kind: "string", nonEmpty: false },
     description: "The signing secret (use `${VAR}`). Without one, webhooks go out unsigned, as in pyfly.",
   }),
-  "signing-scheme": ref(choice(SIGNATURE_SCHEMES, "pyfly"), {
+  "signing-scheme": ref(choice(SIGNING_SCHEMES, "pyfly"), {
     description: "How requests are signed; `standard-webhooks` needs a `whsec_<base64>` secret.",
   }),
   "additional-secrets": ref(listOf(nonEmpty(), "expected a list of secrets"), {

@@ -1,6 +1,5 @@
 import { parseCidr } from "../shared/ip-address.js";
-import { TRANSPORT_HEADERS } from "../delivery/http-header-check.js";
-import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../delivery/request-builder.js";
+import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER, TRANSPORT_HEADERS } from "../domain/header-rules.js";
 import {
   DEFAULT_SIGNATURE_HEADER,
   isSignatureHeader,

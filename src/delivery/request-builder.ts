@@ -1,13 +1,10 @@
+import { DELIVERY_ID_HEADER, EVENT_TYPE_HEADER, TENANT_ID_HEADER } from "../domain/header-rules.js";
 import type { CallbackConfig } from "../domain/models.js";
 import type { PlannedDelivery } from "../domain/routing.js";
 import { USER_AGENT } from "../version.js";
 import type { PreparedEvent } from "./prepared-event.js";
 import { formatRequest } from "./cloudevent-format.js";
 import { BODY_ONLY_SCHEMES, signatureHeaders } from "./signing/index.js";
-
-export const DELIVERY_ID_HEADER = "X-Pyfly-Delivery-Id";
-export const EVENT_TYPE_HEADER = "X-Pyfly-Event-Type";
-export const TENANT_ID_HEADER = "X-Pyfly-Tenant-Id";
 
 /**
  * Headers of one attempt. Order of precedence: ours, then the subscription's (which may set

@@ -9,7 +9,7 @@ import { parseRetryAfterMs } from "./retry-policy.js";
 import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
 import { targetHostOf } from "../domain/target-host.js";
 import { redactUrl } from "../domain/subscription-ref.js";
-import { requestHeadersProblem } from "./http-header-check.js";
+import { requestHeadersProblem } from "../domain/header-rules.js";
 import { SidecarError } from "../shared/errors.js";
 
 export interface OutboundRequest {

@@ -44,7 +44,9 @@ export const CallbackSubscription = z.object({
 });
 export type CallbackSubscription = z.infer<typeof CallbackSubscription>;
 
-export const SigningScheme = z.enum(["pyfly", "pyfly-timestamped", "github", "standard-webhooks"]);
+/** The signature schemes, in one list: the configuration, the signer and the CLI read it. */
+export const SIGNING_SCHEMES = ["pyfly", "pyfly-timestamped", "github", "standard-webhooks"] as const;
+export const SigningScheme = z.enum(SIGNING_SCHEMES);
 export type SigningScheme = z.infer<typeof SigningScheme>;
 
 export const CallbackConfig = z.object({

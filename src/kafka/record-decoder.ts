@@ -6,13 +6,13 @@
  *
  * Tenant ids and event types are sent on as HTTP header values (X-Pyfly-Tenant-Id,
  * X-Pyfly-Event-Type) and become log fields and metric labels, so they must be valid UTF-8, at
- * most 256 characters, and pass the outgoing header rule of delivery/http-header-check.ts:
+ * most 256 characters, and pass the outgoing header rule of domain/header-rules.ts:
  * printable ASCII (0x20-0x7E) with no space at either end. Anything else (`注文確定`, `société`,
  * control characters) is `invalid_header` here, a record-level outcome, rather than a request that
  * fails at every delivery.
  */
 
-import { headerValueProblem } from "../delivery/http-header-check.js";
+import { headerValueProblem } from "../domain/header-rules.js";
 
 export type HeaderValue = Buffer | string | (Buffer | string)[] | undefined;
 export type RecordHeaders = Record<string, HeaderValue> | undefined;

@@ -11,7 +11,8 @@ import { describe, expect, it } from "vitest";
 import { canonicalizeJson } from "../../src/delivery/canonical-json.js";
 import { formatRequest } from "../../src/delivery/cloudevent-format.js";
 import { prepareEvent } from "../../src/delivery/prepared-event.js";
-import { signatureHeaders, type SignatureScheme } from "../../src/delivery/signing/index.js";
+import { signatureHeaders } from "../../src/delivery/signing/index.js";
+import type { SigningScheme } from "../../src/domain/models.js";
 import { REPO_ROOT, ensurePythonVenv } from "../support/python.js";
 
 interface Recipe {
@@ -44,7 +45,7 @@ function request(scheme: string, ageSeconds = 0, tamper = false) {
     headers = { ...formatted.headers, ...signatureHeaders({ scheme: "pyfly", secrets: [secret], body }) };
   } else {
     if (scheme === "standard-webhooks") secret = SW_SECRET;
-    headers = signatureHeaders({ scheme: scheme as SignatureScheme, secrets: [secret], body, deliveryId: "d-7", timestamp });
+    headers = signatureHeaders({ scheme: scheme as SigningScheme, secrets: [secret], body, deliveryId: "d-7", timestamp });
   }
   const bytes = Buffer.from(body, "utf8");
   if (tamper) bytes.writeUInt8(bytes.readUInt8(bytes.length - 2) ^ 1, bytes.length - 2);

@@ -28,7 +28,7 @@ import { ConfigErrors } from "../../src/config/errors.js";
 import { parseSettings } from "../../src/config/load.js";
 import { expandPlaceholders } from "../../src/config/placeholders.js";
 import { callbacksSchema, reference } from "../../src/config/schema.js";
-import { headerNameProblem, headerValueProblem } from "../../src/delivery/http-header-check.js";
+import { headerNameProblem, headerValueProblem } from "../../src/domain/header-rules.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const read = (file: string) => readFileSync(path.join(ROOT, file), "utf8");

@@ -11,9 +11,9 @@ import {
   verifyStandardWebhook,
   timestampedSignature,
   verifyTimestamped,
-  type SignatureScheme,
 } from "../../src/delivery/signing/index.js";
 import { createHmac } from "node:crypto";
+import type { SigningScheme } from "../../src/domain/models.js";
 
 // Vectors computed with Python's hmac/hashlib and the standardwebhooks package.
 describe("pyfly signature", () => {
@@ -123,7 +123,7 @@ describe("signatureHeaders", () => {
   });
 
   it("produces nothing without a secret", () => {
-    const schemes: SignatureScheme[] = ["pyfly", "standard-webhooks"];
+    const schemes: SigningScheme[] = ["pyfly", "standard-webhooks"];
     for (const scheme of schemes) {
       expect(signatureHeaders({ scheme, secrets: [], body, deliveryId: "d", timestamp: 1 })).toEqual({});
       expect(signatureHeaders({ scheme, secrets: [""], body, deliveryId: "d", timestamp: 1 })).toEqual({});

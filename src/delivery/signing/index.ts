@@ -25,6 +25,7 @@ import {
   WEBHOOK_TIMESTAMP_HEADER,
 } from "./standard-webhooks.js";
 import { SidecarError } from "../../shared/errors.js";
+import type { SigningScheme } from "../../domain/models.js";
 
 export { PYFLY_SIGNATURE_HEADER, pyflySignature, verifyPyflySignature } from "./pyfly.js";
 export {
@@ -44,23 +45,20 @@ export type { VerifyOptions, WebhookVerification } from "./standard-webhooks.js"
 export { TIMESTAMPED_DEFAULT_TOLERANCE_SECONDS, timestampedSignature, verifyTimestamped } from "./timestamped.js";
 export type { TimestampedVerification } from "./timestamped.js";
 
-export const SIGNATURE_SCHEMES = ["pyfly", "pyfly-timestamped", "github", "standard-webhooks"] as const;
-export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
-
 export const GITHUB_SIGNATURE_HEADER = "X-Hub-Signature-256";
 
 /** The header a scheme signs in, unless the config names another (schemes with one header only). */
-export const DEFAULT_SIGNATURE_HEADER: Partial<Record<SignatureScheme, string>> = {
+export const DEFAULT_SIGNATURE_HEADER: Partial<Record<SigningScheme, string>> = {
   pyfly: PYFLY_SIGNATURE_HEADER,
   "pyfly-timestamped": PYFLY_SIGNATURE_HEADER,
   github: GITHUB_SIGNATURE_HEADER,
 };
 
 /** Schemes whose receivers try several signatures, so `additional-secrets` can rotate them. */
-export const ROTATING_SCHEMES: readonly SignatureScheme[] = ["pyfly-timestamped", "standard-webhooks"];
+export const ROTATING_SCHEMES: readonly SigningScheme[] = ["pyfly-timestamped", "standard-webhooks"];
 
 /** Schemes whose value depends on the body alone: computed once per (config, event). */
-export const BODY_ONLY_SCHEMES: readonly SignatureScheme[] = ["pyfly", "github"];
+export const BODY_ONLY_SCHEMES: readonly SigningScheme[] = ["pyfly", "github"];
 
 /** Lower-case names of every header the signers set by default, whatever the scheme. */
 export const SIGNATURE_HEADER_NAMES: readonly string[] = [
@@ -77,7 +75,7 @@ export function isSignatureHeader(name: string): boolean {
 }
 
 export interface SignatureRequest {
-  scheme: SignatureScheme;
+  scheme: SigningScheme;
   secrets: readonly string[];
   body: string | Uint8Array;
   /** Required for standard-webhooks (`webhook-id`). */
@@ -100,6 +98,6 @@ export function signatureHeaders(req: SignatureRequest): Record<string, string> 
 }
 
 /** For config validation: why `secret` can't sign with `scheme`, or undefined. */
-export function signingSecretProblem(scheme: SignatureScheme, secret: string): string | undefined {
+export function signingSecretProblem(scheme: SigningScheme, secret: string): string | undefined {
   return scheme === "standard-webhooks" ? standardWebhookSecretProblem(secret) : undefined;
 }

@@ -54,3 +54,8 @@ export function requestHeadersProblem(headers: Readonly<Record<string, string>>)
   }
   return undefined;
 }
+
+/** The identity headers every request carries (with the signature): nothing configured may take them. */
+export const DELIVERY_ID_HEADER = "X-Pyfly-Delivery-Id";
+export const EVENT_TYPE_HEADER = "X-Pyfly-Event-Type";
+export const TENANT_ID_HEADER = "X-Pyfly-Tenant-Id";

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { headerNameProblem, headerValueProblem, requestHeadersProblem } from "../../src/delivery/http-header-check.js";
+import { headerNameProblem, headerValueProblem, requestHeadersProblem } from "../../src/domain/header-rules.js";
 
 // undici's own checks, read from the installed version, so the rule is held against what it refuses.
 const undiciUtil = createRequire(import.meta.url)("undici/lib/core/util.js") as {
