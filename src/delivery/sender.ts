@@ -10,7 +10,7 @@ import { BreakerRegistry, CircuitOpenError } from "./breaker.js";
 import { targetHostOf } from "../domain/target-host.js";
 import { redactUrl } from "../domain/subscription-ref.js";
 import { requestHeadersProblem } from "../domain/header-rules.js";
-import { SidecarError } from "../shared/errors.js";
+import { inCauseChain, SidecarError } from "../shared/errors.js";
 
 export interface OutboundRequest {
   url: URL;
@@ -199,12 +199,12 @@ const CLIENT_CERTIFICATE_ALERT =
   /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:CERTIFICATE_REQUIRED|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/;
 
 function clientCertificateAlertOf(error: unknown): string | undefined {
-  for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
+  return inCauseChain(error, (e) => {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && CLIENT_CERTIFICATE_ALERT.test(code)) return code.replace(/^ERR_SSL_\w+?_ALERT_/, "").toLowerCase();
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
+    return typeof code === "string" && CLIENT_CERTIFICATE_ALERT.test(code)
+      ? code.replace(/^ERR_SSL_\w+?_ALERT_/, "").toLowerCase()
+      : undefined;
+  });
 }
 
 export function classifyError(error: unknown): AttemptOutcome {

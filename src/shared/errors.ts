@@ -36,3 +36,16 @@ export class SidecarError extends Error {
 export function hasCode(error: unknown, code: ErrorCode): error is SidecarError {
   return error instanceof SidecarError && error.code === code;
 }
+
+/**
+ * The first value `pick` finds along an error's `cause` chain, the error itself first: undici and
+ * our wrappers keep the error they were given as `cause`. Bounded, since a chain could loop.
+ */
+export function inCauseChain<T>(error: unknown, pick: (e: object) => T | undefined): T | undefined {
+  for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
+    const found = pick(e);
+    if (found !== undefined) return found;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}

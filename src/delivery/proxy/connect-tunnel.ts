@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from "node:net";
 import type { ProxyFailure } from "../../domain/outcomes.js";
-import { SidecarError } from "../../shared/errors.js";
+import { inCauseChain, SidecarError } from "../../shared/errors.js";
 import type { ProxyEndpoint } from "./proxy-route.js";
 
 /**
@@ -19,11 +19,7 @@ export class ProxyError extends SidecarError {
 
 /** Also looks through `cause` chains: undici hands a connect error on as it got it, or wrapped. */
 export function proxyErrorOf(error: unknown): ProxyError | undefined {
-  for (let e = error, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
-    if (e instanceof ProxyError) return e;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
+  return inCauseChain(error, (e) => (e instanceof ProxyError ? e : undefined));
 }
 
 // A CONNECT answer is a status line and a few headers; anything longer is not a proxy speaking.

@@ -14,7 +14,7 @@
  *   itself. TLS then runs over the tunnel and verifies the target's name as it would directly.
  *   The proxy's own address is configuration, not a target: it is not judged.
  */
-import { SidecarError } from "../../shared/errors.js";
+import { inCauseChain, SidecarError } from "../../shared/errors.js";
 import dns from "node:dns";
 import type { LookupAddress, LookupOptions } from "node:dns";
 import type { Socket } from "node:net";
@@ -54,11 +54,7 @@ export class SsrfBlockedError extends SidecarError {
 
 /** Also looks through `cause` chains, in case a caller or undici wraps the connect error. */
 export function isSsrfBlockedError(err: unknown): err is SsrfBlockedError {
-  for (let e = err, depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
-    if ((e as { code?: unknown }).code === "SSRF_BLOCKED") return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return inCauseChain(err, (e) => ((e as { code?: unknown }).code === "SSRF_BLOCKED" ? true : undefined)) === true;
 }
 
 /**
@@ -163,11 +159,9 @@ function guardedConnect(policy: NetworkPolicy, options: GuardedConnectOptions): 
 
 /** The address a proxied connection goes to: the first answer, every answer judged (a literal too). */
 function resolveChecked(hostname: string, policy: NetworkPolicy, lookup: LookupFn): Promise<string> {
-  const literal = parseIp(hostname);
-  if (literal !== null) {
-    const decision = policy.check(literal.text);
-    return decision.allowed ? Promise.resolve(literal.text) : Promise.reject(new SsrfBlockedError(hostname, literal.text, decision.reason));
-  }
+  const literal = judgeLiteral(hostname, policy);
+  if (literal instanceof SsrfBlockedError) return Promise.reject(literal);
+  if (literal !== undefined) return Promise.resolve(literal);
   return new Promise((resolve, reject) =>
     lookup(hostname, { all: true }, (err, answers) => {
       const first = Array.isArray(answers) ? answers[0]?.address : undefined;
@@ -175,6 +169,18 @@ function resolveChecked(hostname: string, policy: NetworkPolicy, lookup: LookupF
       else resolve(first);
     }),
   );
+}
+
+/**
+ * An IP literal judged before any connect: its canonical text when allowed, the refusal when not;
+ * undefined for a name (the guarded lookup judges those). parseIp reads every inet_aton spelling
+ * too: Node would hand "0x7f.1" to getaddrinfo, which answers 127.0.0.1.
+ */
+function judgeLiteral(hostname: string, policy: NetworkPolicy): string | SsrfBlockedError | undefined {
+  const literal = parseIp(hostname);
+  if (literal === null) return undefined;
+  const decision = policy.check(literal.text);
+  return decision.allowed ? literal.text : new SsrfBlockedError(hostname, literal.text, decision.reason);
 }
 
 /** Opens the tunnel to the checked address and, for https, TLS over it with the target's name. */
@@ -222,19 +228,9 @@ function createDirectConnect(policy: NetworkPolicy, options: GuardedConnectOptio
 
   return (connectOptions, callback) => {
     const { hostname } = connectOptions;
-    const refuse = (address: string, reason: string): void => {
-      const err = new SsrfBlockedError(hostname, address, reason);
-      // Callers expect the callback after connect() returns, as with a real socket error.
-      process.nextTick(() => callback(err, null));
-    };
-
-    // parseIp reads every inet_aton spelling too: Node would hand "0x7f.1" to getaddrinfo, which
-    // answers 127.0.0.1 (the guarded lookup would catch that), but judging it here is cheaper.
-    const literal = parseIp(hostname);
-    if (literal !== null) {
-      const decision = policy.check(literal.text);
-      if (!decision.allowed) return refuse(literal.text, decision.reason);
-    }
+    const refused = judgeLiteral(hostname, policy);
+    // Callers expect the callback after connect() returns, as with a real socket error.
+    if (refused instanceof SsrfBlockedError) return process.nextTick(() => callback(refused, null));
 
     base(connectOptions, (err, socket) => {
       if (err !== null) {
