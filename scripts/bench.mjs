@@ -12,8 +12,13 @@
 //   sidecar  `node dist/cli/index.js run` with a generated application.yml; with --tracing, once per
 //            tracing variant (off, sampled-<ratio>), spans going to scripts/bench/otlp-sink.mjs
 // The receiver is another child process (scripts/bench/receiver.mjs, 204 after 0 or 20 ms). CPU
-// (utime+stime) and peak RSS (VmHWM) of each contender come from /proc. `npm run bench -- --help`
-// lists the parameters; `--micro` runs the in-process micro benchmarks instead.
+// (utime+stime) and peak RSS (VmHWM) of each contender come from /proc; every rate is reported
+// from the first delivery and from process start.
+// Two more scenarios run the plain sidecar (receiver 0 ms, fan-out 1) on topics of their own,
+// produced once: `scale` reads --scale-records records (does CPU and memory per record stay flat
+// over a long run?), `replicas` starts 2, 3, ... sidecars (--replicas) at the same moment in one
+// group on a --replica-partitions topic of N records (rebalances: duplicates, CPU per delivery).
+// `npm run bench -- --help` lists the parameters; `--micro` runs the in-process micro benchmarks instead.
 import { fork, spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -32,16 +37,25 @@ const OPTIONS = {
   records: [20_000, "records on the topic, read by every contender"],
   partitions: [6, "partitions of the topic"],
   "payload-bytes": [1024, "size of each record's JSON value"],
-  scenarios: ["0ms,20ms,steady", "receiver delays to run (<n>ms) and/or steady"],
+  scenarios: [
+    "0ms,20ms,steady,scale,replicas",
+    "receiver delays to run (<n>ms), steady, scale and/or replicas (the last two need the sidecar in --contenders)",
+  ],
   contenders: ["kafka,http,loop,sidecar", "which contenders to run"],
   fanouts: ["1,3", "sidecar fan-outs (subscriptions per record); the loop runs fan-out 3 only at 0 ms"],
   "steady-seconds": [20, "length of the steady-rate run"],
   "steady-contenders": ["sidecar", "who runs the steady run: sidecar and/or loop"],
   "steady-rate": [0, "records/s of the steady run; 0 = half the sidecar's measured 0 ms fan-out 1 rate"],
+  "scale-records": [200_000, "records on the scale run's own topic (same payload size and partitions as the main topic)"],
+  replicas: ["2,3", "replicas run: how many sidecar processes share one group, one measurement per count"],
+  "replica-partitions": [12, "partitions of the replicas run's topic (which holds --records records)"],
   repeat: [1, "run every measurement this many times (interleaved); the table shows the median (use an odd number)"],
-  "window-seconds": [60, "stop a measurement this long after its first delivery even if incomplete"],
+  "window-seconds": [
+    60,
+    "stop a measurement this long after its first delivery even if incomplete (per --records: the scale run's grows with --scale-records)",
+  ],
   "slow-window-seconds": [15, "the same for the loop at a delayed receiver (20 ms x 20,000 would take 400 s)"],
-  "max-seconds": [180, "hard limit per measurement from its start"],
+  "max-seconds": [180, "hard limit per measurement from its start (grows with --scale-records like --window-seconds)"],
   "http-connections": [64, "connections of the HTTP ceiling's undici Agent"],
   "settle-ms": [1000, "pause between measurements"],
   "sidecar-cli": ["dist/cli/index.js", "the built CLI run as the sidecar (another build's, to compare)"],
@@ -79,11 +93,14 @@ function parseOptions(argv) {
   for (const [name, [def]] of Object.entries(OPTIONS)) {
     if (typeof def === "number" && !(Number.isFinite(opts[name]) && opts[name] >= 0)) throw new Error(`--${name} must be a number >= 0`);
   }
-  if (opts.records < 1 || opts.partitions < 1 || opts.repeat < 1)
-    throw new Error("--records, --partitions and --repeat must be at least 1");
+  if (opts.records < 1 || opts.partitions < 1 || opts.repeat < 1 || opts["scale-records"] < 1 || opts["replica-partitions"] < 1)
+    throw new Error("--records, --partitions, --repeat, --scale-records and --replica-partitions must be at least 1");
   opts.tracingVariants = parseTracing(opts.tracing);
   return opts;
 }
+
+/** The plain sidecar: tracing disabled. The scale and replicas runs use it whatever --tracing says. */
+const TRACING_OFF = { name: "off", ratio: null, label: "sidecar", slug: "sidecar" };
 
 /**
  * --tracing: "off" (tracing disabled, the contender `sidecar`) or "sampled-<ratio>" (tracing on,
@@ -97,7 +114,7 @@ function parseTracing(value) {
     .map((s) => s.trim())
     .filter(Boolean)) {
     let variant;
-    if (token === "off") variant = { name: "off", ratio: null, label: "sidecar", slug: "sidecar" };
+    if (token === "off") variant = TRACING_OFF;
     else {
       const m = /^sampled-(\d+(?:\.\d+)?)$/.exec(token);
       const ratio = m ? Number(m[1]) : Number.NaN;
@@ -121,7 +138,7 @@ const usage = () =>
     .map(([name, [def, text]]) => `  --${name.padEnd(20)} ${text}${typeof def === "boolean" ? "" : ` (default ${JSON.stringify(def)})`}`)
     .join(
       "\n",
-    )}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.\n\nTracing cost: --tracing off,sampled-0,sampled-1 runs every sidecar measurement (each delay, fan-out and the\nsteady run; narrow it with e.g. --scenarios 0ms --fanouts 1) once per variant, interleaved with the other\ncontenders in each repetition. A tracing variant gets pyfly.callbacks.tracing.enabled: true,\nOTEL_EXPORTER_OTLP_ENDPOINT of a local OTLP sink (scripts/bench/otlp-sink.mjs, its own process, 200 to\nPOST /v1/traces; its requests, bytes and spans go into the JSON line as otlp_*), OTEL_TRACES_SAMPLER=traceidratio\nand OTEL_TRACES_SAMPLER_ARG=<ratio>; other OTEL_* variables of the bench's environment (e.g.\nOTEL_EXPORTER_OTLP_PROTOCOL, OTEL_BSP_*) are passed on to tracing variants only, otherwise SDK defaults apply.`;
+    )}\n\nEvery option can also be set as BENCH_<NAME>, e.g. BENCH_RECORDS=2000. KAFKA_BROKERS uses an existing\ncluster instead of starting a broker. PYFLY_CALLBACKS_* variables are passed on to the sidecar.\n\nScale and replicas: both run the plain sidecar (tracing off) at a 0 ms receiver, fan-out 1, each on a topic\nof its own produced once at the start (only when the scenario runs). scale reads --scale-records records and\nis compared with the 0 ms fan-out 1 row (CPU-s per 1k and peak RSS within 10%). replicas spawns, for each\ncount in --replicas, that many sidecars at the same moment with one group id (each its own admin port) on a\n--replica-partitions topic of --records records; it reports their total rate and CPU, the largest peak RSS\nand duplicate deliveries. E.g. --scenarios 0ms,scale,replicas --fanouts 1 for these two and the row they compare with.\n\nTracing cost: --tracing off,sampled-0,sampled-1 runs every sidecar measurement (each delay, fan-out and the\nsteady run; narrow it with e.g. --scenarios 0ms --fanouts 1) once per variant, interleaved with the other\ncontenders in each repetition. A tracing variant gets pyfly.callbacks.tracing.enabled: true,\nOTEL_EXPORTER_OTLP_ENDPOINT of a local OTLP sink (scripts/bench/otlp-sink.mjs, its own process, 200 to\nPOST /v1/traces; its requests, bytes and spans go into the JSON line as otlp_*), OTEL_TRACES_SAMPLER=traceidratio\nand OTEL_TRACES_SAMPLER_ARG=<ratio>; other OTEL_* variables of the bench's environment (e.g.\nOTEL_EXPORTER_OTLP_PROTOCOL, OTEL_BSP_*) are passed on to tracing variants only, otherwise SDK defaults apply.`;
 
 const log = (...args) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
 
@@ -205,7 +222,7 @@ async function startServerChild(script, config, name) {
   return proc;
 }
 
-function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryTopic, deadLetterTopic, nodeArgs, tracing }) {
+function spawnSidecar({ name, cli, brokers, topic, groupId, targets, adminPort, retryTopic, deadLetterTopic, nodeArgs, tracing }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sidecar-"));
   const configPath = path.join(dir, "application.yml");
   // YAML is a superset of JSON.
@@ -245,7 +262,7 @@ function spawnSidecar({ cli, brokers, topic, groupId, targets, adminPort, retryT
   }
   const args = [...nodeArgs, cli, "run", "--config", configPath];
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  const proc = track(child, "sidecar");
+  const proc = track(child, name);
   void proc.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
   return proc;
 }
@@ -283,15 +300,21 @@ async function main(opts) {
     .map((s) => s.trim())
     .filter(Boolean);
   const delays = [];
-  let steady = false;
+  const named = new Set();
   for (const token of scenarioTokens) {
-    if (token === "steady") steady = true;
+    if (["steady", "scale", "replicas"].includes(token)) named.add(token);
     else if (/^\d+ms$/.test(token)) delays.push(Number.parseInt(token, 10));
-    else throw new Error(`--scenarios: unknown scenario ${token} (use <n>ms or steady)`);
+    else throw new Error(`--scenarios: unknown scenario ${token} (use <n>ms, steady, scale or replicas)`);
   }
   const contenders = new Set(opts.contenders.split(",").map((s) => s.trim()));
   for (const c of contenders)
     if (!["kafka", "http", "loop", "sidecar"].includes(c)) throw new Error(`--contenders: unknown contender ${c}`);
+  // The scale and replicas runs are the sidecar's alone: without it in --contenders they are skipped.
+  for (const token of ["scale", "replicas"])
+    if (named.has(token) && !contenders.has("sidecar")) log(`--scenarios ${token}: skipped, --contenders has no sidecar`);
+  const scale = named.has("scale") && contenders.has("sidecar");
+  const replicaCounts = named.has("replicas") && contenders.has("sidecar") ? opts.replicas.split(",").map(Number) : [];
+  if (replicaCounts.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) throw new Error("--replicas: whole numbers from 1 to 16");
   const fanouts = opts.fanouts.split(",").map(Number);
   if (fanouts.some((f) => !Number.isInteger(f) || f < 1 || f > 50)) throw new Error("--fanouts: whole numbers from 1 to 50");
   const steadyContenders = opts["steady-contenders"]
@@ -331,10 +354,18 @@ async function main(opts) {
   const topic = `${prefix}-data`;
   const retryTopic = `${prefix}-retry`;
   const deadLetterTopic = `${prefix}-dead-letter`;
+  const scaleTopic = scale ? `${prefix}-scale` : undefined;
+  const replicaTopic = replicaCounts.length > 0 ? `${prefix}-replicas` : undefined;
   const admin = kafka.admin();
   await admin.connect();
   await admin.createTopics({
-    topics: [{ topic, numPartitions: opts.partitions }, { topic: retryTopic }, { topic: deadLetterTopic }],
+    topics: [
+      { topic, numPartitions: opts.partitions },
+      { topic: retryTopic },
+      { topic: deadLetterTopic },
+      ...(scaleTopic ? [{ topic: scaleTopic, numPartitions: opts.partitions }] : []),
+      ...(replicaTopic ? [{ topic: replicaTopic, numPartitions: opts["replica-partitions"] }] : []),
+    ],
     waitForLeaders: true,
   });
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
@@ -344,28 +375,18 @@ async function main(opts) {
     await admin.disconnect().catch(() => {});
   };
 
-  // The data, produced once: every contender reads the same records.
+  // The data, produced once: every contender reads the same records (the scale and replicas runs
+  // the same kind of records on topics of their own).
   const payload = payloadFactory(opts["payload-bytes"]);
-  let started = nowMs();
-  for (let i = 0; i < opts.records; i += 500) {
-    const sentAtUs = Math.round(nowMs() * 1000);
-    const messages = Array.from({ length: Math.min(500, opts.records - i) }, (_, j) => ({
-      key: `k${i + j}`,
-      value: payload(i + j, sentAtUs),
-      headers: HEADERS,
-    }));
-    await producer.send({ topic, messages });
-  }
-  const valueBytes = Buffer.byteLength(payload(0, Math.round(nowMs() * 1000)));
-  log(
-    `produced ${opts.records} records of ${valueBytes} bytes to ${topic} (${opts.partitions} partitions) in ${((nowMs() - started) / 1000).toFixed(1)} s`,
-  );
-  meta.value_bytes = valueBytes;
+  await produceRecords(producer, payload, topic, opts.records, opts.partitions);
+  if (scaleTopic) await produceRecords(producer, payload, scaleTopic, opts["scale-records"], opts.partitions);
+  if (replicaTopic) await produceRecords(producer, payload, replicaTopic, opts.records, opts["replica-partitions"]);
+  meta.value_bytes = Buffer.byteLength(payload(0, Math.round(nowMs() * 1000)));
   emit({ bench: "meta", ...meta });
 
   // One throwaway group first: the first join on a fresh broker creates __consumer_offsets, which
   // is slow on 2 cores and should not land on whichever contender happens to run first.
-  started = nowMs();
+  const started = nowMs();
   await warmUp(kafka, topic, `${prefix}-warmup`);
   log(`warm-up group joined and read in ${((nowMs() - started) / 1000).toFixed(1)} s`);
 
@@ -380,6 +401,11 @@ async function main(opts) {
       for (const fanout of fanouts)
         for (const tracing of opts.tracingVariants) plan.push({ scenario, contender: "sidecar", delayMs, fanout, tracing });
   }
+  // Both are compared with the plain sidecar's 0 ms fan-out 1 row, so they run like it.
+  const plainSidecar = { contender: "sidecar", delayMs: 0, fanout: 1, tracing: TRACING_OFF };
+  if (scale) plan.push({ ...plainSidecar, scenario: "scale", topic: scaleTopic, records: opts["scale-records"] });
+  for (const replicas of replicaCounts)
+    plan.push({ ...plainSidecar, scenario: "replicas", topic: replicaTopic, partitions: opts["replica-partitions"], replicas });
 
   const ctx = { runId, outDir, cli, opts, brokers, brokerPid, topic, retryTopic, deadLetterTopic, prefix, kafka, producer, admin, payload };
   let failures = 0;
@@ -397,6 +423,7 @@ async function main(opts) {
         scenario: m.scenario,
         contender: m.tracing?.label ?? m.contender,
         fanout: m.fanout,
+        replicas: m.replicas,
         ...(m.tracing ? { tracing: m.tracing.name } : {}),
         error: error.message.split("\n")[0],
       };
@@ -407,7 +434,7 @@ async function main(opts) {
   };
   for (let rep = 1; rep <= opts.repeat; rep++) for (const m of plan) await run(m, rep);
 
-  if (steady && steadyContenders.length > 0) {
+  if (named.has("steady") && steadyContenders.length > 0) {
     let rate = opts["steady-rate"];
     if (!rate) {
       // The plain sidecar's rate (tracing off); with --tracing lacking "off", the first variant's.
@@ -441,7 +468,7 @@ const shellQuote = (arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replac
 /** The table (stderr and .txt), Markdown and SVG of a run; with --docs also docs/benchmarks.*. */
 function writeReports(opts, outDir, runId, meta, results) {
   const summary = summarize(results);
-  const table = renderTable(summary);
+  const table = renderTable(summary, meta);
   console.error(`\n${table}`);
   fs.writeFileSync(path.join(outDir, `${runId}.txt`), `${table}\n`);
   const svg = renderSvg(summary, meta);
@@ -477,6 +504,26 @@ function renderFrom(opts) {
   );
 }
 
+/**
+ * Produces `count` records (keys k0, k1, ...) to a topic of `partitions` partitions. Up to 2,000
+ * records per request make the scale run's topic quick to fill; about 500 per partition at most
+ * (~500 KiB) keep each partition's batch under the broker's default message.max.bytes (1 MiB).
+ */
+async function produceRecords(producer, payload, topic, count, partitions) {
+  const started = nowMs();
+  const perSend = Math.min(2_000, 500 * partitions);
+  for (let i = 0; i < count; i += perSend) {
+    const sentAtUs = Math.round(nowMs() * 1000);
+    const messages = Array.from({ length: Math.min(perSend, count - i) }, (_, j) => ({
+      key: `k${i + j}`,
+      value: payload(i + j, sentAtUs),
+      headers: HEADERS,
+    }));
+    await producer.send({ topic, messages });
+  }
+  log(`produced ${count} records to ${topic} (${partitions} partitions) in ${((nowMs() - started) / 1000).toFixed(1)} s`);
+}
+
 async function warmUp(kafka, topic, groupId) {
   const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false });
   await consumer.connect();
@@ -494,123 +541,143 @@ async function warmUp(kafka, topic, groupId) {
 
 /**
  * One measurement: a fresh receiver (unless it is the Kafka ceiling), the contender as a child
- * process, then the wait for every expected delivery (or the window's end), then /proc.
+ * process (the replicas run: several sidecar processes, spawned together), then the wait for every
+ * expected delivery (or the window's end), then /proc.
  */
 async function measure(ctx, m, rep) {
-  const { opts, brokers, brokerPid, topic } = ctx;
+  const { opts, brokers, brokerPid } = ctx;
   const fanout = m.fanout ?? 1;
   // `sidecar` is the process kind; a tracing variant is a contender of its own in the results.
   const contender = m.tracing?.label ?? m.contender;
   const slug = m.tracing?.slug ?? m.contender;
   const traced = m.tracing !== undefined && m.tracing.ratio !== null;
-  const groupId = `${ctx.prefix}-${m.scenario}-${slug}-f${fanout}-r${rep}`;
-  const records = m.steady ? Math.max(1, Math.round(m.steady.rate * m.steady.seconds)) : opts.records;
+  const tag = `${m.scenario}-${slug}${m.fanout ? `-f${m.fanout}` : ""}${m.replicas ? `-x${m.replicas}` : ""}`;
+  const groupId = `${ctx.prefix}-${tag}-r${rep}`;
+  const records = m.steady ? Math.max(1, Math.round(m.steady.rate * m.steady.seconds)) : (m.records ?? opts.records);
   const expected = m.contender === "kafka" ? records : m.contender === "http" ? records : records * fanout;
-  const label = `${m.scenario} ${contender}${m.fanout ? ` fan-out ${m.fanout}` : ""}${opts.repeat > 1 ? ` #${rep}` : ""}`;
+  const label = `${m.scenario} ${contender}${m.fanout ? ` fan-out ${m.fanout}` : ""}${m.replicas ? ` ×${m.replicas}` : ""}${opts.repeat > 1 ? ` #${rep}` : ""}`;
   log(`${label}: ${expected} ${m.contender === "kafka" ? "records" : "deliveries"}...`);
 
+  // The contender's processes: one, or the replicas, whose CPU is summed and whose peak RSS is the
+  // largest of them.
+  const procs = [];
   const st = { spawnAt: undefined, firstAt: undefined, cpuAtFirst: undefined, done: undefined };
-  const onFirst = (pid) => {
+  const onFirst = () => {
     if (st.firstAt !== undefined) return;
     st.firstAt = nowMs();
-    st.cpuAtFirst = procCpuSeconds(pid);
+    st.cpuAtFirst = sum(procs.map((p) => procCpuSeconds(p.pid)));
   };
+  const tails = () => procs.map((p) => p.tail()).join("\n");
 
   let receiver;
   let sink;
-  let proc;
   let steadyTopic;
   let producing;
   const loadStart = round(os.loadavg()[0], 2);
   try {
     if (m.contender !== "kafka") receiver = await startReceiver({ delayMs: m.delayMs, expected, latency: Boolean(m.steady) });
     const targets = Array.from({ length: fanout }, (_, i) => `${receiver?.url}/s${i + 1}`);
-    let readTopic = topic;
+    let readTopic = m.topic ?? ctx.topic;
     if (m.steady) {
       readTopic = steadyTopic = `${ctx.prefix}-steady-${slug}-r${rep}`;
       await ctx.admin.createTopics({ topics: [{ topic: steadyTopic, numPartitions: opts.partitions }], waitForLeaders: true });
     }
 
     if (traced) sink = await startOtlpSink();
+    // Every admin port before the clock starts, so that the replicas are spawned in one go.
+    const adminPorts = new Set();
+    if (m.contender === "sidecar") while (adminPorts.size < (m.replicas ?? 1)) adminPorts.add(await freePort());
 
     const brokerCpu0 = brokerPid ? procCpuSeconds(brokerPid) : undefined;
     st.spawnAt = nowMs();
-    let adminPort;
     if (m.contender === "kafka") {
-      proc = forkChild("kafka-ceiling.mjs", { brokers, topic: readTopic, groupId, records }, "kafka-ceiling");
+      const proc = forkChild("kafka-ceiling.mjs", { brokers, topic: readTopic, groupId, records }, "kafka-ceiling");
       proc.child.on("message", (msg) => {
-        if (msg.type === "first") onFirst(proc.pid);
+        if (msg.type === "first") onFirst();
         if (msg.type === "done") st.done = msg;
       });
+      procs.push(proc);
     } else if (m.contender === "http") {
-      proc = forkChild(
-        "http-ceiling.mjs",
-        { url: targets[0], deliveries: records, connections: opts["http-connections"], payloadBytes: opts["payload-bytes"] },
-        "http-ceiling",
+      procs.push(
+        forkChild(
+          "http-ceiling.mjs",
+          { url: targets[0], deliveries: records, connections: opts["http-connections"], payloadBytes: opts["payload-bytes"] },
+          "http-ceiling",
+        ),
       );
     } else if (m.contender === "loop") {
-      proc = forkChild("loop.mjs", { brokers, topic: readTopic, groupId, targets }, "loop");
+      const proc = forkChild("loop.mjs", { brokers, topic: readTopic, groupId, targets }, "loop");
       proc.child.on("message", (msg) => {
         if (msg.type === "ready") st.ready = true;
       });
+      procs.push(proc);
     } else {
-      adminPort = await freePort();
       const nodeArgs = opts["sidecar-node-args"].split(" ").filter(Boolean);
-      proc = spawnSidecar({
-        cli: ctx.cli,
-        brokers,
-        topic: readTopic,
-        groupId,
-        targets,
-        adminPort,
-        retryTopic: ctx.retryTopic,
-        deadLetterTopic: ctx.deadLetterTopic,
-        nodeArgs,
-        tracing: traced ? { ratio: m.tracing.ratio, endpoint: sink.url } : undefined,
-      });
+      for (const adminPort of adminPorts)
+        procs.push(
+          spawnSidecar({
+            name: m.replicas ? `sidecar-${procs.length + 1}` : "sidecar",
+            cli: ctx.cli,
+            brokers,
+            topic: readTopic,
+            groupId,
+            targets,
+            adminPort,
+            retryTopic: ctx.retryTopic,
+            deadLetterTopic: ctx.deadLetterTopic,
+            nodeArgs,
+            tracing: traced ? { ratio: m.tracing.ratio, endpoint: sink.url } : undefined,
+          }),
+        );
     }
     if (receiver) {
       receiver.onEvent = (msg) => {
-        if (msg.type === "first") onFirst(proc.pid);
+        if (msg.type === "first") onFirst();
         if (msg.type === "done") st.done = msg;
       };
     }
     let exited;
-    void proc.exited.then((e) => (exited = e));
+    for (const proc of procs) void proc.exited.then((e) => (exited ??= { proc, ...e }));
 
     let steadyInfo;
     if (m.steady) {
-      if (m.contender === "sidecar") await waitReady(adminPort, proc);
+      if (m.contender === "sidecar") await waitReady([...adminPorts][0], procs[0]);
       else {
         const until = nowMs() + 60_000;
-        while (!st.ready && proc.child.exitCode === null && nowMs() < until) await sleep(20);
-        if (!st.ready) throw new Error(`${proc.name} did not join its group within 60 s\n${proc.tail()}`);
+        while (!st.ready && procs[0].child.exitCode === null && nowMs() < until) await sleep(20);
+        if (!st.ready) throw new Error(`${procs[0].name} did not join its group within 60 s\n${tails()}`);
       }
       st.readyAt = nowMs();
       steadyInfo = { t0: undefined };
       producing = produceSteady(ctx, steadyTopic, m.steady, steadyInfo);
     }
 
-    const windowS = m.contender === "loop" && m.delayMs > 0 ? opts["slow-window-seconds"] : opts["window-seconds"];
-    const hardEnd = st.spawnAt + (m.steady ? Math.max(opts["max-seconds"], m.steady.seconds + 90) : opts["max-seconds"]) * 1000;
+    // --window-seconds and --max-seconds are meant for --records records; the scale run reads more.
+    const span = Math.max(1, records / opts.records);
+    const windowS = (m.contender === "loop" && m.delayMs > 0 ? opts["slow-window-seconds"] : opts["window-seconds"]) * span;
+    const maxS = m.steady ? Math.max(opts["max-seconds"], m.steady.seconds + 90) : opts["max-seconds"] * span;
+    const hardEnd = st.spawnAt + maxS * 1000;
     let stopReason = "complete";
     for (;;) {
       if (st.done) break;
-      if (exited) throw new Error(`${proc.name} exited (${JSON.stringify(exited)}) before the end\n${proc.tail()}`);
+      if (exited) {
+        const { proc, code, signal } = exited;
+        throw new Error(`${proc.name} exited (${JSON.stringify({ code, signal })}) before the end\n${proc.tail()}`);
+      }
       const now = nowMs();
       if (now > hardEnd) {
-        stopReason = `max-seconds (${opts["max-seconds"]} s)`;
+        stopReason = `max-seconds (${round(maxS)} s)`;
         break;
       }
       if (!m.steady && st.firstAt !== undefined && now > st.firstAt + windowS * 1000) {
-        stopReason = `window (${windowS} s after the first delivery)`;
+        stopReason = `window (${round(windowS)} s after the first delivery)`;
         break;
       }
       await sleep(10);
     }
     // /proc first, while the contender is still alive and before anything else runs.
-    const cpuEnd = procCpuSeconds(proc.pid);
-    const memory = procMemory(proc.pid);
+    const cpuEnds = procs.map((p) => procCpuSeconds(p.pid));
+    const memories = procs.map((p) => procMemory(p.pid));
     const endAt = nowMs();
     const brokerCpu = brokerPid ? procCpuSeconds(brokerPid) - brokerCpu0 : undefined;
     const receiverCpu = receiver ? procCpuSeconds(receiver.pid) : undefined;
@@ -621,7 +688,7 @@ async function measure(ctx, m, rep) {
       // What was exported while measured, then (after a graceful stop, which flushes the batch
       // processor's queue) everything; CPU and RSS above are already taken.
       const measured = await sink.stats();
-      await stopChild(proc);
+      await stopChild(procs[0]);
       const all = await sink.stats();
       otlp = {
         otlp_requests: all?.requests,
@@ -638,7 +705,7 @@ async function measure(ctx, m, rep) {
     let firstAt;
     let lastAt;
     if (m.contender === "kafka") {
-      if (!st.done) throw new Error(`the Kafka ceiling did not read ${records} records (${stopReason})\n${proc.tail()}`);
+      if (!st.done) throw new Error(`the Kafka ceiling did not read ${records} records (${stopReason})\n${tails()}`);
       count = st.done.count;
       firstAt = st.done.firstAt;
       lastAt = st.done.at;
@@ -647,10 +714,12 @@ async function measure(ctx, m, rep) {
       firstAt = stats.firstAt;
       lastAt = stats.lastAt;
     }
-    if (!count || firstAt === undefined) throw new Error(`nothing was delivered (${stopReason})\n${proc.tail()}`);
+    if (!count || firstAt === undefined) throw new Error(`nothing was delivered (${stopReason})\n${tails()}`);
     const windowSeconds = (lastAt - firstAt) / 1000;
+    const fromStartSeconds = (lastAt - st.spawnAt) / 1000;
     const units = Math.min(count, expected);
     const perSecond = windowSeconds > 0 ? units / windowSeconds : undefined;
+    const cpuEnd = sum(cpuEnds);
     const cpuWindow = st.cpuAtFirst !== undefined && cpuEnd !== undefined ? cpuEnd - st.cpuAtFirst : undefined;
     const result = {
       bench: "side-by-side",
@@ -659,8 +728,10 @@ async function measure(ctx, m, rep) {
       scenario: m.scenario,
       contender,
       ...(m.tracing ? { tracing: m.tracing.name } : {}),
+      ...(m.replicas ? { replicas: m.replicas } : {}),
       receiver_delay_ms: m.delayMs ?? null,
       fanout: m.fanout ?? null,
+      partitions: m.partitions ?? opts.partitions,
       records,
       expected,
       delivered: m.contender === "kafka" ? null : count,
@@ -669,15 +740,22 @@ async function measure(ctx, m, rep) {
       stop: stopReason,
       window_s: round(windowSeconds, 3),
       records_per_s: round(m.contender === "http" ? perSecond : perSecond / fanout, 0),
+      records_per_s_from_start: round(units / fanout / fromStartSeconds, 0),
       deliveries_per_s: m.contender === "kafka" ? null : round(perSecond, 0),
       startup_s: round((firstAt - st.spawnAt) / 1000, 2),
-      wall_s: round((lastAt - st.spawnAt) / 1000, 2),
+      wall_s: round(fromStartSeconds, 2),
       cpu_s: round(cpuWindow, 2),
       cpu_s_total: round(cpuEnd, 2),
       cpu_s_per_1k: round(cpuWindow === undefined ? undefined : (cpuWindow / units) * 1000, 4),
       cpu_s_per_1k_total: round((cpuEnd / units) * 1000, 4),
-      peak_rss_mb: round(memory?.hwmMb, 1),
-      rss_at_end_mb: round(memory?.rssMb, 1),
+      peak_rss_mb: round(Math.max(...memories.map((mem) => mem?.hwmMb ?? Number.NaN)), 1),
+      rss_at_end_mb: round(Math.max(...memories.map((mem) => mem?.rssMb ?? Number.NaN)), 1),
+      ...(m.replicas
+        ? {
+            replica_cpu_s_total: cpuEnds.map((cpu) => round(cpu, 2)),
+            replica_peak_rss_mb: memories.map((mem) => round(mem?.hwmMb, 1)),
+          }
+        : {}),
       broker_cpu_s: round(brokerCpu, 2),
       receiver_cpu_s: round(receiverCpu, 2),
       load_1m_before: loadStart,
@@ -694,22 +772,29 @@ async function measure(ctx, m, rep) {
         producer: steadyInfo.producer,
       });
     log(
-      `${label}: ${result.records_per_s} records/s${result.deliveries_per_s ? `, ${result.deliveries_per_s} deliveries/s` : ""}, ${result.cpu_s_per_1k} CPU-s/1k, peak RSS ${result.peak_rss_mb} MB${result.complete ? "" : ` (partial: ${stopReason})`}${m.steady ? `, latency p50 ${stats.latency.p50_ms} p99 ${stats.latency.p99_ms} max ${stats.latency.max_ms} ms` : ""}${otlp ? `, OTLP ${otlp.otlp_requests} requests, ${otlp.otlp_spans} spans, ${round(otlp.otlp_bytes / 1024, 0)} KiB` : ""}`,
+      `${label}: ${result.records_per_s} records/s (${result.records_per_s_from_start} from start, first delivery after ${result.startup_s} s)${result.deliveries_per_s ? `, ${result.deliveries_per_s} deliveries/s` : ""}, ${result.cpu_s_per_1k} CPU-s/1k, peak RSS ${result.peak_rss_mb} MB${result.duplicates ? `, ${result.duplicates} duplicates` : ""}${result.complete ? "" : ` (partial: ${stopReason})`}${m.steady ? `, latency p50 ${stats.latency.p50_ms} p99 ${stats.latency.p99_ms} max ${stats.latency.max_ms} ms` : ""}${otlp ? `, OTLP ${otlp.otlp_requests} requests, ${otlp.otlp_spans} spans, ${round(otlp.otlp_bytes / 1024, 0)} KiB` : ""}`,
     );
     return result;
   } finally {
-    if (proc) {
-      await stopChild(proc);
-      // The contender's own output, for a look afterwards (kept per run in the out dir).
-      const logFile = path.join(ctx.outDir, ctx.runId, `${m.scenario}-${slug}${m.fanout ? `-f${m.fanout}` : ""}-r${rep}.log`);
-      fs.mkdirSync(path.dirname(logFile), { recursive: true });
-      fs.writeFileSync(logFile, proc.tail(Infinity));
-    }
+    // The contender's own output, for a look afterwards (kept per run in the out dir).
+    await Promise.all(
+      procs.map(async (proc, i) => {
+        await stopChild(proc);
+        const logFile = path.join(ctx.outDir, ctx.runId, `${tag}${m.replicas ? `-${i + 1}` : ""}-r${rep}.log`);
+        fs.mkdirSync(path.dirname(logFile), { recursive: true });
+        fs.writeFileSync(logFile, proc.tail(Infinity));
+      }),
+    );
     if (receiver) await stopChild(receiver, 3_000);
     if (sink) await stopChild(sink, 3_000);
     if (producing) await producing.catch(() => {});
     if (steadyTopic) await ctx.admin.deleteTopics({ topics: [steadyTopic] }).catch(() => {});
   }
+}
+
+/** The sum of CPU times, or undefined if one is missing (its process already gone). */
+function sum(values) {
+  return values.reduce((total, v) => (total === undefined || v === undefined ? undefined : total + v), 0);
 }
 
 /**
@@ -783,6 +868,9 @@ function machineAndVersions(opts) {
       contenders: opts.contenders,
       fanouts: opts.fanouts,
       steady_seconds: opts["steady-seconds"],
+      scale_records: opts["scale-records"],
+      replicas: opts.replicas,
+      replica_partitions: opts["replica-partitions"],
       repeat: opts.repeat,
       http_connections: opts["http-connections"],
       sidecar_cli: opts["sidecar-cli"] === OPTIONS["sidecar-cli"][0] ? undefined : opts["sidecar-cli"],
