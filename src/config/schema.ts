@@ -484,7 +484,7 @@ const kafkaSchema = section("The Kafka consumer of the event topics.", {
   "event-id-header": ref(stringOr(nonEmpty(), "x-event-id", { normalise: (v) => v.toLowerCase() }), {
     description: "The record header with the producer's event id (else CloudEvents' `ce_id`); delivery ids derive from it.",
   }),
-  "max-in-flight": ref(int(1, 256, 100_000), {
+  "max-in-flight": ref(int(1, 1024, 100_000), {
     description: "Records running at once per consumer (the event consumer and the retry consumer each).",
   }),
   ordering: ref(choice(ORDERINGS, "none"), {
@@ -520,7 +520,7 @@ const callbacksSchema = z.strictObject({
     }),
     // Also each host's share of in-flight deliveries: an attempt holds a connection for its whole
     // life, so no delivery waits for a pooled connection inside its own timeout.
-    "max-connections-per-host": ref(int(1, 32, 10_000), {
+    "max-connections-per-host": ref(int(1, 64, 10_000), {
       description: "Keep-alive connections per target `host:port`, and so each host's share of in-flight deliveries.",
     }),
     "allow-private-networks": ref(bool(false), {

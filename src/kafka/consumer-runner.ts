@@ -1,4 +1,5 @@
 import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import { setMaxListeners } from "node:events";
 import type { Logger } from "pino";
 import { abortableSleep } from "../shared/abortable-sleep.js";
 import type { RecordProcessor } from "./record-processor.js";
@@ -15,7 +16,7 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs: number;
   processor: RecordProcessor;
   logger: Logger;
-  /** Records received and not yet ended, per partition, above which fetching it pauses. */
+  /** Records received and not yet ended, per partition, above which fetching it pauses (default: see the constructor). */
   maxBufferedPerPartition?: number | ((topic: string) => number);
   /** See SchedulerOptions.yieldTo. */
   yieldTo?: { busy: () => boolean; share: number };
@@ -23,11 +24,24 @@ export interface ConsumerRunnerOptions {
   onPausedChange?: (paused: boolean) => void;
   commitIntervalMs?: number;
   /**
-   * How long a member that gains a partition waits before starting it, and how long one that
-   * loses a partition has to finish (or hand over) its work on it and commit. See `onJoin`.
+   * The longest a member that gains a partition waits for its previous owner to release it, and
+   * how long one that loses a partition has to finish (or hand over) its work on it and commit.
+   * See `onJoin`.
    */
   handoverGraceMs?: number;
 }
+
+/**
+ * The metadata of the last commit a member makes for a partition it lets go (revoked, or on
+ * stop): the next owner may start it at once instead of waiting out the grace.
+ */
+export const RELEASED = "callback-sidecar:released";
+/** How often a member waiting to take partitions over reads their committed offsets. */
+const RELEASE_POLL_MS = 100;
+
+type TopicPartition = { topic: string; partition: number };
+type Committed = { offset: string | undefined; released: boolean };
+const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
 /**
  * A consumer group member with at-least-once processing: the scheduler decides when records run
@@ -39,10 +53,12 @@ export interface ConsumerRunnerOptions {
  * - a member that keeps a partition keeps its progress and skips what kafkajs fetches again from
  *   the committed offset, so nothing runs twice in one process;
  * - a member that loses a partition stops starting its records, lets running ones finish or hand
- *   over within part of the grace, and commits its last offset (the broker takes a commit from a
- *   current member for any partition);
- * - a member that gains a partition holds its records for the grace, then reads the committed
- *   offset again and drops what the previous owner finished meanwhile.
+ *   over within part of the grace, and commits its last offset marked RELEASED (the broker takes a
+ *   commit from a current member for any partition);
+ * - a member that gains a partition holds its records until the previous owner's RELEASED commit
+ *   shows (read every RELEASE_POLL_MS) or the grace is over, then drops what that owner finished.
+ *   A member alone in its group starts at once: nobody else can still be working the partition
+ *   (one that left committed first; one that died can commit nothing more).
  */
 export class ConsumerRunner {
   private readonly consumer: Consumer;
@@ -51,7 +67,9 @@ export class ConsumerRunner {
   private readonly stopping = new AbortController();
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> = Promise.resolve();
+  private running = false;
   private joined = false;
+  private memberId: string | undefined;
   private lastHeartbeat = 0;
   private readonly graceMs: number;
   private reportedPaused = false;
@@ -62,7 +80,11 @@ export class ConsumerRunner {
     this.graceMs = options.handoverGraceMs ?? 2_000;
     this.scheduler = new RecordScheduler({
       maxInFlight: options.maxInFlight,
-      maxBufferedPerPartition: options.maxBufferedPerPartition ?? Math.max(options.maxInFlight, 64),
+      // Buffered records are where the memory goes (a record waiting for its host has started and
+      // lent its slot), so the consumer's budget is twice max-in-flight, shared by its partitions.
+      maxBufferedPerPartition:
+        options.maxBufferedPerPartition ??
+        (() => Math.max(64, Math.ceil((2 * options.maxInFlight) / Math.max(1, this.scheduler.partitionCount)))),
       yieldTo: options.yieldTo,
       logger: options.logger,
       onPause: (topic, partition, paused) => this.setPaused(topic, partition, paused),
@@ -79,10 +101,13 @@ export class ConsumerRunner {
       heartbeatInterval: Math.min(3_000, Math.floor(options.sessionTimeoutMs / 3)),
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
+    // Every partition regained while it was being let go waits on this signal in a take-over of its own.
+    setMaxListeners(0, this.stopping.signal);
     this.admin = options.kafka.admin();
     const { events } = this.consumer;
     this.consumer.on(events.GROUP_JOIN, ({ payload }) => {
       this.joined = true;
+      this.memberId = payload.memberId;
       this.lastHeartbeat = Date.now();
       this.options.logger.info({ consumer: options.name, assignment: payload.memberAssignment }, "joined consumer group");
       void this.onJoin(payload.memberAssignment);
@@ -111,19 +136,30 @@ export class ConsumerRunner {
     this.consumer.on(events.STOP, left("stop"));
   }
 
+  /**
+   * Tried again while Kafka is unreachable at start-up, or while another consumer's start fails
+   * (sidecar.ts): a runner that already runs stays as it is.
+   */
   async start(): Promise<void> {
+    if (this.running) return;
     await this.admin.connect();
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      // Batches of every partition are taken at once; they only hand records to the scheduler.
-      partitionsConsumedConcurrently: 16,
-      eachBatch: (payload) => this.eachBatch(payload),
-    });
-    // start() is tried again while Kafka is unreachable at start-up: one commit timer, whatever happens.
-    this.commitTimer ??= setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 200);
+    try {
+      await this.consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning });
+      await this.consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        // Batches of every partition are taken at once; they only hand records to the scheduler.
+        partitionsConsumedConcurrently: 16,
+        eachBatch: (payload) => this.eachBatch(payload),
+      });
+    } catch (error) {
+      // kafkajs keeps a consumer whose run() failed marked as running, refusing the next subscribe.
+      await this.consumer.stop().catch(() => undefined);
+      throw error;
+    }
+    this.running = true;
+    this.commitTimer = setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 200);
   }
 
   /** In the group, hearing from the broker recently, and working its partitions (none held). */
@@ -156,7 +192,7 @@ export class ConsumerRunner {
     const last = await this.scheduler.stop(deadlineAt);
     clearInterval(this.commitTimer);
     await this.committing;
-    if (last.length > 0) await this.commitOffsets(last);
+    if (last.length > 0) await this.commitOffsets(last.map((o) => ({ ...o, metadata: RELEASED })));
     await this.consumer.disconnect();
     await this.admin.disconnect().catch(() => undefined);
   }
@@ -188,12 +224,12 @@ export class ConsumerRunner {
   }
 
   private async onJoin(assignment: Record<string, number[]>): Promise<void> {
-    const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+    const key = tpKey;
     const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => key(topic, p))));
     const owned = this.scheduler.owned();
     const revoked = owned.filter(({ topic, partition }) => !assigned.has(key(topic, partition)));
     const known = new Set(owned.map(({ topic, partition }) => key(topic, partition)));
-    const gained: { topic: string; partition: number }[] = [];
+    const gained: TopicPartition[] = [];
     const regained: Promise<void>[] = [];
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) {
@@ -214,7 +250,7 @@ export class ConsumerRunner {
       const done = (async () => {
         // Leave the new owner a margin of the grace to see our last commit.
         const offset = await this.scheduler.letGo(topic, partition, Date.now() + this.graceMs * 0.75);
-        if (offset !== undefined) await this.commitOffsets([{ topic, partition, offset }]);
+        if (offset !== undefined) await this.commitOffsets([{ topic, partition, offset, metadata: RELEASED }]);
       })().finally(() => {
         if (this.leaving.get(key(topic, partition)) === done) this.leaving.delete(key(topic, partition));
       });
@@ -224,34 +260,75 @@ export class ConsumerRunner {
   }
 
   /**
-   * Starts gained partitions after the grace, from the offset their previous owner last committed.
-   * `seek`: kafkajs' fetch position is past records this member refused, so fetch them again.
+   * Starts gained partitions from the offset their previous owner last committed, each as soon as
+   * that owner released it (or at once when this member is alone in the group), the rest when the
+   * grace is over. `seek`: kafkajs' fetch position is past records this member refused, so fetch
+   * them again.
    */
-  private async takeOver(gained: { topic: string; partition: number }[], seek = false): Promise<void> {
+  private async takeOver(gained: TopicPartition[], seek = false): Promise<void> {
     if (gained.length === 0) return;
-    await abortableSleep(this.graceMs, this.stopping.signal).catch(() => undefined);
-    const committed = new Map<string, string | undefined>();
-    try {
-      const topics = [...new Set(gained.map((g) => g.topic))];
-      for (const entry of await this.admin.fetchOffsets({ groupId: this.options.groupId, topics })) {
-        for (const p of entry.partitions)
-          committed.set(`${entry.topic}\u0000${p.partition}`, BigInt(p.offset) >= 0n ? p.offset : undefined);
-      }
-    } catch (error) {
-      // Without the offsets, start from where kafkajs started: at worst what the previous owner just finished runs again.
-      this.options.logger.warn(
-        { consumer: this.options.name, err: (error as Error).message },
-        "could not re-read committed offsets of gained partitions",
-      );
+    const deadline = Date.now() + this.graceMs;
+    const alone = await this.aloneInGroup();
+    let waiting = gained;
+    for (;;) {
+      const committed = await this.committedOffsets(waiting);
+      const due = alone || Date.now() >= deadline || this.stopping.signal.aborted;
+      const starting = due ? waiting : waiting.filter(({ topic, partition }) => committed?.get(tpKey(topic, partition))?.released);
+      if (due && committed === undefined)
+        // Without the offsets, start from where kafkajs started: at worst what the previous owner just finished runs again.
+        this.options.logger.warn({ consumer: this.options.name }, "could not re-read committed offsets of gained partitions");
+      this.startGained(starting, committed, seek);
+      waiting = waiting.filter((tp) => !starting.includes(tp));
+      if (waiting.length === 0) return;
+      await abortableSleep(Math.min(RELEASE_POLL_MS, deadline - Date.now()), this.stopping.signal).catch(() => undefined);
     }
-    for (const { topic, partition } of gained) {
-      const offset = committed.get(`${topic}\u0000${partition}`);
+  }
+
+  private startGained(partitions: TopicPartition[], committed: Map<string, Committed> | undefined, seek: boolean): void {
+    const clear: { topic: string; partition: number; offset: string }[] = [];
+    for (const { topic, partition } of partitions) {
+      const { offset, released = false } = committed?.get(tpKey(topic, partition)) ?? { offset: undefined };
       // Seek first: from then on kafkajs hands over no batch from its old position.
       const refetch = seek && offset !== undefined;
       if (refetch) this.consumer.seek({ topic, partition, offset });
       const dropped = this.scheduler.release(topic, partition, offset, refetch);
       if (dropped > 0)
         this.options.logger.info({ consumer: this.options.name, topic, partition, dropped }, "skipped records the previous owner finished");
+      // The mark is ours to clear now: left standing while this member works the partition, it
+      // would let a later owner start before this one hands over.
+      if (released && offset !== undefined) clear.push({ topic, partition, offset });
+    }
+    // In the commit queue, so no later commit of ours is overtaken by it.
+    if (clear.length > 0) this.committing = this.committing.then(() => this.commitOffsets(clear));
+  }
+
+  /** This member is the group's only one (false when that cannot be told). */
+  private async aloneInGroup(): Promise<boolean> {
+    try {
+      const { groups } = await this.admin.describeGroups([this.options.groupId]);
+      const members = groups[0]?.members ?? [];
+      return members.length === 1 && members[0]?.memberId === this.memberId;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The group's committed offsets of these partitions, or undefined when they cannot be read. */
+  private async committedOffsets(partitions: TopicPartition[]): Promise<Map<string, Committed> | undefined> {
+    try {
+      const committed = new Map<string, Committed>();
+      const topics = [...new Set(partitions.map((p) => p.topic))];
+      for (const entry of await this.admin.fetchOffsets({ groupId: this.options.groupId, topics })) {
+        for (const p of entry.partitions)
+          committed.set(tpKey(entry.topic, p.partition), {
+            offset: BigInt(p.offset) >= 0n ? p.offset : undefined,
+            released: p.metadata === RELEASED,
+          });
+      }
+      return committed;
+    } catch (error) {
+      this.options.logger.debug({ consumer: this.options.name, err: (error as Error).message }, "committed offsets not read");
+      return undefined;
     }
   }
 
@@ -280,7 +357,7 @@ export class ConsumerRunner {
     return this.committing;
   }
 
-  private async commitOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
+  private async commitOffsets(offsets: { topic: string; partition: number; offset: string; metadata?: string }[]): Promise<void> {
     try {
       await this.consumer.commitOffsets(offsets);
       this.scheduler.markCommitted(offsets);

@@ -154,6 +154,11 @@ export class RecordScheduler {
     this.partitions.set(key, state);
   }
 
+  /** Partitions known here, those being let go included. */
+  get partitionCount(): number {
+    return this.partitions.size;
+  }
+
   /** Partitions worked here, not counting those being let go. */
   owned(): { topic: string; partition: number }[] {
     return [...this.partitions.values()].filter((p) => !p.leaving).map(({ topic, partition }) => ({ topic, partition }));
@@ -200,6 +205,8 @@ export class RecordScheduler {
       this.maybeResume(state);
       return held.length;
     }
+    // The group's offset as taken over: what a let-go hands back if nothing moves meanwhile.
+    state.committed ??= committed;
     const floor = committed === undefined ? undefined : BigInt(committed);
     let dropped = 0;
     for (const entry of held) {
@@ -230,7 +237,8 @@ export class RecordScheduler {
    * Lets a partition go (revoked, or the consumer stops): records not started are dropped and
    * re-read by the next owner, except those already waiting in `parked`, which are handed over so
    * the offset can pass them; running ones are told to hand over and get until `deadlineAt`.
-   * Resolves with the offset to commit last for it, if it moved.
+   * Resolves with the offset to commit last for it (moved or not, so the next owner can be told it
+   * is free), or undefined if no offset is known.
    */
   async letGo(topic: string, partition: number, deadlineAt: number): Promise<string | undefined> {
     const state = this.partitions.get(tpKey(topic, partition));
@@ -255,8 +263,7 @@ export class RecordScheduler {
     }
     state.deadline.abort();
     this.partitions.delete(tpKey(topic, partition));
-    const offset = state.progress.committable();
-    return offset !== undefined && offset !== state.committed ? offset : undefined;
+    return state.progress.committable() ?? state.committed;
   }
 
   /** The consumer stops: every partition is let go within `deadlineAt`. */
