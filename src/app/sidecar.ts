@@ -132,11 +132,9 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger, lo
   const started = (async () => {
     for (let attempt = 1; !stopping.signal.aborted; attempt++) {
       try {
-        await ensureTopics(kafka, [...tiers.topics(), settings.deadLetter.topic], tiers, logger);
-        await publisher.connect();
-        await events.start();
-        await retries.start();
-        await backlogAdmin.connect();
+        // Independent steps run side by side: start-up is mostly waiting for the broker.
+        await Promise.all([ensureTopics(kafka, [...tiers.topics(), settings.deadLetter.topic], tiers, logger), publisher.connect()]);
+        await Promise.all([events.start(), retries.start(), backlogAdmin.connect()]);
         backlogConnected = true;
         logger.info(
           { brokers: settings.kafka.brokers, group: settings.kafka.groupId, admin_port: admin.port },

@@ -143,6 +143,9 @@ export class ConsumerRunner {
   async start(): Promise<void> {
     if (this.running) return;
     await this.admin.connect();
+    // The admin's first group request takes a few hundred ms (finding and reaching the group's
+    // coordinator); made now, while the consumer joins, the take-over's reads are quick.
+    void this.admin.describeGroups([this.options.groupId]).catch(() => undefined);
     await this.consumer.connect();
     try {
       await this.consumer.subscribe({ topics: this.options.topics, fromBeginning: this.options.fromBeginning });
