@@ -34,9 +34,10 @@ RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --ignore-scripts --no
 COPY --from=build /app/dist ./dist
 # After the installs, so npm kept its cache in /root/.npm. HOME in /tmp: the only writable path
 # under readOnlyRootFilesystem.
-# The heap cap keeps a sidecar's RSS near 150 MB at full speed (V8 otherwise grows the old space
-# lazily to hundreds of MB of garbage; measured in docs/benchmarks.md). Raise it for large payloads:
-# about max-in-flight x 3 x the largest payload, plus 64 MB (env NODE_OPTIONS overrides it).
+# The CLI itself keeps V8's old space near the live set (src/cli/index.ts); the image adds a hard
+# cap, which a container's memory limit wants. Raise it for large payloads: the event consumer
+# buffers 2 x max-in-flight records, so about 6 x max-in-flight x the largest payload, plus 64 MB
+# (env NODE_OPTIONS overrides it; docs/operations.md#sizing).
 ENV NODE_ENV=production \
     HOME=/tmp \
     NODE_OPTIONS=--max-old-space-size=128 \

@@ -1,6 +1,8 @@
 // `npm run bench -- --micro`: the in-process micro benchmarks (the original scripts/bench.mjs), each
 // printed as one JSON line:
-//   canonical-json  canonicalisation of 1 KB / 100 KB / 1 MB payloads (CPython-identical bytes)
+//   canonical-json  canonicalisation of 1 KB / 100 KB / 1 MB payloads (CPython-identical bytes), and
+//                   of a 1 KB payload already in canonical form (as pyfly sends it), as a string and
+//                   as Kafka's bytes, with the fast path that returns such input as it is and without
 //   payload-filter  what subscription filters cost per event: the lossless parse (once per event,
 //                   only if a filter reads the payload) and each filter's evaluation
 //   dispatch        signed deliveries per second through the real sender to a local receiver
@@ -44,6 +46,22 @@ function benchCanonical() {
       ms_per_op: +ms.toFixed(3),
       mb_per_s: +(text.length / 1048576 / (ms / 1000)).toFixed(1),
     });
+  }
+  const canonical = canonicalizeJson(payloadOf(1024), { fastPath: false });
+  for (const [input, form] of [
+    [canonical, "string"],
+    [Buffer.from(canonical), "bytes"],
+  ]) {
+    for (const fastPath of [true, false]) {
+      const us = microsPer(() => canonicalizeJson(input, { strict: true, fastPath }));
+      report("canonical-json", {
+        payload: `1KB canonical ${form}`,
+        fast_path: fastPath,
+        bytes: canonical.length,
+        us_per_op: +us.toFixed(2),
+        mb_per_s: +(canonical.length / 1048576 / (us / 1e6)).toFixed(1),
+      });
+    }
   }
 }
 

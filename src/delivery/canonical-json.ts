@@ -17,6 +17,10 @@
  *   Lone surrogates written as \u escapes are fine and echoed as Python does.
  * - Bytes input must be UTF-8 (a leading BOM is dropped, as json.loads(bytes) does); a string input
  *   with a leading BOM is rejected, as json.loads(str) does.
+ * - Fast path: producers such as pyfly already send this exact form, so one pass first checks whether
+ *   the input is canonical as it stands and, if so, returns it without parsing (for bytes input, a
+ *   view on the same memory). It only answers yes or no and never throws: anything it can't vouch
+ *   for goes to the parser, which alone decides errors, so they are the same either way.
  * Error offsets count UTF-16 code units of the decoded text (bytes for invalid UTF-8).
  */
 import { isUtf8 } from "node:buffer";
@@ -40,18 +44,43 @@ export class CanonicalJsonError extends SidecarError {
 export interface CanonicalOptions {
   /** Refuse NaN, Infinity, -Infinity and numbers that overflow a double (not RFC 8259 JSON). */
   strict?: boolean;
+  /**
+   * `false` skips the fast path and always parses: for tests and benchmarks that compare the two.
+   * The result is the same either way.
+   */
+  fastPath?: boolean;
 }
 
 /** The canonical text. The output is always ASCII. */
 export function canonicalizeJson(input: string | Uint8Array, options: CanonicalOptions = {}): string {
-  return canonicalizeJsonBytes(input, options).toString("latin1");
+  if (typeof input !== "string") return canonicalizeJsonBytes(input, options).toString("latin1");
+  // A canonical string is its own answer: no copy back from bytes.
+  if (options.fastPath !== false && canonicalAscii(input) !== undefined) return input;
+  return parse(input, options.strict ?? false).toString("latin1");
 }
 
 /**
  * The canonical text as bytes, ready to sign and send (ASCII, so UTF-8 and Latin-1 agree).
- * The returned Buffer may be a view on a larger allocation.
+ * The returned Buffer may be a view on a larger allocation; for bytes input that is already
+ * canonical it is a view on the input itself, so changing the input changes it.
  */
 export function canonicalizeJsonBytes(input: string | Uint8Array, options: CanonicalOptions = {}): Buffer {
+  const fast = options.fastPath !== false;
+  const strict = options.strict ?? false;
+  if (typeof input === "string") return (fast ? canonicalAscii(input) : undefined) ?? parse(input, strict);
+  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  return fast && new CanonicalCheck(bytes).document() ? bytes : parse(bytes, strict);
+}
+
+/** The string's bytes if it is already canonical. */
+function canonicalAscii(input: string): Buffer | undefined {
+  const bytes = Buffer.from(input, "utf8");
+  // Equal lengths mean no character above 0x7F: these are the string's characters, one a byte.
+  return bytes.length === input.length && new CanonicalCheck(bytes).document() ? bytes : undefined;
+}
+
+/** The slow path, the single source of truth (and of errors). */
+function parse(input: string | Buffer, strict: boolean): Buffer {
   let text: string;
   if (typeof input === "string") {
     if (input.charCodeAt(0) === 0xfeff) throw new CanonicalJsonError("Unexpected UTF-8 BOM", 0);
@@ -60,12 +89,11 @@ export function canonicalizeJsonBytes(input: string | Uint8Array, options: Canon
     }
     text = input;
   } else {
-    const buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-    if (!isUtf8(buf)) throw new CanonicalJsonError("Invalid UTF-8", invalidUtf8At(buf));
-    const bom = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf;
-    text = buf.toString("utf8", bom ? 3 : 0);
+    if (!isUtf8(input)) throw new CanonicalJsonError("Invalid UTF-8", invalidUtf8At(input));
+    const bom = input.length >= 3 && input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf;
+    text = input.toString("utf8", bom ? 3 : 0);
   }
-  return new Parser(text, options.strict ?? false).document();
+  return new Parser(text, strict).document();
 }
 
 /** Python's `repr(float)`: shortest round-trip digits, exponent form when exp < -4 or exp >= 16. */
@@ -128,6 +156,7 @@ const enum C {
   LBracket = 0x5b,
   Backslash = 0x5c,
   RBracket = 0x5d,
+  LowerA = 0x61,
   LowerE = 0x65,
   F = 0x66,
   LowerN = 0x6e,
@@ -147,6 +176,7 @@ const SHORT_ESCAPES = new Map([
   [0x08, 0x62],
   [0x0c, 0x66],
 ]);
+const SHORT_ESCAPE_LETTERS = new Set(SHORT_ESCAPES.values());
 const HEX = Buffer.from("0123456789abcdef", "latin1");
 // Largest write of one step: a \uXXXX escape, or a float repr.
 const SLACK = 32;
@@ -493,6 +523,197 @@ class Parser {
     const value = Number(token);
     if (this.strict && !Number.isFinite(value)) this.fail(`${token} overflows a double (JSON numbers must be finite here)`, start);
     this.ascii(pythonFloatRepr(value));
+  }
+}
+
+/**
+ * The fast path: whether the bytes are exactly what Parser would write for them, in one pass that
+ * writes nothing. Never throws; whatever it can't vouch for is a no. NaN, the infinities and floats
+ * that overflow are all a no, and they are all strict mode refuses, so a yes holds in either mode.
+ */
+class CanonicalCheck {
+  private pos = 0;
+  /** Whether the last string read had an escape. */
+  private escaped = false;
+
+  constructor(private readonly b: Buffer) {}
+
+  document(): boolean {
+    return this.value(0) && this.pos === this.b.length;
+  }
+
+  private value(depth: number): boolean {
+    switch (this.b[this.pos]) {
+      case C.Quote:
+        return this.string();
+      case C.LBrace:
+        return this.object(depth + 1);
+      case C.LBracket:
+        return this.array(depth + 1);
+      case C.T:
+        return this.literal("true");
+      case C.F:
+        return this.literal("false");
+      case C.LowerN:
+        return this.literal("null");
+      default:
+        return this.number();
+    }
+  }
+
+  private literal(word: string): boolean {
+    const b = this.b;
+    const p = this.pos;
+    for (let i = 0; i < word.length; i++) if (b[p + i] !== word.charCodeAt(i)) return false;
+    this.pos = p + word.length;
+    return true;
+  }
+
+  private array(depth: number): boolean {
+    if (depth > MAX_DEPTH) return false;
+    const b = this.b;
+    if (b[++this.pos] !== C.RBracket) {
+      for (;;) {
+        if (!this.value(depth)) return false;
+        const c = b[this.pos];
+        if (c === C.RBracket) break;
+        if (c !== C.Comma) return false;
+        this.pos++;
+      }
+    }
+    this.pos++;
+    return true;
+  }
+
+  private object(depth: number): boolean {
+    if (depth > MAX_DEPTH) return false;
+    const b = this.b;
+    if (b[++this.pos] !== C.RBrace) {
+      let prevStart = -1;
+      let prevEnd = -1;
+      let prevEscaped = false;
+      for (;;) {
+        const start = this.pos;
+        if (b[start] !== C.Quote || !this.string()) return false;
+        const end = this.pos;
+        const escaped = this.escaped;
+        // Strictly ascending also rules out duplicates, whose earlier members the parser drops.
+        if (prevStart >= 0 && !this.keyBefore(prevStart, prevEnd, start, end, prevEscaped || escaped)) return false;
+        prevStart = start;
+        prevEnd = end;
+        prevEscaped = escaped;
+        if (b[this.pos] !== C.Colon) return false;
+        this.pos++;
+        if (!this.value(depth)) return false;
+        const c = b[this.pos];
+        if (c === C.RBrace) break;
+        if (c !== C.Comma) return false;
+        this.pos++;
+      }
+    }
+    this.pos++;
+    return true;
+  }
+
+  /** Whether the key at [a, aEnd) sorts before the one at [k, kEnd), both quoted, as the parser sorts. */
+  private keyBefore(a: number, aEnd: number, k: number, kEnd: number, escaped: boolean): boolean {
+    const b = this.b;
+    if (escaped) {
+      // Rare enough to decode: the escapes are checked canonical, so plain JSON strings.
+      const prev = JSON.parse(b.toString("latin1", a, aEnd)) as string;
+      const key = JSON.parse(b.toString("latin1", k, kEnd)) as string;
+      return compareCodePoints(prev, key) < 0;
+    }
+    // Printable ASCII without escapes: each byte is the code point. The quotes stay out of it.
+    const aLen = aEnd - a - 2;
+    const kLen = kEnd - k - 2;
+    const n = Math.min(aLen, kLen);
+    for (let i = 1; i <= n; i++) {
+      const x = b[a + i]!;
+      const y = b[k + i]!;
+      if (x !== y) return x < y;
+    }
+    return aLen < kLen;
+  }
+
+  /** Reads a string, setting this.escaped. */
+  private string(): boolean {
+    const b = this.b;
+    let p = this.pos + 1;
+    let escaped = false;
+    for (;;) {
+      const c = b[p];
+      if (c === undefined) return false;
+      if (c >= C.Space && c <= 0x7e && c !== C.Quote && c !== C.Backslash) {
+        p++;
+        continue;
+      }
+      if (c === C.Quote) break;
+      // Control characters, DEL and non-ASCII are written as escapes.
+      if (c !== C.Backslash) return false;
+      escaped = true;
+      const e = b[p + 1];
+      if (e === C.U) {
+        if (!this.canonicalUnicodeEscape(p + 2)) return false;
+        p += 6;
+      } else if (e !== undefined && SHORT_ESCAPE_LETTERS.has(e)) {
+        p += 2;
+      } else {
+        return false; // "\/" is written as "/", anything else is invalid
+      }
+    }
+    this.pos = p + 1;
+    this.escaped = escaped;
+    return true;
+  }
+
+  /** Whether the four hex digits at p are how the parser writes the code unit they stand for. */
+  private canonicalUnicodeEscape(p: number): boolean {
+    let unit = 0;
+    for (let i = p; i < p + 4; i++) {
+      const c = this.b[i];
+      if (c === undefined) return false;
+      let digit: number;
+      if (c >= C.Zero && c <= C.Nine) digit = c - C.Zero;
+      else if (c >= C.LowerA && c <= C.F) digit = c - C.LowerA + 10;
+      else return false;
+      unit = (unit << 4) | digit;
+    }
+    // Printable ASCII is written as itself (quote and backslash as short escapes), and so are the
+    // control characters that have a short escape.
+    return unit > 0x7e || (unit < C.Space && !SHORT_ESCAPES.has(unit));
+  }
+
+  private number(): boolean {
+    const b = this.b;
+    const start = this.pos;
+    let p = start;
+    if (b[p] === C.Minus) p++;
+    const intStart = p;
+    let c = b[p];
+    if (c === C.Zero) c = b[++p];
+    else if (c !== undefined && c >= C.One && c <= C.Nine) {
+      do c = b[++p];
+      while (c !== undefined && c >= C.Zero && c <= C.Nine);
+    } else return false;
+    if (c !== C.Dot && c !== C.LowerE && c !== C.E) {
+      // The parser writes "-0" as "0" and refuses more digits than Python converts.
+      if (p - intStart > MAX_INT_DIGITS || (p - start === 2 && b[start] === C.Minus && b[intStart] === C.Zero)) return false;
+      this.pos = p;
+      return true;
+    }
+    // Take the rest greedily: whatever it is, only the exact repr of its value is canonical. That
+    // also refuses overflow to inf, which the parser writes as "Infinity".
+    while (
+      c !== undefined &&
+      ((c >= C.Zero && c <= C.Nine) || c === C.Dot || c === C.LowerE || c === C.E || c === C.Plus || c === C.Minus)
+    ) {
+      c = b[++p];
+    }
+    const token = b.toString("latin1", start, p);
+    if (pythonFloatRepr(Number(token)) !== token) return false;
+    this.pos = p;
+    return true;
   }
 }
 

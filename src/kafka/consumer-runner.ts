@@ -75,6 +75,8 @@ export class ConsumerRunner {
   private reportedPaused = false;
   /** Partitions being let go (revoked), until their last offset is committed. */
   private readonly leaving = new Map<string, Promise<void>>();
+  /** Per partition let go: the offset below which this member finished every record. */
+  private readonly finishedBelow = new Map<string, string>();
 
   constructor(private readonly options: ConsumerRunnerOptions) {
     this.graceMs = options.handoverGraceMs ?? 2_000;
@@ -253,7 +255,15 @@ export class ConsumerRunner {
       const done = (async () => {
         // Leave the new owner a margin of the grace to see our last commit.
         const offset = await this.scheduler.letGo(topic, partition, Date.now() + this.graceMs * 0.75);
-        if (offset !== undefined) await this.commitOffsets([{ topic, partition, offset, metadata: RELEASED }]);
+        if (offset === undefined) return;
+        // Should the partition come back here before the group has our commit, what we finished
+        // must not run again.
+        this.finishedBelow.set(key(topic, partition), offset);
+        // A lost last commit makes the next owner run again what we finished: tried until it lands,
+        // for as long as the next owner waits for it.
+        const until = Date.now() + this.graceMs;
+        while (!(await this.commitOffsets([{ topic, partition, offset, metadata: RELEASED }])) && Date.now() < until)
+          await abortableSleep(RELEASE_POLL_MS, this.stopping.signal).catch(() => undefined);
       })().finally(() => {
         if (this.leaving.get(key(topic, partition)) === done) this.leaving.delete(key(topic, partition));
       });
@@ -290,19 +300,24 @@ export class ConsumerRunner {
   private startGained(partitions: TopicPartition[], committed: Map<string, Committed> | undefined, seek: boolean): void {
     const clear: { topic: string; partition: number; offset: string }[] = [];
     for (const { topic, partition } of partitions) {
-      const { offset, released = false } = committed?.get(tpKey(topic, partition)) ?? { offset: undefined };
+      const group = committed?.get(tpKey(topic, partition));
+      let offset = group?.offset;
+      // Back here: the group's offset may lag ours, if our last commit was lost.
+      const ours = this.finishedBelow.get(tpKey(topic, partition));
+      this.finishedBelow.delete(tpKey(topic, partition));
+      if (ours !== undefined && (offset === undefined || BigInt(ours) > BigInt(offset))) offset = ours;
       // Seek first: from then on kafkajs hands over no batch from its old position.
       const refetch = seek && offset !== undefined;
-      if (refetch) this.consumer.seek({ topic, partition, offset });
+      if (seek && offset !== undefined) this.consumer.seek({ topic, partition, offset });
       const dropped = this.scheduler.release(topic, partition, offset, refetch);
       if (dropped > 0)
         this.options.logger.info({ consumer: this.options.name, topic, partition, dropped }, "skipped records the previous owner finished");
       // The mark is ours to clear now: left standing while this member works the partition, it
-      // would let a later owner start before this one hands over.
-      if (released && offset !== undefined) clear.push({ topic, partition, offset });
+      // would let a later owner start before this one hands over. (A lagging offset is set right.)
+      if (offset !== undefined && (group?.released || offset !== group?.offset)) clear.push({ topic, partition, offset });
     }
     // In the commit queue, so no later commit of ours is overtaken by it.
-    if (clear.length > 0) this.committing = this.committing.then(() => this.commitOffsets(clear));
+    if (clear.length > 0) this.committing = this.committing.then(async () => void (await this.commitOffsets(clear)));
   }
 
   /** This member is the group's only one (false when that cannot be told). */
@@ -360,12 +375,15 @@ export class ConsumerRunner {
     return this.committing;
   }
 
-  private async commitOffsets(offsets: { topic: string; partition: number; offset: string; metadata?: string }[]): Promise<void> {
+  /** False when the commit failed (logged). */
+  private async commitOffsets(offsets: { topic: string; partition: number; offset: string; metadata?: string }[]): Promise<boolean> {
     try {
       await this.consumer.commitOffsets(offsets);
       this.scheduler.markCommitted(offsets);
+      return true;
     } catch (error) {
       this.options.logger.warn({ consumer: this.options.name, err: (error as Error).message }, "offset commit failed; will retry");
+      return false;
     }
   }
 }

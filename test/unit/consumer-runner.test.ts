@@ -560,6 +560,41 @@ describe("ConsumerRunner: a partition assigned again", () => {
   });
 });
 
+describe("ConsumerRunner: a last commit that fails", () => {
+  it("is made again until it lands, so the next owner does not run what this member finished", async () => {
+    const group = new FakeGroup({ t: 1 });
+    const { consumer, processor, logged } = await joined(group, { t: [0] });
+    await consumer.deliver("t", 0, [0, 1]);
+    await processor.finish(0, 0, 1);
+    consumer.failCommits = 4; // the rebalance's commit, then the let-go's first three tries
+    consumer.rebalance({});
+    await advance(POLL_MS * 2.5);
+    expect(group.offsetOf("t", 0)).toBeUndefined();
+    await advance(POLL_MS);
+    expect(group.committed.get("t/0")).toEqual({ offset: "2", metadata: RELEASED });
+    expect(logged("offset commit failed; will retry")).toHaveLength(4);
+  });
+
+  it("lost for good, the partition back here still skips what this member finished, and the group's offset is set right", async () => {
+    const group = new FakeGroup({ t: 1 });
+    const { consumer, processor } = await joined(group, { t: [0] });
+    consumer.failCommits = 1_000;
+    await consumer.deliver("t", 0, [0, 1, 2]);
+    await processor.finish(0, 0, 1, 2);
+    consumer.rebalance({});
+    await advance(GRACE_MS + POLL_MS); // the let-go gives up
+    expect(group.offsetOf("t", 0)).toBeUndefined();
+    consumer.failCommits = 0;
+
+    consumer.rebalance({ t: [0] });
+    // kafkajs reads from the group's offset: none, so from the start.
+    await consumer.deliver("t", 0, [0, 1, 2, 3]);
+    await advance(GRACE_MS);
+    expect(processor.started()).toEqual(["0@0", "0@1", "0@2", "0@3"]);
+    expect(group.offsetOf("t", 0)).toBe("3");
+  });
+});
+
 describe("ConsumerRunner: a partition taken over from another member", () => {
   it("starts as soon as the previous owner's last commit releases it, and runs only what that owner did not finish", async () => {
     const group = new FakeGroup({ t: 1 });
