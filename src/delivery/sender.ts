@@ -1,4 +1,5 @@
-import { Agent, errors as undiciErrors, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
+import { Agent, errors as undiciErrors } from "./undici-parts.js";
 import type { Logger } from "pino";
 import type { ReceiverTls } from "../domain/models.js";
 import { proxyErrorOf } from "./proxy/connect-tunnel.js";

@@ -19,7 +19,8 @@ import dns from "node:dns";
 import type { LookupAddress, LookupOptions } from "node:dns";
 import type { Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
-import { buildConnector } from "undici";
+import type { buildConnector as BuildConnector } from "undici";
+import { buildConnector } from "../undici-parts.js";
 import { openTunnel } from "../proxy/connect-tunnel.js";
 import type { ProxyEndpoint, ProxyRoute } from "../proxy/proxy-route.js";
 import { parseIp } from "../../shared/ip-address.js";
@@ -32,8 +33,8 @@ export type LookupFn = (
   callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
 ) => void;
 
-export type Connector = buildConnector.connector;
-export type ConnectorFactory = (options: buildConnector.BuildOptions) => Connector;
+export type Connector = BuildConnector.connector;
+export type ConnectorFactory = (options: BuildConnector.BuildOptions) => Connector;
 
 /**
  * A refused destination. Not a transport failure: the sender reports it as outcome `rejected`
@@ -96,7 +97,7 @@ export interface GuardedConnectOptions {
    */
   readonly timeoutMs?: number;
   /** Further undici connector options (TLS, keep-alive...); `lookup` and `timeout` are ours. */
-  readonly connectorOptions?: Partial<OmitEach<buildConnector.BuildOptions, "lookup" | "timeout">>;
+  readonly connectorOptions?: Partial<OmitEach<BuildConnector.BuildOptions, "lookup" | "timeout">>;
   /** Seam for unit tests: builds the underlying connector; defaults to undici's `buildConnector`. */
   readonly connectorFactory?: ConnectorFactory;
   /** The egress proxy, for the targets it applies to. */
@@ -188,7 +189,7 @@ async function throughProxy(
   proxy: ProxyEndpoint,
   address: string,
   port: number,
-  target: buildConnector.Options,
+  target: BuildConnector.Options,
   tls: ConnectionOptions | undefined,
   timeoutMs: number,
 ): Promise<Socket> {
@@ -219,7 +220,7 @@ async function throughProxy(
 /** The connector without a proxy: undici's own, with the guarded lookup and the checks above. */
 function createDirectConnect(policy: NetworkPolicy, options: GuardedConnectOptions): Connector {
   const factory = options.connectorFactory ?? (buildConnector as ConnectorFactory);
-  const buildOptions: buildConnector.BuildOptions = { ...options.connectorOptions };
+  const buildOptions: BuildConnector.BuildOptions = { ...options.connectorOptions };
   if (options.timeoutMs !== undefined) buildOptions.timeout = options.timeoutMs;
   if (policy.allowsEverything) {
     return factory(options.lookup ? { ...buildOptions, lookup: options.lookup } : buildOptions);
