@@ -90,12 +90,13 @@ async function main(argv: string[]): Promise<number> {
 
 /**
  * V8 lets the old generation grow to several times what survives a full GC before it collects
- * again: at full speed that was 250-330 MB of RSS for a live set under 60 MB (docs/benchmarks.md).
- * Growing it by 30% over the live set instead keeps RSS near what the sidecar's own buffers hold,
- * for a few percent more CPU, without the node flags a user would otherwise have to know. Node
- * flags still win: NODE_OPTIONS or the command line may set their own policy or a hard cap.
+ * again: at full speed that was 250-330 MB of RSS for a live set under 60 MB. Growing it by half
+ * over the live set instead keeps RSS near what the sidecar's own buffers hold, without the node
+ * flags a user would otherwise have to know. 30% saved another 30 MB for a fifth more CPU; 100%
+ * cost 15-20 MB more for no CPU the bench could tell (docs/operations.md#sizing). Node flags still
+ * win: NODE_OPTIONS or the command line may set their own policy or a hard cap.
  */
-export const HEAP_GROWING_PERCENT = 30;
+export const HEAP_GROWING_PERCENT = 50;
 const nodeFlags = `${process.execArgv.join(" ")} ${process.env.NODE_OPTIONS ?? ""}`;
 if (!/--heap[-_]growing[-_]percent/.test(nodeFlags)) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 

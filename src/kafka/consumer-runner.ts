@@ -36,6 +36,8 @@ export interface ConsumerRunnerOptions {
  * stop): the next owner may start it at once instead of waiting out the grace.
  */
 export const RELEASED = "callback-sidecar:released";
+/** The event consumer's buffered records, all partitions together, per max-in-flight. */
+export const BUFFERED_PER_IN_FLIGHT = 4;
 /** How often a member waiting to take partitions over reads their committed offsets. */
 const RELEASE_POLL_MS = 100;
 
@@ -83,10 +85,12 @@ export class ConsumerRunner {
     this.scheduler = new RecordScheduler({
       maxInFlight: options.maxInFlight,
       // Buffered records are where the memory goes (a record waiting for its host has started and
-      // lent its slot), so the consumer's budget is twice max-in-flight, shared by its partitions.
+      // lent its slot), so the consumer has a budget, shared by its partitions, rather than a cap
+      // per partition that grows with the partition count. Four times max-in-flight keeps fetches
+      // ahead of the deliveries: at twice, the bench's rate fell by a quarter (docs/operations.md#sizing).
       maxBufferedPerPartition:
         options.maxBufferedPerPartition ??
-        (() => Math.max(64, Math.ceil((2 * options.maxInFlight) / Math.max(1, this.scheduler.partitionCount)))),
+        (() => Math.max(64, Math.ceil((BUFFERED_PER_IN_FLIGHT * options.maxInFlight) / Math.max(1, this.scheduler.partitionCount)))),
       yieldTo: options.yieldTo,
       logger: options.logger,
       onPause: (topic, partition, paused) => this.setPaused(topic, partition, paused),
@@ -229,23 +233,22 @@ export class ConsumerRunner {
   }
 
   private async onJoin(assignment: Record<string, number[]>): Promise<void> {
-    const key = tpKey;
-    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => key(topic, p))));
+    const assigned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => tpKey(topic, p))));
     const owned = this.scheduler.owned();
-    const revoked = owned.filter(({ topic, partition }) => !assigned.has(key(topic, partition)));
-    const known = new Set(owned.map(({ topic, partition }) => key(topic, partition)));
+    const revoked = owned.filter(({ topic, partition }) => !assigned.has(tpKey(topic, partition)));
+    const known = new Set(owned.map(({ topic, partition }) => tpKey(topic, partition)));
     const gained: TopicPartition[] = [];
     const regained: Promise<void>[] = [];
     for (const [topic, partitions] of Object.entries(assignment)) {
       for (const partition of partitions) {
-        const leaving = this.leaving.get(key(topic, partition));
+        const leaving = this.leaving.get(tpKey(topic, partition));
         if (leaving) {
           // Back before we finished letting it go: its records were refused meanwhile, so once the
           // let-go is over it starts again like a gained one, from its committed offset.
           regained.push(leaving.then(() => (this.scheduler.assign(topic, partition, true), this.takeOver([{ topic, partition }], true))));
           continue;
         }
-        if (known.has(key(topic, partition))) continue;
+        if (known.has(tpKey(topic, partition))) continue;
         this.scheduler.assign(topic, partition, true);
         gained.push({ topic, partition });
       }
@@ -258,16 +261,16 @@ export class ConsumerRunner {
         if (offset === undefined) return;
         // Should the partition come back here before the group has our commit, what we finished
         // must not run again.
-        this.finishedBelow.set(key(topic, partition), offset);
+        this.finishedBelow.set(tpKey(topic, partition), offset);
         // A lost last commit makes the next owner run again what we finished: tried until it lands,
         // for as long as the next owner waits for it.
         const until = Date.now() + this.graceMs;
         while (!(await this.commitOffsets([{ topic, partition, offset, metadata: RELEASED }])) && Date.now() < until)
           await abortableSleep(RELEASE_POLL_MS, this.stopping.signal).catch(() => undefined);
       })().finally(() => {
-        if (this.leaving.get(key(topic, partition)) === done) this.leaving.delete(key(topic, partition));
+        if (this.leaving.get(tpKey(topic, partition)) === done) this.leaving.delete(tpKey(topic, partition));
       });
-      this.leaving.set(key(topic, partition), done);
+      this.leaving.set(tpKey(topic, partition), done);
     }
     await Promise.all([...this.leaving.values(), this.takeOver(gained), ...regained]);
   }
