@@ -36,7 +36,7 @@ COPY --from=build /app/dist ./dist
 # under readOnlyRootFilesystem.
 # The CLI itself keeps V8's old space near the live set (src/cli/index.ts); the image adds a hard
 # cap, which a container's memory limit wants. Raise it for large payloads: the event consumer
-# buffers 4 x max-in-flight records, so about 12 x max-in-flight x the largest payload, plus 64 MB
+# buffers 2 x max-in-flight records (kafka.max-buffered), so about 6 x max-in-flight x the largest payload, plus 64 MB
 # (env NODE_OPTIONS overrides it; docs/operations.md#sizing).
 ENV NODE_ENV=production \
     HOME=/tmp \

@@ -53,6 +53,11 @@ export function summarize(results) {
     const row = { ...runs.find((r) => r.records_per_s === m) };
     row.reps = runs.length;
     row.range = [Math.min(...runs.map((r) => r.records_per_s)), Math.max(...runs.map((r) => r.records_per_s))];
+    // Duplicates and completeness over every repeat: one bad repeat must not hide behind the median.
+    row.duplicates = runs.some((r) => r.duplicates === null || r.duplicates === undefined)
+      ? row.duplicates
+      : Math.max(...runs.map((r) => r.duplicates));
+    row.complete = runs.every((r) => r.complete);
     // CPU over the repeats on its own (the tracing comparison is about CPU, not about rate).
     const cpus = runs.map((r) => r.cpu_s_per_1k).filter((v) => v !== undefined && v !== null);
     if (cpus.length > 0) {
@@ -494,7 +499,7 @@ export function renderMarkdown(rows, meta, svgFile) {
     lines.push(
       "## Scale and replicas",
       "",
-      "The plain sidecar (tracing off), receiver at 0 ms, fan-out 1, each run on a topic of its own (see *How it is measured*). *base* is the sidecar's receiver 0ms, fan-out 1 row of the first table, which both runs are compared with (**× base**). **replicas**: the processes together; records/s from the first to the last receipt of any of them, CPU-s summed over them, peak RSS the largest of any one. **duplicates**: requests minus distinct delivery ids at the receiver (a record delivered again after a rebalance keeps its delivery id).",
+      "The plain sidecar (tracing off), receiver at 0 ms, fan-out 1, each run on a topic of its own (see *How it is measured*). *base* is the sidecar's receiver 0ms, fan-out 1 row of the first table, which both runs are compared with (**× base**). **replicas**: the processes together; records/s from the first to the last receipt of any of them, CPU-s summed over them, peak RSS the largest of any one. **duplicates**: requests minus distinct delivery ids at the receiver (a record delivered again after a rebalance keeps its delivery id), the most of any repeat; **complete**: every repeat delivered every record.",
       "",
       mdTable(SCALE_HEADER, scale),
       "",

@@ -86,6 +86,7 @@ export async function startSidecar(settings: SidecarSettings, logger: Logger, lo
     topics: settings.kafka.topicPattern !== undefined ? [new RegExp(settings.kafka.topicPattern)] : settings.kafka.topics,
     fromBeginning: settings.kafka.fromBeginning,
     ordering: settings.kafka.ordering,
+    maxBuffered: settings.kafka.maxBuffered,
     processor: new EventPipeline(deps),
     onPausedChange: (paused) => metrics.consumerPaused.set(paused ? 1 : 0),
   });

@@ -487,6 +487,12 @@ const kafkaSchema = section("The Kafka consumer of the event topics.", {
   "max-in-flight": ref(int(1, 1024, 100_000), {
     description: "Records running at once per consumer (the event consumer and the retry consumer each).",
   }),
+  // Unset: 2 × max-in-flight (load.ts), measured in docs/operations.md#sizing.
+  "max-buffered": ref(int(1, undefined, 10_000_000), {
+    unset: "2 × `max-in-flight`",
+    description:
+      "Event records fetched and not yet finished, all partitions together (at least 64 each), above which fetching pauses: what bounds the memory.",
+  }),
   ordering: ref(choice(ORDERINGS, "none"), {
     description: "`none`: concurrent; `key`: one at a time per record key and partition; `partition`: one at a time per partition.",
   }),

@@ -36,6 +36,8 @@ export interface SidecarSettings {
     eventIdHeader: string;
     cloudEventsTenantAttribute: string;
     maxInFlight: number;
+    /** Event records received and not yet finished, all partitions together. */
+    maxBuffered: number;
     ordering: (typeof ORDERINGS)[number];
     sessionTimeoutMs: number;
     connectionTimeoutMs: number;

@@ -16,8 +16,13 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs: number;
   processor: RecordProcessor;
   logger: Logger;
-  /** Records received and not yet ended, per partition, above which fetching it pauses (default: see the constructor). */
+  /** Records received and not yet ended, per partition, above which fetching it pauses. */
   maxBufferedPerPartition?: number | ((topic: string) => number);
+  /**
+   * Without maxBufferedPerPartition: the same for all partitions together (`kafka.max-buffered`),
+   * shared by those the member has, at least 64 each. Default 2 × maxInFlight.
+   */
+  maxBuffered?: number;
   /** See SchedulerOptions.yieldTo. */
   yieldTo?: { busy: () => boolean; share: number };
   /** Told when fetching stops and resumes because buffered work is full. */
@@ -36,8 +41,6 @@ export interface ConsumerRunnerOptions {
  * stop): the next owner may start it at once instead of waiting out the grace.
  */
 export const RELEASED = "callback-sidecar:released";
-/** The event consumer's buffered records, all partitions together, per max-in-flight. */
-export const BUFFERED_PER_IN_FLIGHT = 4;
 /** How often a member waiting to take partitions over reads their committed offsets. */
 const RELEASE_POLL_MS = 100;
 
@@ -85,12 +88,11 @@ export class ConsumerRunner {
     this.scheduler = new RecordScheduler({
       maxInFlight: options.maxInFlight,
       // Buffered records are where the memory goes (a record waiting for its host has started and
-      // lent its slot), so the consumer has a budget, shared by its partitions, rather than a cap
-      // per partition that grows with the partition count. Four times max-in-flight keeps fetches
-      // ahead of the deliveries: at twice, the bench's rate fell by a quarter (docs/operations.md#sizing).
+      // lent its slot), so the consumer has a budget shared by its partitions, rather than a cap per
+      // partition that would grow with the partition count.
       maxBufferedPerPartition:
         options.maxBufferedPerPartition ??
-        (() => Math.max(64, Math.ceil((BUFFERED_PER_IN_FLIGHT * options.maxInFlight) / Math.max(1, this.scheduler.partitionCount)))),
+        (() => Math.max(64, Math.ceil((options.maxBuffered ?? 2 * options.maxInFlight) / Math.max(1, this.scheduler.partitionCount)))),
       yieldTo: options.yieldTo,
       logger: options.logger,
       onPause: (topic, partition, paused) => this.setPaused(topic, partition, paused),
