@@ -94,10 +94,11 @@ async function main(argv: string[]): Promise<number> {
  * over the live set instead keeps RSS near what the sidecar's own buffers hold, without the node
  * flags a user would otherwise have to know. 30% saved another 30 MB for a fifth more CPU; 100%
  * cost 15-20 MB more for no CPU the bench could tell (docs/operations.md#sizing). Node flags still
- * win: NODE_OPTIONS or the command line may set their own policy or a hard cap.
+ * win: `node --heap-growing-percent=N` sets another policy (NODE_OPTIONS does not take that flag),
+ * and `--max-old-space-size` a hard cap.
  */
 export const HEAP_GROWING_PERCENT = 50;
-const nodeFlags = `${process.execArgv.join(" ")} ${process.env.NODE_OPTIONS ?? ""}`;
-if (!/--heap[-_]growing[-_]percent/.test(nodeFlags)) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+if (!process.execArgv.some((flag) => /^--heap[-_]growing[-_]percent/.test(flag)))
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 
 process.exitCode = await main(process.argv.slice(2));

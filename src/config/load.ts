@@ -16,7 +16,7 @@ export const DEFAULT_CONFIG_FILE = "application.yml";
 /**
  * `kafka.max-buffered` when unset, per max-in-flight. Four times fetched further ahead (a quarter
  * more rate in the bench) but left a member so much started work that a scale-up under a backlog
- * could not hand it all over in time: 814 of 20,000 delivered twice in one of four 3-replica runs,
+ * could not hand it all over in time: 499 and 814 of 20,000 delivered twice in 2 of 6 replica runs,
  * none at twice (docs/operations.md#sizing).
  */
 export const BUFFERED_PER_IN_FLIGHT = 2;
