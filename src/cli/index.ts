@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
  * win: `node --heap-growing-percent=N` sets another policy (NODE_OPTIONS does not take that flag),
  * and `--max-old-space-size` a hard cap.
  */
-export const HEAP_GROWING_PERCENT = 50;
+const HEAP_GROWING_PERCENT = 50;
 if (!process.execArgv.some((flag) => /^--heap[-_]growing[-_]percent/.test(flag)))
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 

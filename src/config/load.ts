@@ -13,13 +13,6 @@ import type { SidecarSettings } from "./settings.js";
 import { checkSemantics, semanticWarnings } from "./semantics.js";
 
 export const DEFAULT_CONFIG_FILE = "application.yml";
-/**
- * `kafka.max-buffered` when unset, per max-in-flight. Four times fetched further ahead (a quarter
- * more rate in the bench) but left a member so much started work that a scale-up under a backlog
- * could not hand it all over in time: 499 and 814 of 20,000 delivered twice in 2 of 6 replica runs,
- * none at twice (docs/operations.md#sizing).
- */
-export const BUFFERED_PER_IN_FLIGHT = 2;
 
 export interface LoadOptions {
   /** Explicit path (--config); else PYFLY_CONFIG_FILE; else ./application.yml if it exists. */
@@ -222,7 +215,7 @@ function toSettings(raw: RawCallbacks, proxy: ProxySettings, otlpProtocol: Sidec
       eventIdHeader: k["event-id-header"],
       cloudEventsTenantAttribute: k["cloudevents-tenant-attribute"],
       maxInFlight: k["max-in-flight"],
-      maxBuffered: k["max-buffered"] ?? BUFFERED_PER_IN_FLIGHT * k["max-in-flight"],
+      maxBuffered: k["max-buffered"],
       ordering: k.ordering,
       sessionTimeoutMs: k["session-timeout"],
       connectionTimeoutMs: k["connection-timeout"],

@@ -487,7 +487,7 @@ const kafkaSchema = section("The Kafka consumer of the event topics.", {
   "max-in-flight": ref(int(1, 1024, 100_000), {
     description: "Records running at once per consumer (the event consumer and the retry consumer each).",
   }),
-  // Unset: 2 × max-in-flight (load.ts), measured in docs/operations.md#sizing.
+  // Unset: 2 × max-in-flight (kafka/consumer-runner.ts), measured in docs/operations.md#sizing.
   "max-buffered": ref(int(1, undefined, 10_000_000), {
     unset: "2 × `max-in-flight`",
     description:

@@ -36,8 +36,8 @@ export interface SidecarSettings {
     eventIdHeader: string;
     cloudEventsTenantAttribute: string;
     maxInFlight: number;
-    /** Event records received and not yet finished, all partitions together. */
-    maxBuffered: number;
+    /** Event records received and not yet finished, all partitions together (unset: ConsumerRunner's default). */
+    maxBuffered: number | undefined;
     ordering: (typeof ORDERINGS)[number];
     sessionTimeoutMs: number;
     connectionTimeoutMs: number;

@@ -427,6 +427,29 @@ describe("ConsumerRunner: joining the group", () => {
     expect(pausedChanges).toEqual([true, false]);
   });
 
+  it("shares the buffered-record budget among its partitions, at least 64 each", async () => {
+    const { consumer } = await joined(new FakeGroup({ t: 3 }), { t: [0, 1] }, { maxInFlight: 16, maxBuffered: 400 });
+    const offsets = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+    await consumer.deliver("t", 0, offsets(0, 199));
+    expect(consumer.pauses).toEqual([]);
+    await consumer.deliver("t", 0, [199]); // 400 over two partitions: 200 each
+    expect(consumer.pauses).toEqual([[{ topic: "t", partitions: [0] }]]);
+    // A third partition (rebalanced in) shrinks every share to 134.
+    consumer.rebalance({ t: [0, 1, 2] });
+    await advance(GRACE_MS);
+    await consumer.deliver("t", 1, offsets(0, 133));
+    expect(consumer.pauses).toHaveLength(1);
+    await consumer.deliver("t", 1, [133]);
+    expect(consumer.pauses.at(-1)).toEqual([{ topic: "t", partitions: [1] }]);
+
+    // Without maxBuffered: twice maxInFlight, but never under 64 a partition.
+    const small = await joined(new FakeGroup({ t: 2 }), { t: [0, 1] }, { maxInFlight: 16 });
+    await small.consumer.deliver("t", 0, offsets(0, 63));
+    expect(small.consumer.pauses).toEqual([]);
+    await small.consumer.deliver("t", 0, [63]);
+    expect(small.consumer.pauses).toEqual([[{ topic: "t", partitions: [0] }]]);
+  });
+
   it("is ready while the broker is heard from within the session timeout", async () => {
     const { consumer, runner } = await joined(new FakeGroup({ t: 1 }), { t: [0] });
     await advance(30_000 - GRACE_MS - 1);
